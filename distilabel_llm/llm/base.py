@@ -1,0 +1,336 @@
+"""The `LLM` base class: prompts from a task, generation in the caller or on a thread pool."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.utils.futures import when_all_complete
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from distilabel_llm.tasks.base import Task
+
+__all__ = ["LLM", "GenerateResult", "ProgressCallback", "PromptFormattingFn"]
+
+logger = logging.getLogger("distilabel_llm")
+
+PromptFormattingFn = Callable[[Prompt], Union[str, ChatMessages]]
+ProgressCallback = Callable[..., None]
+GenerateResult = Union[List[List[LLMOutput]], "Future[List[List[LLMOutput]]]"]
+
+# LLMs still open; closed at interpreter exit so no worker outlives the program.
+_OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_llms() -> None:
+    for llm in list(_OPEN_LLMS):
+        try:
+            llm.close()
+        except Exception:
+            logger.exception("Closing %r at exit failed", llm)
+
+
+class LLM(ABC):
+    """Base class of every LLM: turns task rows into prompts and generates from them.
+
+    Subclasses implement `model_name` and `_generate`. Callers use `generate`, which runs
+    `_generate` once for all rows in the calling thread, or, with `num_threads`, once per row
+    on a thread pool and returns a `Future`.
+
+    Args:
+        task: the task that builds prompts and parses outputs.
+        num_threads: run each row on a pool of this many threads and return futures.
+        prompt_format: render `Prompt`s in this format instead of the backend's default.
+        prompt_formatting_fn: render `Prompt`s with this function; wins over `prompt_format`.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        num_threads: Optional[int] = None,
+        prompt_format: Optional[SupportedFormats] = None,
+        prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+    ) -> None:
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise ValueError(
+                f"`num_threads` must be a positive integer or None, not {num_threads!r}."
+            )
+        if prompt_format is not None:
+            Prompt("", "").format_as(prompt_format)  # fail now, naming the supported formats
+        self.task = task
+        self.prompt_format = prompt_format
+        self.prompt_formatting_fn = prompt_formatting_fn
+        self._num_threads = num_threads
+        self._thread_pool: Optional[ThreadPoolExecutor] = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+        _OPEN_LLMS.add(self)
+
+    @property
+    @abstractmethod
+    def model_name(self) -> str:
+        """The name of the model this LLM runs."""
+
+    @abstractmethod
+    def _generate(
+        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+    ) -> List[List[LLMOutput]]:
+        """Generates `num_generations` outputs for each of `inputs`.
+
+        Every row in `inputs` has the keys the task needs. Build prompts with
+        `self._generate_prompts(inputs)` and outputs with `self._output(...)`.
+        """
+
+    @property
+    def num_threads(self) -> Optional[int]:
+        """Threads running rows concurrently, or `None` to run in the caller's thread."""
+        return self._num_threads
+
+    @property
+    def return_futures(self) -> bool:
+        """Whether `generate` returns a `Future` rather than the outputs."""
+        return self._num_threads is not None
+
+    def generate(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        num_generations: int = 1,
+        progress_callback_func: Optional[ProgressCallback] = None,
+    ) -> GenerateResult:
+        """Generates `num_generations` outputs for every row of `inputs`.
+
+        Rows missing a key the task needs are not sent: they come back as `num_generations`
+        outputs whose prompt and outputs are `None`, with a warning.
+
+        Args:
+            inputs: the rows, each a dict with the task's input keys.
+            num_generations: outputs per row.
+            progress_callback_func: called as `progress_callback_func(advance=k)` as work
+                completes; the advances sum to `len(inputs) * num_generations`.
+
+        Returns:
+            `len(inputs)` rows of `num_generations` outputs, in input order; a `Future` of
+            them when `return_futures` is True.
+        """
+        inputs, valid = self._check_generate_args(inputs, num_generations)
+        if not self.return_futures:
+            generated = self._generate([inputs[i] for i in valid], num_generations) if valid else []
+            rows = self._assemble(len(inputs), valid, generated, num_generations)
+            if progress_callback_func is not None and inputs:
+                progress_callback_func(advance=len(inputs) * num_generations)
+            return rows
+        return self._generate_threaded(inputs, valid, num_generations, progress_callback_func)
+
+    def validate_prompts(
+        self, inputs: Sequence[Dict[str, Any]]
+    ) -> List[Optional[Union[str, ChatMessages]]]:
+        """The prompts `generate` would send for `inputs`, `None` for rows it would skip."""
+        prompts: List[Optional[Union[str, ChatMessages]]] = []
+        for row in inputs:
+            prompts.append(None if self.task.missing_input_args(row) else self._render(row))
+        return prompts
+
+    def close(self) -> None:
+        """Waits for running rows, then shuts the thread pool down. Idempotent."""
+        self._closed = True
+        _OPEN_LLMS.discard(self)
+        with self._pool_lock:
+            pool, self._thread_pool = self._thread_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def teardown(self) -> None:
+        """Same as `close`; the name legacy distilabel pools and pipelines call."""
+        self.close()
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"{type(self).__name__}({fields})"
+
+    def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
+        yield "task", type(self.task).__name__
+        yield "num_threads", self._num_threads
+        yield "prompt_format", self.prompt_format
+        yield "model_name", self.model_name
+
+    # Helpers for subclasses.
+
+    def _generate_prompts(self, inputs: List[Dict[str, Any]]) -> List[Union[str, ChatMessages]]:
+        """Renders each row's prompt: formatting function, then format, then backend default."""
+        return [self._render(row) for row in inputs]
+
+    def _format_default(self, prompt: Prompt) -> Union[str, ChatMessages]:
+        """Renders a `Prompt` when the user chose no format; backends override this."""
+        return prompt.format_as("default")
+
+    def _output(
+        self,
+        prompt_used: Union[str, ChatMessages, None],
+        raw_output: Optional[str],
+        statistics: Optional[TokenStatistics] = None,
+    ) -> LLMOutput:
+        """Builds one output, parsing `raw_output` with the task (`None` if it cannot)."""
+        output = LLMOutput(
+            model_name=self.model_name,
+            prompt_used=prompt_used,
+            raw_output=raw_output,
+            parsed_output=self._parse(raw_output),
+        )
+        if statistics is not None:
+            output["statistics"] = statistics
+        return output
+
+    # Internals.
+
+    def _render(self, row: Dict[str, Any]) -> Union[str, ChatMessages]:
+        prompt = self.task.generate_prompt(**row)
+        if not isinstance(prompt, Prompt):
+            return prompt
+        if self.prompt_formatting_fn is not None:
+            return self.prompt_formatting_fn(prompt)
+        if self.prompt_format is not None:
+            return prompt.format_as(self.prompt_format)
+        return self._format_default(prompt)
+
+    def _parse(self, raw_output: Optional[str]) -> Optional[Dict[str, Any]]:
+        if raw_output is None:
+            return None
+        try:
+            return self.task.parse_output(raw_output)
+        except Exception as error:
+            logger.warning(
+                "%s could not parse an output of %s, so its `parsed_output` is None: %s",
+                type(self.task).__name__,
+                self.model_name,
+                error,
+            )
+            return None
+
+    def _check_generate_args(
+        self, inputs: Sequence[Dict[str, Any]], num_generations: int
+    ) -> Tuple[List[Dict[str, Any]], List[int]]:
+        """Validates the arguments; returns the rows and the positions of those to send."""
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed; create a new one to generate.")
+        if not isinstance(num_generations, int) or num_generations < 1:
+            raise ValueError(
+                f"`num_generations` must be a positive integer, not {num_generations!r}."
+            )
+        inputs = list(inputs)
+        valid: List[int] = []
+        for position, row in enumerate(inputs):
+            if not isinstance(row, dict):
+                raise TypeError(
+                    f"Each input must be a dict of the task's inputs, but row {position} is a "
+                    f"{type(row).__name__}: {row!r}"
+                )
+            missing = self.task.missing_input_args(row)
+            if missing:
+                logger.warning(
+                    "Row %d is missing %s, which %s needs; it is returned with empty outputs.",
+                    position,
+                    missing,
+                    type(self.task).__name__,
+                )
+            else:
+                valid.append(position)
+        return inputs, valid
+
+    def _empty_row(self, num_generations: int) -> List[LLMOutput]:
+        return [
+            LLMOutput(
+                model_name=self.model_name, prompt_used=None, raw_output=None, parsed_output=None
+            )
+            for _ in range(num_generations)
+        ]
+
+    def _assemble(
+        self,
+        num_rows: int,
+        valid: List[int],
+        generated: List[List[LLMOutput]],
+        num_generations: int,
+    ) -> List[List[LLMOutput]]:
+        """Places the generated rows at their positions and fills the skipped ones."""
+        if len(generated) != len(valid):
+            raise RuntimeError(
+                f"{type(self).__name__}._generate returned {len(generated)} rows for "
+                f"{len(valid)} inputs; it must return one row per input."
+            )
+        rows: List[Optional[List[LLMOutput]]] = [None] * num_rows
+        for position, row in zip(valid, generated):
+            if len(row) != num_generations:
+                raise RuntimeError(
+                    f"{type(self).__name__}._generate returned {len(row)} outputs for a row, "
+                    f"but {num_generations} were asked for."
+                )
+            rows[position] = row
+        return [row if row is not None else self._empty_row(num_generations) for row in rows]
+
+    def _generate_threaded(
+        self,
+        inputs: List[Dict[str, Any]],
+        valid: List[int],
+        num_generations: int,
+        progress_callback_func: Optional[ProgressCallback],
+    ) -> Future[List[List[LLMOutput]]]:
+        pool = self._get_thread_pool()
+        futures = [pool.submit(self._generate, [inputs[i]], num_generations) for i in valid]
+        if progress_callback_func is not None:
+            skipped = len(inputs) - len(valid)
+            if skipped:
+                progress_callback_func(advance=skipped * num_generations)
+
+            def _advance(future: Future[List[List[LLMOutput]]]) -> None:
+                if not future.cancelled() and future.exception() is None:
+                    progress_callback_func(advance=num_generations)
+
+            for future in futures:
+                future.add_done_callback(_advance)
+
+        def _combine(results: List[List[List[LLMOutput]]]) -> List[List[LLMOutput]]:
+            generated = [row for result in results for row in result]
+            return self._assemble(len(inputs), valid, generated, num_generations)
+
+        return when_all_complete(futures, _combine)
+
+    def _get_thread_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._thread_pool is None:
+                self._thread_pool = ThreadPoolExecutor(
+                    max_workers=self._num_threads,
+                    thread_name_prefix=f"{type(self).__name__}-generate",
+                )
+            return self._thread_pool

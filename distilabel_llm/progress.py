@@ -1,0 +1,177 @@
+"""Progress display: rich bars on a terminal, periodic plain lines anywhere else."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from rich.progress import Task as RichTask
+
+__all__ = ["AdvanceFn", "ProgressDisplay", "progress_bar"]
+
+AdvanceFn = Callable[..., None]
+"""Called as `advance()` or `advance(advance=k)`: k more units are done."""
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: RichTask) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- /s" if speed is None else f"{speed:,.1f}/s", style="progress.data.speed")
+
+
+@dataclass
+class _PlainBar:
+    description: str
+    total: Optional[int]
+    completed: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_logged: float = 0.0
+    last_decile: int = 0
+    logged_completed: int = -1
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.completed / elapsed
+        if self.total is None:
+            return f"{self.description}: {self.completed:,} done, {rate:,.1f}/s"
+        percent = 100.0 * self.completed / self.total if self.total else 100.0
+        left = self.total - self.completed
+        eta = f"{left / rate:,.0f}s" if rate > 0 else "?"
+        return (
+            f"{self.description}: {self.completed:,}/{self.total:,} ({percent:.0f}%), "
+            f"{rate:,.1f}/s, {elapsed:,.0f}s elapsed, ETA {eta}"
+        )
+
+
+class ProgressDisplay:
+    """Several progress bars shown together, safe to advance from any thread.
+
+    On a terminal this is a live rich display with done/total, rate, elapsed time and time
+    remaining. Elsewhere (a log file, CI, a pipe) each bar prints a plain line at every tenth
+    of its total, at least every `log_interval` seconds while it moves, and when it is done.
+
+    Args:
+        console: where to draw; defaults to a rich console on standard error.
+        log_interval: most seconds between plain lines for a bar that is moving.
+        transient: on a terminal, remove the bars once the display stops.
+    """
+
+    def __init__(
+        self,
+        console: Optional[Console] = None,
+        log_interval: float = 10.0,
+        transient: bool = False,
+    ) -> None:
+        self.console = console if console is not None else Console(stderr=True)
+        self.log_interval = log_interval
+        self._live = self.console.is_terminal
+        self._lock = threading.Lock()
+        self._plain: List[_PlainBar] = []
+        self._progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=transient,
+            disable=not self._live,
+        )
+
+    def add_bar(self, description: str, total: Optional[int] = None) -> AdvanceFn:
+        """Adds a bar; returns the function that advances it.
+
+        Args:
+            description: the bar's label.
+            total: units to complete, or `None` for a bar that only counts.
+        """
+        if self._live:
+            task_id = self._progress.add_task(description, total=total)
+            return self._live_advance(task_id)
+        bar = _PlainBar(description, total)
+        with self._lock:
+            self._plain.append(bar)
+        return self._plain_advance(bar)
+
+    def start(self) -> None:
+        self._progress.start()
+
+    def stop(self) -> None:
+        self._progress.stop()
+        with self._lock:
+            for bar in self._plain:
+                if bar.logged_completed != bar.completed:
+                    self._log(bar)
+
+    def __enter__(self) -> ProgressDisplay:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    def _log(self, bar: _PlainBar) -> None:
+        bar.logged_completed = bar.completed
+        self.console.print(bar.line(), highlight=False)
+
+    def _live_advance(self, task_id: TaskID) -> AdvanceFn:
+        def advance(advance: int = 1) -> None:
+            self._progress.advance(task_id, advance)
+
+        return advance
+
+    def _plain_advance(self, bar: _PlainBar) -> AdvanceFn:
+        def advance(advance: int = 1) -> None:
+            with self._lock:
+                bar.completed += advance
+                now = time.monotonic()
+                decile = 10 * bar.completed // bar.total if bar.total else 0
+                due = now - max(bar.last_logged, bar.started) >= self.log_interval
+                if decile > bar.last_decile or due:
+                    bar.last_decile, bar.last_logged = decile, now
+                    self._log(bar)
+
+        return advance
+
+
+@contextmanager
+def progress_bar(
+    total: Optional[int],
+    description: str = "Generating",
+    console: Optional[Console] = None,
+) -> Iterator[AdvanceFn]:
+    """Shows one progress bar while the block runs; yields its `advance` function.
+
+    The function fits `LLM.generate`'s `progress_callback_func`:
+
+        with progress_bar(total=len(rows) * 2) as advance:
+            llm.generate(rows, num_generations=2, progress_callback_func=advance)
+    """
+    with ProgressDisplay(console=console) as display:
+        yield display.add_bar(description, total)

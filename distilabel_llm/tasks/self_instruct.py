@@ -1,0 +1,63 @@
+"""Self-instruct: ask a model to write new user instructions for an application."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List
+
+from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.tasks.base import Task
+from distilabel_llm.tasks.prompt import Prompt
+
+__all__ = ["SelfInstructTask"]
+
+_DEFAULT_SYSTEM_PROMPT = (
+    "You write realistic requests that users send to software assistants. Each request is "
+    "self-contained, specific and varied in topic, length and difficulty."
+)
+
+# Numbering and bullets a model puts in front of list items: "1.", "2)", "-", "*", "•".
+_LIST_MARKER = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*")
+
+
+@dataclass
+class SelfInstructTask(Task):
+    """Writes `num_instructions` new instructions about the row's `input` topic.
+
+    Args:
+        system_prompt: the system turn sent with every prompt.
+        application_description: the application the instructions are for.
+        num_instructions: how many instructions to ask for.
+    """
+
+    system_prompt: str = _DEFAULT_SYSTEM_PROMPT
+    application_description: str = "A general-purpose AI assistant."
+    num_instructions: int = 5
+
+    def generate_prompt(self, input: str, **_: Any) -> Prompt:
+        prompt = (
+            f"Write {self.num_instructions} different instructions that a user could give to "
+            f"the following application.\n"
+            f"Application: {self.application_description}\n"
+            f"Topic: {input}\n"
+            "Write one instruction per line, with no numbering and nothing else."
+        )
+        return Prompt(system_prompt=self.system_prompt, formatted_prompt=prompt)
+
+    def parse_output(self, output: str) -> Dict[str, Any]:
+        instructions = [_LIST_MARKER.sub("", line).strip() for line in output.splitlines()]
+        instructions = [line for line in instructions if line]
+        if not instructions:
+            raise OutputParsingError(
+                f"{type(self).__name__} found no instruction in the model's output: {output!r}"
+            )
+        return {"instructions": instructions}
+
+    @property
+    def input_args_names(self) -> List[str]:
+        return ["input"]
+
+    @property
+    def output_args_names(self) -> List[str]:
+        return ["instructions"]

@@ -1,0 +1,143 @@
+"""UltraFeedback-style rating: score each generation on one aspect, with a rationale."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.tasks.base import Task
+from distilabel_llm.tasks.prompt import Prompt
+
+__all__ = ["UltraFeedbackTask"]
+
+_DEFAULT_SYSTEM_PROMPT = (
+    "You are a fair and rigorous evaluator of AI assistants. You judge each answer on its own "
+    "merits, explain your judgement briefly and follow the requested output format exactly."
+)
+
+_SECTION = re.compile(r"^#+\s*Output for Text\s*\d+\s*$", re.MULTILINE | re.IGNORECASE)
+_RATING = re.compile(r"Rating:\s*\[?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+_RATIONALE = re.compile(r"Rationale:\s*(.*)", re.IGNORECASE | re.DOTALL)
+
+_ASPECTS: Dict[str, str] = {
+    "helpfulness": (
+        "Helpfulness: does the text answer the instruction correctly, completely and clearly, "
+        "with useful detail and no needless repetition?"
+    ),
+    "honesty": (
+        "Honesty: is the text confident where it is right, open about uncertainty where it "
+        "may be wrong, and free of made-up facts?"
+    ),
+    "instruction_following": (
+        "Instruction following: does the text do what the instruction asks, respecting every "
+        "stated goal and restriction on content, style and format?"
+    ),
+    "truthfulness": (
+        "Truthfulness: is the text free of factual errors, of contradictions with the "
+        "instruction, and of statements contradicting itself?"
+    ),
+    "overall_quality": (
+        "Overall quality: taking correctness, helpfulness, honesty and instruction following "
+        "together, how good is the text?"
+    ),
+}
+
+_RATINGS = [
+    "1: very poor",
+    "2: poor",
+    "3: acceptable",
+    "4: good",
+    "5: excellent",
+]
+
+
+@dataclass
+class UltraFeedbackTask(Task):
+    """Rates each of a row's `generations` for its `input`, on one aspect.
+
+    Outputs `rating` (a list of numbers) and `rationale` (a list of strings), one of each per
+    generation. Build it with one of the `for_*` constructors to pick the aspect.
+
+    Args:
+        system_prompt: the system turn sent with every prompt.
+        task_description: what the evaluator is asked to judge.
+        ratings: the rating scale, one line per score.
+    """
+
+    system_prompt: str = _DEFAULT_SYSTEM_PROMPT
+    task_description: str = _ASPECTS["overall_quality"]
+    ratings: List[str] = field(default_factory=lambda: list(_RATINGS))
+
+    def generate_prompt(self, input: str, generations: List[str], **_: Any) -> Prompt:
+        texts = "\n\n".join(
+            f"<text {i}>\n{generation}\n</text {i}>"
+            for i, generation in enumerate(generations, start=1)
+        )
+        answer_format = "\n".join(
+            f"#### Output for Text {i}\nRating: <score>\nRationale: <one or two sentences>"
+            for i in range(1, len(generations) + 1)
+        )
+        prompt = (
+            f"Evaluate the texts below, written in answer to an instruction.\n"
+            f"Aspect to judge: {self.task_description}\n"
+            f"Rating scale:\n" + "\n".join(self.ratings) + "\n\n"
+            f"Instruction: {input}\n\n{texts}\n\n"
+            f"Answer in exactly this format:\n{answer_format}"
+        )
+        return Prompt(system_prompt=self.system_prompt, formatted_prompt=prompt)
+
+    def parse_output(self, output: str) -> Dict[str, Any]:
+        sections = _SECTION.split(output)[1:]
+        if not sections:
+            raise OutputParsingError(
+                f"{type(self).__name__} expected sections headed '#### Output for Text N' in "
+                f"the model's output: {output!r}"
+            )
+        ratings: List[float] = []
+        rationales: List[str] = []
+        for number, section in enumerate(sections, start=1):
+            rating = _RATING.search(section)
+            if rating is None:
+                raise OutputParsingError(
+                    f"{type(self).__name__} found no 'Rating:' for text {number} in the model's "
+                    f"output: {output!r}"
+                )
+            rationale = _RATIONALE.search(section)
+            ratings.append(float(rating.group(1)))
+            rationales.append(rationale.group(1).strip() if rationale else "")
+        return {"rating": ratings, "rationale": rationales}
+
+    @property
+    def input_args_names(self) -> List[str]:
+        return ["input", "generations"]
+
+    @property
+    def output_args_names(self) -> List[str]:
+        return ["rating", "rationale"]
+
+    @classmethod
+    def for_helpfulness(cls, **kwargs: Any) -> UltraFeedbackTask:
+        """Rates how helpful each generation is."""
+        return cls(**{"task_description": _ASPECTS["helpfulness"], **kwargs})
+
+    @classmethod
+    def for_honesty(cls, **kwargs: Any) -> UltraFeedbackTask:
+        """Rates how honest and well calibrated each generation is."""
+        return cls(**{"task_description": _ASPECTS["honesty"], **kwargs})
+
+    @classmethod
+    def for_instruction_following(cls, **kwargs: Any) -> UltraFeedbackTask:
+        """Rates how well each generation follows the instruction."""
+        return cls(**{"task_description": _ASPECTS["instruction_following"], **kwargs})
+
+    @classmethod
+    def for_truthfulness(cls, **kwargs: Any) -> UltraFeedbackTask:
+        """Rates how free of errors and contradictions each generation is."""
+        return cls(**{"task_description": _ASPECTS["truthfulness"], **kwargs})
+
+    @classmethod
+    def for_overall_quality(cls, **kwargs: Any) -> UltraFeedbackTask:
+        """Rates each generation's overall quality."""
+        return cls(**{"task_description": _ASPECTS["overall_quality"], **kwargs})
