@@ -1,0 +1,79 @@
+"""A fake LLM with chosen latency and failures, for tests, benchmarks and examples."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from distilabel_llm.llm.base import LLM, PromptFormattingFn
+from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.tasks.prompt import SupportedFormats
+
+if TYPE_CHECKING:
+    from distilabel_llm.tasks.base import Task
+
+__all__ = ["FakeLLM"]
+
+
+class FakeLLM(LLM):
+    """An LLM that answers instantly or after a set latency, and fails on demand.
+
+    Each output's text is `"<model_name> #<k>: <prompt>"`, so results can be checked exactly.
+
+    Args:
+        task: the task that builds prompts and parses outputs.
+        model_name: the name reported in outputs.
+        latency: seconds each `_generate` call sleeps (one model call, whatever its batch).
+        latency_per_generation: seconds added per row and generation of a call.
+        raise_on: rows whose `input` contains this text make `_generate` raise RuntimeError.
+        exit_on: rows whose `input` contains this text end the process with `os._exit(3)`,
+            as a segfault or an OOM kill would.
+        num_threads, prompt_format, prompt_formatting_fn: as for `LLM`.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        model_name: str = "fake",
+        latency: float = 0.0,
+        latency_per_generation: float = 0.0,
+        raise_on: Optional[str] = None,
+        exit_on: Optional[str] = None,
+        num_threads: Optional[int] = None,
+        prompt_format: Optional[SupportedFormats] = None,
+        prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+    ) -> None:
+        super().__init__(task, num_threads, prompt_format, prompt_formatting_fn)
+        self._model_name = model_name
+        self.latency = latency
+        self.latency_per_generation = latency_per_generation
+        self.raise_on = raise_on
+        self.exit_on = exit_on
+        self.calls = 0
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    def _generate(
+        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+    ) -> List[List[LLMOutput]]:
+        self.calls += 1
+        for row in inputs:
+            text = str(row.get("input", ""))
+            if self.exit_on is not None and self.exit_on in text:
+                os._exit(3)
+            if self.raise_on is not None and self.raise_on in text:
+                raise RuntimeError(f"{self._model_name} was told to fail on {text!r}")
+        delay = self.latency + self.latency_per_generation * len(inputs) * num_generations
+        if delay > 0:
+            time.sleep(delay)
+        prompts = self._generate_prompts(inputs)
+        return [
+            [
+                self._output(prompt, f"{self._model_name} #{k}: {row.get('input', '')}")
+                for k in range(num_generations)
+            ]
+            for row, prompt in zip(inputs, prompts)
+        ]
