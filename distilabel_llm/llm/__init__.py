@@ -1,10 +1,39 @@
-"""The LLM layer: the `LLM` base class and its output type.
+"""The LLM layer: the `LLM` base class, its output type, and the backends.
 
-Backends with heavy dependencies are imported lazily, on first attribute access, so that
+Backends with heavy dependencies are imported on first attribute access, so that
 `import distilabel_llm.llm` never imports torch, transformers, llama_cpp or openai.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from distilabel_llm.llm.base import LLM
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 
-__all__ = ["LLM", "LLMOutput", "TokenStatistics"]
+if TYPE_CHECKING:
+    from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+    from distilabel_llm.llm.openai import OpenAILLM
+    from distilabel_llm.llm.transformers import TransformersLLM
+
+_LAZY = {
+    "LlamaCppLLM": "distilabel_llm.llm.llama_cpp",
+    "OpenAILLM": "distilabel_llm.llm.openai",
+    "TransformersLLM": "distilabel_llm.llm.transformers",
+}
+
+__all__ = [
+    "LLM",
+    "LLMOutput",
+    "LlamaCppLLM",
+    "OpenAILLM",
+    "TokenStatistics",
+    "TransformersLLM",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
