@@ -51,6 +51,11 @@ def _close_open_llms() -> None:
             logger.exception("Closing %r at exit failed", llm)
 
 
+def _is_positive_int(value: Any) -> bool:
+    # bool is an int subclass, but `num_threads=True` is a mistake, not one thread.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 class LLM(ABC):
     """Base class of every LLM: turns task rows into prompts and generates from them.
 
@@ -72,7 +77,7 @@ class LLM(ABC):
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
     ) -> None:
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+        if num_threads is not None and not _is_positive_int(num_threads):
             raise ValueError(
                 f"`num_threads` must be a positive integer or None, not {num_threads!r}."
             )
@@ -244,7 +249,7 @@ class LLM(ABC):
         """Validates the arguments; returns the rows and the positions of those to send."""
         if self._closed:
             raise RuntimeError(f"{type(self).__name__} is closed; create a new one to generate.")
-        if not isinstance(num_generations, int) or num_generations < 1:
+        if not _is_positive_int(num_generations):
             raise ValueError(
                 f"`num_generations` must be a positive integer, not {num_generations!r}."
             )
