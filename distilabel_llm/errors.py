@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class DistilabelLLMError(Exception):
     """Base class of every error this library raises on its own account."""
@@ -21,3 +23,28 @@ class MissingExtraError(DistilabelLLMError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class ProcessLLMError(DistilabelLLMError):
+    """A `ProcessLLM`'s child process failed: its model did not load, or it died.
+
+    Attributes:
+        exit_code: the child's exit code when it died (negative: killed by that signal).
+        child_traceback: the traceback text from the child, when it raised.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        exit_code: Optional[int] = None,
+        child_traceback: Optional[str] = None,
+    ) -> None:
+        if child_traceback:
+            message = f"{message}\n\nTraceback in the child process:\n{child_traceback}"
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.child_traceback = child_traceback
+
+
+class PoolExhaustedError(DistilabelLLMError):
+    """Every member of an `LLMPool` failed, so the work it still held cannot be done."""

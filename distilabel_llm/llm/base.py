@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
-import weakref
 from abc import ABC, abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import (
@@ -24,6 +22,7 @@ from typing import (
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.futures import when_all_complete
+from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -37,18 +36,6 @@ logger = logging.getLogger("distilabel_llm")
 PromptFormattingFn = Callable[[Prompt], Union[str, ChatMessages]]
 ProgressCallback = Callable[..., None]
 GenerateResult = Union[List[List[LLMOutput]], "Future[List[List[LLMOutput]]]"]
-
-# LLMs still open; closed at interpreter exit so no worker outlives the program.
-_OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_open_llms() -> None:
-    for llm in list(_OPEN_LLMS):
-        try:
-            llm.close()
-        except Exception:
-            logger.exception("Closing %r at exit failed", llm)
 
 
 def _is_positive_int(value: Any) -> bool:
@@ -90,7 +77,7 @@ class LLM(ABC):
         self._thread_pool: Optional[ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
         self._closed = False
-        _OPEN_LLMS.add(self)
+        close_at_exit(self)
 
     @property
     @abstractmethod
@@ -159,7 +146,7 @@ class LLM(ABC):
     def close(self) -> None:
         """Waits for running rows, then shuts the thread pool down. Idempotent."""
         self._closed = True
-        _OPEN_LLMS.discard(self)
+        forget_at_exit(self)
         with self._pool_lock:
             pool, self._thread_pool = self._thread_pool, None
         if pool is not None:

@@ -1,0 +1,205 @@
+"""The child side of `ProcessLLM`: load the model once, then serve requests in order.
+
+The parent starts this module as a fresh interpreter (`python -m distilabel_llm.llm._worker FD`)
+so that neither the parent's threads nor its `__main__` module come along, then talks to it over
+the socket `FD` with pickled tuples:
+
+    parent -> child   (INIT, sys_path, env, cloudpickled (load_llm_fn, task))
+                      (GENERATE, request_id, inputs, num_generations)
+                      (CANCEL, request_id)      drop the request if it has not started
+                      (STOP,)                   finish what is queued, then exit
+    child -> parent   (READY, model_name)
+                      (LOAD_FAILED, traceback_text)
+                      (RESULTS, [(request_id, rows, error), ...])
+
+`error` is None or `(pickled exception or None, type name, message, traceback text)`.
+Requests queued together are served by one `generate` call when they ask for the same number
+of generations, which lets a backend batch them and amortises the bridge's cost.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+INIT, GENERATE, CANCEL, STOP = "init", "generate", "cancel", "stop"
+READY, LOAD_FAILED, RESULTS = "ready", "load_failed", "results"
+
+# Requests are merged into one `generate` call up to this many rows, so that a backend batching
+# the call (a GPU model) is never handed an unbounded batch.
+_MAX_COALESCED_ROWS = 64
+
+# How often the child checks that its parent is still alive.
+_PARENT_CHECK_SECONDS = 0.25
+
+ErrorPayload = Tuple[Optional[bytes], str, str, str]
+Request = Tuple[int, List[Dict[str, Any]], int]
+
+
+def dumps(message: Any) -> bytes:
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def error_payload(error: BaseException) -> ErrorPayload:
+    """Describes `error` for the parent, with the exception itself when it pickles."""
+    try:
+        pickled: Optional[bytes] = dumps(error)
+        pickle.loads(pickled)
+    except Exception:
+        pickled = None
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return pickled, type(error).__qualname__, str(error), text
+
+
+def serve(conn: Connection) -> None:
+    """Runs the child: applies the parent's environment, loads the model, serves requests."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _exit_with_parent(os.getppid())
+    _, sys_path, env, payload = pickle.loads(conn.recv_bytes())
+    os.environ.update(env)
+    sys.path.extend(path for path in sys_path if path not in sys.path)
+    try:
+        import cloudpickle
+
+        from distilabel_llm.llm.base import LLM
+
+        load_llm_fn, task = cloudpickle.loads(payload)
+        llm = load_llm_fn(task)
+        if not isinstance(llm, LLM):
+            raise TypeError(
+                f"`load_llm_fn` must return a distilabel_llm `LLM`, but it returned "
+                f"{type(llm).__qualname__}."
+            )
+        model_name = llm.model_name
+    except BaseException:
+        conn.send_bytes(dumps((LOAD_FAILED, traceback.format_exc())))
+        return
+    conn.send_bytes(dumps((READY, model_name)))
+
+    inbox: queue.SimpleQueue[Tuple[Any, ...]] = queue.SimpleQueue()
+    cancelled: Set[int] = set()
+    threading.Thread(target=_read, args=(conn, inbox, cancelled), daemon=True).start()
+    try:
+        _serve_requests(llm, conn, inbox, cancelled)
+    finally:
+        llm.close()
+
+
+def _read(conn: Connection, inbox: queue.SimpleQueue[Tuple[Any, ...]], cancelled: Set[int]) -> None:
+    """Moves messages from the socket to `inbox`, so requests queue while the model works."""
+    while True:
+        try:
+            message = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            inbox.put((STOP,))  # the parent closed the socket, or is gone
+            return
+        if message[0] == CANCEL:
+            cancelled.add(message[1])
+        else:
+            inbox.put(message)
+        if message[0] == STOP:
+            return
+
+
+def _serve_requests(
+    llm: Any, conn: Connection, inbox: queue.SimpleQueue[Tuple[Any, ...]], cancelled: Set[int]
+) -> None:
+    while True:
+        messages = [inbox.get()]
+        while messages[-1][0] != STOP:
+            try:
+                messages.append(inbox.get_nowait())
+            except queue.Empty:
+                break
+        requests: List[Request] = []
+        for message in messages:
+            if message[0] == GENERATE and message[1] not in cancelled:
+                requests.append(message[1:])
+            cancelled.discard(message[1] if len(message) > 1 else None)
+        if requests:
+            results = [result for group in _coalesce(requests) for result in _run(llm, group)]
+            conn.send_bytes(_dump_results(results))
+        if messages[-1][0] == STOP:
+            return
+
+
+def _coalesce(requests: List[Request]) -> List[List[Request]]:
+    """Groups consecutive requests with the same `num_generations`, up to a row budget."""
+    groups: List[List[Request]] = []
+    rows = 0
+    for request in requests:
+        group = groups[-1] if groups else None
+        if group and group[-1][2] == request[2] and rows + len(request[1]) <= _MAX_COALESCED_ROWS:
+            group.append(request)
+            rows += len(request[1])
+        else:
+            groups.append([request])
+            rows = len(request[1])
+    return groups
+
+
+def _run(llm: Any, group: List[Request]) -> List[Tuple[int, Any, Optional[ErrorPayload]]]:
+    """Serves a group with one `generate` call; on failure, each request alone to isolate it."""
+    if len(group) > 1:
+        try:
+            rows = _generate(llm, [row for _, inputs, _ in group for row in inputs], group[0][2])
+        except Exception:
+            return [result for request in group for result in _run(llm, [request])]
+        results, start = [], 0
+        for request_id, inputs, _ in group:
+            results.append((request_id, rows[start : start + len(inputs)], None))
+            start += len(inputs)
+        return results
+    request_id, inputs, num_generations = group[0]
+    try:
+        return [(request_id, _generate(llm, inputs, num_generations), None)]
+    except Exception as error:
+        return [(request_id, None, error_payload(error))]
+
+
+def _generate(llm: Any, inputs: List[Dict[str, Any]], num_generations: int) -> Any:
+    result = llm.generate(inputs, num_generations=num_generations)
+    return result.result() if llm.return_futures else result
+
+
+def _dump_results(results: List[Tuple[int, Any, Optional[ErrorPayload]]]) -> bytes:
+    try:
+        return dumps((RESULTS, results))
+    except Exception:
+        pass
+    safe = []
+    for request_id, rows, error in results:
+        try:
+            dumps(rows)
+        except Exception as pickling_error:
+            rows, error = None, error_payload(pickling_error)
+        safe.append((request_id, rows, error))
+    return dumps((RESULTS, safe))
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Ends this process as soon as its parent is gone, so no model outlives its program."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_CHECK_SECONDS)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def main() -> None:
+    serve(Connection(int(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()

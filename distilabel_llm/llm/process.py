@@ -1,0 +1,498 @@
+"""`ProcessLLM`: an LLM loaded and served in a child process, with failures delivered, not hung on.
+
+The parent keeps one socket to the child and a receiver thread per child. `generate` pickles a
+request, sends it and returns a `Future`; the receiver resolves futures as results arrive, and
+when the socket closes it reaps the child and fails (or, with `max_restarts`, re-sends) every
+request still in flight, as CPython's `ProcessPoolExecutor` does for a broken pool.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import multiprocessing
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError, wait
+from multiprocessing.connection import Connection
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import cloudpickle
+
+from distilabel_llm.errors import ProcessLLMError
+from distilabel_llm.llm import _worker
+from distilabel_llm.llm.base import ProgressCallback, logger
+from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from distilabel_llm.llm.base import LLM
+    from distilabel_llm.tasks.base import Task
+
+__all__ = ["ProcessLLM"]
+
+LoadLLMFn = Callable[["Task"], "LLM"]
+
+# How long the receiver waits on the socket before it checks deadlines and the child's health.
+_POLL_SECONDS = 0.2
+# How long a child that closed its socket gets to exit before it is killed.
+_REAP_SECONDS = 1.0
+_START_METHODS = ("spawn", "fork")
+
+
+class _Request:
+    __slots__ = ("future", "inputs", "message", "num_generations", "progress_callback")
+
+    def __init__(
+        self,
+        message: bytes,
+        inputs: List[Dict[str, Any]],
+        num_generations: int,
+        progress_callback: Optional[ProgressCallback],
+    ) -> None:
+        self.message = message
+        self.inputs = inputs
+        self.num_generations = num_generations
+        self.progress_callback = progress_callback
+        self.future: Future[List[List[LLMOutput]]] = Future()
+
+
+class _Child:
+    """One incarnation of the child process and the parent's end of its socket."""
+
+    def __init__(self, process: Union[subprocess.Popen[bytes], Any], conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.pid: int = process.pid
+
+    def exit_code(self, timeout: float) -> Optional[int]:
+        """Waits up to `timeout` seconds for the child to exit; its exit code, or None."""
+        if isinstance(self.process, subprocess.Popen):
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return None
+        self.process.join(timeout)
+        return self.process.exitcode
+
+    def kill(self) -> int:
+        self.process.kill()
+        code = self.exit_code(5.0)
+        return -signal.SIGKILL if code is None else code
+
+
+class ProcessLLM:
+    """Runs the LLM that `load_llm_fn` builds in a child process, and serves it to this one.
+
+    The child loads the model once and serves `generate` requests in order until `teardown`.
+    Many requests may be in flight; each `generate` returns a `Future` at once. Failures never
+    hang the caller: a model that fails to load, a request that raises, a child that dies or a
+    request that times out each fail the futures concerned with an error that says why.
+
+    Args:
+        task: the task the child's LLM uses; also available here as `task`.
+        load_llm_fn: builds the LLM from the task, in the child. A lambda, a closure or a
+            function from `__main__` all work: it is serialised with cloudpickle and the
+            child is a fresh interpreter, so scripts need no `if __name__ == "__main__":`.
+        env: environment variables set in the child before it starts, e.g.
+            `{"CUDA_VISIBLE_DEVICES": "1"}` to pin the model to one GPU.
+        start_method: `"spawn"` (the default): a fresh interpreter; `"fork"`: faster to
+            start, but unsafe once this process runs threads or has initialised CUDA.
+        request_timeout: seconds a request may wait for its answer, counted from `generate`;
+            past that its future fails with `TimeoutError`.
+        max_restarts: times a child that dies is restarted, its in-flight requests re-sent,
+            before those requests fail.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        load_llm_fn: LoadLLMFn,
+        *,
+        env: Optional[Mapping[str, Union[str, int]]] = None,
+        start_method: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+        max_restarts: int = 0,
+    ) -> None:
+        if not callable(load_llm_fn):
+            raise TypeError(f"`load_llm_fn` must be callable, not {type(load_llm_fn).__name__}.")
+        if start_method not in (None, *_START_METHODS):
+            raise ValueError(
+                f"`start_method` must be one of {_START_METHODS} or None, not {start_method!r}."
+            )
+        if request_timeout is not None and request_timeout <= 0:
+            raise ValueError(f"`request_timeout` must be positive, not {request_timeout!r}.")
+        if max_restarts < 0:
+            raise ValueError(f"`max_restarts` must be 0 or more, not {max_restarts!r}.")
+        self.task = task
+        self.env = _check_env(env)
+        self.start_method = start_method or "spawn"
+        self.request_timeout = request_timeout
+        self.max_restarts = max_restarts
+        try:
+            payload = cloudpickle.dumps((load_llm_fn, task))
+        except Exception as error:
+            raise TypeError(
+                f"`load_llm_fn` and `task` must be serialisable with cloudpickle to reach the "
+                f"child process, but serialising them failed: {error}"
+            ) from error
+        self._init_message = _worker.dumps((_worker.INIT, list(sys.path), self.env, payload))
+
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._pending: Dict[int, _Request] = {}
+        self._deadlines: Deque[Tuple[float, int]] = collections.deque()
+        self._restarts_left = max_restarts
+        self._closed = False
+        self._stopping = False
+        self._failure: Optional[ProcessLLMError] = None
+        self._model_name: Optional[str] = None
+        self._ready = threading.Event()
+        self._receivers: List[threading.Thread] = []
+        self._child = self._start_child()
+        close_at_exit(self)
+
+    @property
+    def model_name(self) -> str:
+        """The child's model name; waits for the model to load.
+
+        Raises:
+            ProcessLLMError: if the model failed to load.
+        """
+        self._ready.wait()
+        if self._model_name is None:
+            assert self._failure is not None
+            raise self._failure
+        return self._model_name
+
+    @property
+    def return_futures(self) -> bool:
+        """Always True: `generate` returns a `Future`."""
+        return True
+
+    @property
+    def pid(self) -> int:
+        """The process id of the current child."""
+        return self._child.pid
+
+    @property
+    def failure(self) -> Optional[ProcessLLMError]:
+        """Why this `ProcessLLM` can no longer generate, or None while it can."""
+        return self._failure
+
+    def generate(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        num_generations: int = 1,
+        progress_callback_func: Optional[ProgressCallback] = None,
+    ) -> Future[List[List[LLMOutput]]]:
+        """Sends `inputs` to the child's LLM; returns a `Future` of its outputs.
+
+        Args:
+            inputs: the rows, each a dict with the task's input keys.
+            num_generations: outputs per row.
+            progress_callback_func: called as `progress_callback_func(advance=k)` when the
+                request completes, with `k = len(inputs) * num_generations`.
+
+        Returns:
+            A `Future` of `len(inputs)` rows of `num_generations` outputs, in input order.
+
+        Raises:
+            RuntimeError: after `teardown`.
+        """
+        inputs = list(inputs)
+        if not isinstance(num_generations, int) or num_generations < 1:
+            raise ValueError(
+                f"`num_generations` must be a positive integer, not {num_generations!r}."
+            )
+        request_id = next(self._ids)
+        try:
+            message = _worker.dumps((_worker.GENERATE, request_id, inputs, num_generations))
+        except Exception as error:
+            raise TypeError(
+                f"The inputs must be picklable to reach the child process: {error}"
+            ) from error
+        request = _Request(message, inputs, num_generations, progress_callback_func)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(
+                    "This ProcessLLM has been torn down; create a new one to generate."
+                )
+            if self._failure is not None:
+                request.future.set_exception(self._failure)
+                return request.future
+            self._pending[request_id] = request
+            if self.request_timeout is not None:
+                self._deadlines.append((time.monotonic() + self.request_timeout, request_id))
+            self._send(message)
+        request.future.add_done_callback(lambda future: self._on_request_done(request_id, future))
+        return request.future
+
+    def teardown(self) -> None:
+        """Lets in-flight requests finish, then stops the child. Idempotent.
+
+        Futures returned before `teardown` still resolve; `generate` afterwards raises.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            in_flight = [request.future for request in self._pending.values()]
+        forget_at_exit(self)
+        wait(in_flight)
+        with self._lock:
+            self._stopping = True
+            child = self._child
+            self._send(_worker.dumps((_worker.STOP,)))
+        if child.exit_code(10.0) is None:
+            child.kill()
+        for receiver in self._receivers:
+            if receiver is not threading.current_thread():
+                receiver.join(5.0)
+        child.conn.close()
+
+    close = teardown
+
+    def __enter__(self) -> ProcessLLM:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.teardown()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"{type(self).__name__}({fields})"
+
+    def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
+        yield "task", type(self.task).__name__
+        yield "model_name", self._model_name or "<loading>"
+        yield "pid", self._child.pid
+        if self.env:
+            yield "env", self.env
+
+    # Child lifecycle.
+
+    def _start_child(self) -> _Child:
+        parent_conn, child_conn = multiprocessing.Pipe(duplex=True)
+        if self.start_method == "fork":
+            process: Any = multiprocessing.get_context("fork").Process(
+                target=_worker.serve, args=(child_conn,), name="ProcessLLM-child"
+            )
+            process.start()
+        else:
+            process = subprocess.Popen(
+                [sys.executable, "-m", _worker.__name__, str(child_conn.fileno())],
+                pass_fds=(child_conn.fileno(),),
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+            )
+        child_conn.close()
+        child = _Child(process, parent_conn)
+        child.conn.send_bytes(self._init_message)
+        receiver = threading.Thread(
+            target=self._receive, args=(child,), name=f"ProcessLLM-{child.pid}", daemon=True
+        )
+        self._receivers = [thread for thread in self._receivers if thread.is_alive()]
+        self._receivers.append(receiver)
+        receiver.start()
+        return child
+
+    def _send(self, message: bytes) -> None:
+        """Sends to the current child; a dead child is left to its receiver to handle."""
+        with contextlib.suppress(OSError, ValueError):
+            self._child.conn.send_bytes(message)
+
+    def _receive(self, child: _Child) -> None:
+        """The receiver thread: resolves futures until the child's socket closes."""
+        conn = child.conn
+        while True:
+            try:
+                if not conn.poll(_POLL_SECONDS):
+                    self._expire_deadlines()
+                    if child.exit_code(0) is not None and not conn.poll(0):
+                        break
+                    continue
+                message = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            kind = message[0]
+            if kind == _worker.RESULTS:
+                self._resolve(message[1])
+            elif kind == _worker.READY:
+                self._model_name = message[1]
+                self._ready.set()
+            elif kind == _worker.LOAD_FAILED:
+                self._fail_for_good(
+                    ProcessLLMError(
+                        "`load_llm_fn` failed in the child process, so this ProcessLLM cannot "
+                        "generate. Fix the error below and create a new ProcessLLM.",
+                        child_traceback=message[1],
+                    )
+                )
+            if self._deadlines:
+                self._expire_deadlines()
+        self._on_child_exit(child)
+
+    def _on_child_exit(self, child: _Child) -> None:
+        code = child.exit_code(_REAP_SECONDS)
+        if code is None:
+            code = child.kill()
+        with self._lock:
+            if child is not self._child or self._failure is not None:
+                return
+            if self._stopping and not self._pending:
+                return
+            if self._restarts_left > 0:
+                self._restarts_left -= 1
+                logger.warning(
+                    "The child process of %r exited with %s; restarting it (%d restart(s) "
+                    "left) and re-sending %d request(s).",
+                    self,
+                    _describe_exit(code),
+                    self._restarts_left,
+                    len(self._pending),
+                )
+                self._child = self._start_child()
+                for request in self._pending.values():
+                    self._send(request.message)
+                if self._stopping:
+                    self._send(_worker.dumps((_worker.STOP,)))
+                return
+        self._fail_for_good(
+            ProcessLLMError(
+                f"The child process of {self!r} exited with {_describe_exit(code)} while "
+                f"{len(self._pending)} request(s) were in flight. Look above for what it "
+                "printed; if it ran out of memory, lower the batch size.",
+                exit_code=code,
+            )
+        )
+
+    def _fail_for_good(self, error: ProcessLLMError) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+            pending = list(self._pending.values())
+            self._pending.clear()
+        self._ready.set()
+        for request in pending:
+            _settle(request.future, exception=self._failure)
+
+    # Requests.
+
+    def _resolve(self, results: List[Tuple[int, Any, Optional[_worker.ErrorPayload]]]) -> None:
+        with self._lock:
+            requests = [
+                (self._pending.pop(request_id, None), rows, error)
+                for request_id, rows, error in results
+            ]
+        for request, rows, error in requests:
+            if request is None:  # cancelled or timed out meanwhile
+                continue
+            if error is not None:
+                _settle(request.future, exception=_rebuild_error(error))
+                continue
+            if request.progress_callback is not None:
+                try:
+                    request.progress_callback(advance=len(request.inputs) * request.num_generations)
+                except Exception:
+                    logger.exception("The progress callback raised; generation goes on")
+            _settle(request.future, result=rows)
+
+    def _expire_deadlines(self) -> None:
+        now = time.monotonic()
+        expired = []
+        with self._lock:
+            while self._deadlines and (
+                self._deadlines[0][1] not in self._pending or self._deadlines[0][0] <= now
+            ):
+                _, request_id = self._deadlines.popleft()
+                request = self._pending.pop(request_id, None)
+                if request is not None:
+                    expired.append(request)
+        for request in expired:
+            _settle(
+                request.future,
+                exception=TimeoutError(
+                    f"No answer from the child process of {self!r} within "
+                    f"request_timeout={self.request_timeout}s."
+                ),
+            )
+
+    def _on_request_done(self, request_id: int, future: Future[Any]) -> None:
+        if not future.cancelled():
+            return
+        with self._lock:
+            if self._pending.pop(request_id, None) is not None:
+                self._send(_worker.dumps((_worker.CANCEL, request_id)))
+
+
+def _check_env(env: Optional[Mapping[str, Union[str, int]]]) -> Dict[str, str]:
+    if env is None:
+        return {}
+    checked = {}
+    for name, value in env.items():
+        if not isinstance(name, str) or not isinstance(value, (str, int)):
+            raise TypeError(f"`env` maps variable names to strings, but has {name!r}: {value!r}.")
+        checked[name] = str(value)
+    return checked
+
+
+def _describe_exit(code: Optional[int]) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"exit code {code} (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
+def _rebuild_error(error: _worker.ErrorPayload) -> BaseException:
+    pickled, type_name, message, text = error
+    if pickled is not None:
+        try:
+            exception: BaseException = pickle.loads(pickled)
+        except Exception:
+            pass
+        else:
+            if hasattr(exception, "add_note"):
+                exception.add_note(f"Traceback in the child process:\n{text}")
+            return exception
+    return ProcessLLMError(f"{type_name}: {message}", child_traceback=text)
+
+
+def _settle(
+    future: Future[Any], result: Any = None, exception: Optional[BaseException] = None
+) -> None:
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except InvalidStateError:  # cancelled by the caller meanwhile
+        pass

@@ -1,0 +1,39 @@
+"""Closing what is still open when the interpreter exits, without relying on `__del__`."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import weakref
+from typing import Protocol
+
+__all__ = ["close_at_exit", "forget_at_exit"]
+
+logger = logging.getLogger("distilabel_llm")
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+# Held weakly: an object dropped by its user is not kept alive just to be closed.
+_OPEN: weakref.WeakSet[_Closable] = weakref.WeakSet()
+
+
+def close_at_exit(obj: _Closable) -> None:
+    """Registers `obj` to be closed at interpreter exit unless it is closed before."""
+    _OPEN.add(obj)
+
+
+def forget_at_exit(obj: _Closable) -> None:
+    """Unregisters `obj`, once it has been closed."""
+    _OPEN.discard(obj)
+
+
+@atexit.register
+def _close_all() -> None:
+    for obj in list(_OPEN):
+        try:
+            obj.close()
+        except Exception:
+            logger.exception("Closing %r at exit failed", obj)
