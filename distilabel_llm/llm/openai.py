@@ -1,0 +1,400 @@
+"""`OpenAILLM`: chat completions from OpenAI or any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
+
+from distilabel_llm.errors import DistilabelLLMError, MissingExtraError
+from distilabel_llm.llm.base import LLM, PromptFormattingFn
+from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.utils.event_loop import EventLoopThread
+
+if TYPE_CHECKING:
+    import openai
+
+    from distilabel_llm.tasks.base import Task
+
+__all__ = ["OpenAILLM", "OpenAIRequestError"]
+
+logger = logging.getLogger("distilabel_llm")
+
+_DEFAULT_MODEL = "gpt-4o-mini"
+_DEFAULT_MAX_RETRIES = 5
+_DEFAULT_TIMEOUT = 120.0
+# The model check at construction should fail fast, not wait out a long retry schedule.
+_MODEL_CHECK_MAX_RETRIES = 1
+_MODEL_CHECK_TIMEOUT = 10.0
+
+
+class OpenAIRequestError(DistilabelLLMError):
+    """A request to an OpenAI-compatible server failed for good (retries spent or not retryable)."""
+
+
+def _import_openai() -> Any:
+    try:
+        import openai
+    except ImportError as error:
+        raise MissingExtraError("openai", "openai") from error
+    return openai
+
+
+class OpenAILLM(LLM):
+    """Generates with the chat completions API of OpenAI or any compatible server.
+
+    Requests run on a private asyncio event loop through `openai.AsyncOpenAI`, while
+    `generate` stays synchronous (or returns a `Future` with `num_threads`). Without
+    `max_concurrency` the rows of one `generate` call are sent one after another, as legacy
+    distilabel did; with it, up to that many requests are in flight at once, shared by every
+    call and thread, without a thread per request.
+
+    Retries (exponential backoff with jitter on 408, 409, 429, 5xx, connection errors and
+    timeouts, honouring `Retry-After` up to two minutes) are the `openai` client's own. A row
+    that still fails comes back with `raw_output=None` and the error logged, unless
+    `fail_fast` is set; errors no row can survive (a rejected key: 401, 403, or an unknown
+    model: 404) always raise.
+
+    `num_generations` is asked for with `n`. Servers that return fewer choices than `n`
+    (llama-cpp-python's returns one) are topped up with further requests; servers that reject
+    `n` get one request per generation from then on.
+
+    Statistics: `input_tokens` is the response's `prompt_tokens` (the prompt's size, the same
+    for every generation of a row); `output_tokens` splits the response's `completion_tokens`
+    evenly over its choices, remainder to the first, so a row's sum equals what was billed.
+
+    Args:
+        task: the task that builds prompts and parses outputs.
+        model: the model name sent with every request.
+        client: an `openai.AsyncOpenAI` (used as is) or `openai.OpenAI` (its key, base URL,
+            organization, project, timeout and retries are copied into an async client).
+        api_key: the key; defaults to `OPENAI_API_KEY`. Keyless local servers accept any text.
+        base_url: a compatible server's URL, e.g. `"http://127.0.0.1:8000/v1"`; defaults to
+            `OPENAI_BASE_URL`, then OpenAI.
+        max_new_tokens: the most tokens generated per output (`max_tokens`).
+        frequency_penalty, presence_penalty, temperature, top_p: sampling parameters.
+        num_threads, prompt_format, prompt_formatting_fn: as for `LLM`. Without a format,
+            prompts are rendered as OpenAI chat messages.
+        max_concurrency: the most requests in flight at once; `None` sends a call's rows
+            one at a time.
+        max_retries: retries per request; defaults to 5 (or a given client's own setting).
+        timeout: seconds per request attempt; defaults to 120 (or a given client's own).
+        fail_fast: raise the first failed row's error instead of returning `None` outputs.
+        extra_body: extra JSON fields sent with every request, e.g. `{"repeat_penalty": 1.0}`
+            for llama.cpp's server or `{"top_k": 1}` for vLLM.
+        validate_model: check `model` against the server's `/models` list at construction,
+            when the server offers one.
+
+    Raises:
+        MissingExtraError: if `openai` is not installed.
+        ValueError: if no API key is found, an argument is invalid, or the server does not
+            serve `model`.
+        OpenAIRequestError: if the server cannot be reached or rejects the key while checking
+            the model.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        model: str = _DEFAULT_MODEL,
+        client: Optional[Union[openai.AsyncOpenAI, openai.OpenAI]] = None,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        max_new_tokens: int = 128,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        num_threads: Optional[int] = None,
+        prompt_format: Optional[SupportedFormats] = None,
+        prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+        *,
+        max_concurrency: Optional[int] = None,
+        max_retries: Optional[int] = None,
+        timeout: Optional[float] = None,
+        fail_fast: bool = False,
+        extra_body: Optional[Dict[str, Any]] = None,
+        validate_model: bool = True,
+    ) -> None:
+        openai_module = _import_openai()
+        _check_positive_int("max_new_tokens", max_new_tokens)
+        if max_concurrency is not None:
+            _check_positive_int("max_concurrency", max_concurrency)
+        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+            raise ValueError(f"`max_retries` must be a non-negative integer, not {max_retries!r}.")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"`timeout` must be a positive number of seconds, not {timeout!r}.")
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"`model` must be a non-empty model name, not {model!r}.")
+        self._client, self._owns_client = _async_client(
+            openai_module, client, api_key, base_url, max_retries, timeout
+        )
+        super().__init__(task, num_threads, prompt_format, prompt_formatting_fn)
+        self._openai = openai_module
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.fail_fast = fail_fast
+        self.generation_kwargs: Dict[str, Any] = {
+            "max_tokens": max_new_tokens,
+            "frequency_penalty": frequency_penalty,
+            "presence_penalty": presence_penalty,
+            "temperature": temperature,
+            "top_p": top_p,
+        }
+        if extra_body:
+            self.generation_kwargs["extra_body"] = dict(extra_body)
+        self._use_n = True
+        self._shared_limiter: Optional[asyncio.Semaphore] = None
+        self._loop = EventLoopThread(f"{type(self).__name__}-{model}-loop")
+        if validate_model:
+            try:
+                self._loop.run(self._check_model())
+            except BaseException:
+                self.close()
+                raise
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    @property
+    def base_url(self) -> str:
+        """The server's URL."""
+        return str(self._client.base_url)
+
+    @property
+    def max_retries(self) -> int:
+        """Retries per request."""
+        return int(self._client.max_retries)
+
+    def close(self) -> None:
+        """Waits for running rows, then closes the HTTP client and the event loop. Idempotent."""
+        super().close()
+        self._loop.close(self._client.close() if self._owns_client else None)
+
+    def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
+        yield from super().__rich_repr__()
+        yield "base_url", self.base_url
+        yield "max_concurrency", self.max_concurrency
+
+    def _format_default(self, prompt: Prompt) -> Union[str, ChatMessages]:
+        return prompt.format_as("openai")
+
+    def _generate(
+        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+    ) -> List[List[LLMOutput]]:
+        prompts = self._generate_prompts(inputs)
+        return self._loop.run(self._generate_rows(prompts, num_generations))
+
+    # Coroutines, all run on `self._loop`.
+
+    async def _generate_rows(
+        self, prompts: List[Union[str, ChatMessages]], num_generations: int
+    ) -> List[List[LLMOutput]]:
+        limiter = self._limiter()
+        tasks = [
+            asyncio.ensure_future(self._generate_row(prompt, num_generations, limiter))
+            for prompt in prompts
+        ]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            # After a failure, stop the other rows' requests instead of leaving them running.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _limiter(self) -> asyncio.Semaphore:
+        if self.max_concurrency is None:
+            return asyncio.Semaphore(1)
+        if self._shared_limiter is None:  # made here so it belongs to the private loop
+            self._shared_limiter = asyncio.Semaphore(self.max_concurrency)
+        return self._shared_limiter
+
+    async def _generate_row(
+        self,
+        prompt: Union[str, ChatMessages],
+        num_generations: int,
+        limiter: asyncio.Semaphore,
+    ) -> List[LLMOutput]:
+        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+        outputs: List[LLMOutput] = []
+        try:
+            while len(outputs) < num_generations:
+                wanted = num_generations - len(outputs)
+                async with limiter:
+                    completion = await self._complete(messages, wanted)
+                texts, statistics = _read_completion(completion)
+                if not texts:
+                    raise OpenAIRequestError(
+                        f"{self.base_url} returned a completion with no choices."
+                    )
+                outputs.extend(
+                    self._output(prompt, text, stats)
+                    for text, stats in list(zip(texts, statistics))[:wanted]
+                )
+        except Exception as error:
+            failure = self._explain(error)
+            if self.fail_fast or isinstance(error, self._fatal_errors()):
+                raise failure from error
+            logger.error(
+                "%s: %d of %d outputs of a row have raw_output=None: %s",
+                type(self).__name__,
+                num_generations - len(outputs),
+                num_generations,
+                failure,
+            )
+            outputs.extend(
+                self._output(prompt, None) for _ in range(num_generations - len(outputs))
+            )
+        return outputs
+
+    async def _complete(self, messages: ChatMessages, n: int) -> Any:
+        """One chat completion asking for `n` choices (one, if the server rejects `n`)."""
+        kwargs = {**self.generation_kwargs, "model": self.model, "messages": messages}
+        if n > 1 and self._use_n:
+            try:
+                return await self._client.chat.completions.create(n=n, **kwargs)
+            except self._openai.BadRequestError as error:
+                if getattr(error, "param", None) != "n":
+                    raise
+                logger.info("%s does not accept `n`; asking once per generation.", self.base_url)
+                self._use_n = False
+        return await self._client.chat.completions.create(**kwargs)
+
+    async def _check_model(self) -> None:
+        client = self._client.with_options(
+            max_retries=_MODEL_CHECK_MAX_RETRIES,
+            timeout=min(_MODEL_CHECK_TIMEOUT, _seconds(self._client.timeout)),
+        )
+        try:
+            served = [model.id async for model in client.models.list()]
+        except (self._openai.AuthenticationError, self._openai.PermissionDeniedError) as error:
+            raise OpenAIRequestError(
+                f"{self.base_url} rejected the API key ({error.status_code}): {error}. Pass a "
+                "valid `api_key` or set OPENAI_API_KEY."
+            ) from error
+        except self._openai.APIConnectionError as error:
+            raise OpenAIRequestError(
+                f"Could not reach {self.base_url} to check model {self.model!r}: {error}. Is "
+                "the server running at that URL? Pass `validate_model=False` to skip the check."
+            ) from error
+        except (self._openai.APIError, ValueError) as error:
+            # No (usable) /models on this server: nothing to check against.
+            logger.debug(
+                "%s offers no model list (%s); not checking the model.", self.base_url, error
+            )
+            return
+        if served and self.model not in served:
+            raise ValueError(
+                f"{self.base_url} does not serve model {self.model!r}; it serves "
+                f"{', '.join(repr(name) for name in sorted(served))}. Pass one of them as "
+                "`model`, or `validate_model=False` if the server accepts other names."
+            )
+
+    # Errors.
+
+    def _fatal_errors(self) -> Tuple[type, ...]:
+        """Errors that every row would hit too: raised even without `fail_fast`."""
+        return (
+            self._openai.AuthenticationError,
+            self._openai.PermissionDeniedError,
+            self._openai.NotFoundError,
+        )
+
+    def _explain(self, error: Exception) -> OpenAIRequestError:
+        if isinstance(error, OpenAIRequestError):
+            return error
+        where = f"A request to {self.base_url} for model {self.model!r}"
+        retried = isinstance(error, self._openai.APIConnectionError) or (
+            isinstance(error, self._openai.APIStatusError)
+            and (error.status_code in (408, 409, 429) or error.status_code >= 500)
+        )
+        if retried:
+            return OpenAIRequestError(
+                f"{where} failed after {self.max_retries} retries: {type(error).__name__}: {error}"
+            )
+        return OpenAIRequestError(f"{where} failed: {type(error).__name__}: {error}")
+
+
+def _async_client(
+    openai_module: Any,
+    client: Any,
+    api_key: Optional[str],
+    base_url: Optional[str],
+    max_retries: Optional[int],
+    timeout: Optional[float],
+) -> Tuple[Any, bool]:
+    """The async client to use, and whether this LLM made it (and so must close it)."""
+    options: Dict[str, Any] = {}
+    if max_retries is not None:
+        options["max_retries"] = max_retries
+    if timeout is not None:
+        options["timeout"] = timeout
+    if client is not None:
+        if api_key is not None or base_url is not None:
+            raise ValueError("Pass either `client` or `api_key`/`base_url`, not both.")
+        if isinstance(client, openai_module.AsyncOpenAI):
+            return (client.with_options(**options) if options else client), False
+        if isinstance(client, openai_module.OpenAI):
+            copied = {
+                "api_key": client.api_key,
+                "organization": client.organization,
+                "project": client.project,
+                "base_url": client.base_url,
+                "timeout": client.timeout,
+                "max_retries": client.max_retries,
+            }
+            return openai_module.AsyncOpenAI(**{**copied, **options}), True
+        raise TypeError(
+            f"`client` must be an openai.AsyncOpenAI or openai.OpenAI, not {type(client).__name__}."
+        )
+    api_key = api_key or os.environ.get("OPENAI_API_KEY")
+    if not api_key:
+        raise ValueError(
+            "OpenAILLM needs an API key: pass `api_key=...` or set OPENAI_API_KEY. A local "
+            "server that takes no key (llama.cpp, vLLM, Ollama) accepts any text, e.g. "
+            "api_key='none'."
+        )
+    options.setdefault("max_retries", _DEFAULT_MAX_RETRIES)
+    options.setdefault("timeout", _DEFAULT_TIMEOUT)
+    return openai_module.AsyncOpenAI(api_key=api_key, base_url=base_url, **options), True
+
+
+def _read_completion(
+    completion: Any,
+) -> Tuple[List[Optional[str]], List[Optional[TokenStatistics]]]:
+    """The choices' texts and, split over them, the token counts the server reported."""
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        raise OpenAIRequestError(
+            f"The server's response is not a chat completion: {str(completion)[:200]!r}"
+        )
+    texts = [choice.message.content if choice.message else None for choice in choices]
+    usage = getattr(completion, "usage", None)
+    if usage is None or not choices:
+        return texts, [None] * len(choices)
+    share, remainder = divmod(usage.completion_tokens or 0, len(choices))
+    statistics: List[Optional[TokenStatistics]] = [
+        TokenStatistics(
+            input_tokens=usage.prompt_tokens or 0,
+            output_tokens=share + (1 if position < remainder else 0),
+        )
+        for position in range(len(choices))
+    ]
+    return texts, statistics
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, not {value!r}.")
+
+
+def _seconds(timeout: Any) -> float:
+    """A client timeout (a number or an httpx Timeout) as seconds; the check's own if unset."""
+    if isinstance(timeout, (int, float)):
+        return float(timeout)
+    read = getattr(timeout, "read", None)
+    return float(read) if isinstance(read, (int, float)) else _MODEL_CHECK_TIMEOUT

@@ -1,0 +1,317 @@
+"""A small OpenAI-compatible HTTP server that misbehaves on purpose, for the retry and error tests.
+
+It serves `GET /v1/models` and `POST /v1/chat/completions` on 127.0.0.1 (an ephemeral port).
+A normal answer echoes the last user message once per choice, as `"echo <k>: <message>"`,
+with `usage` counting whitespace-separated words. Faults are scripted per request:
+
+- `script(*faults)`: the next chat requests, in arrival order, get these faults;
+- `rule(text, fault)`: every chat request whose last user message contains `text` gets `fault`;
+- `max_choices`: answer at most this many choices whatever `n` asks (as llama.cpp's server);
+- `hold_until_concurrent(parties)`: each chat request waits until `parties` are in flight.
+
+Every request is recorded (path, body, arrival and answer times) so tests can count retries.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["Fault", "FaultServer", "RecordedRequest"]
+
+_CHAT_PATH = "/v1/chat/completions"
+_MODELS_PATH = "/v1/models"
+_BARRIER_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How to misbehave on one request; the fields combine (e.g. `status` with `retry_after`).
+
+    Args:
+        status: answer with this HTTP status and an OpenAI-style error body.
+        retry_after: send `Retry-After` with this many seconds.
+        param: the error body's `param` (a 400 with `param="n"` rejects `n`).
+        delay: hold the answer this many seconds (until the server stops, at most).
+        malformed: answer 200 with a JSON content type and a body that is not JSON.
+        choices: answer at most this many choices.
+        drop: close the connection without answering.
+    """
+
+    status: Optional[int] = None
+    retry_after: Optional[float] = None
+    param: Optional[str] = None
+    delay: Optional[float] = None
+    malformed: bool = False
+    choices: Optional[int] = None
+    drop: bool = False
+
+
+@dataclass
+class RecordedRequest:
+    """One request the server received."""
+
+    path: str
+    body: Dict[str, Any]
+    received_at: float
+    fault: Optional[Fault]
+    answered_at: Optional[float] = None
+
+
+@dataclass
+class _State:
+    models: Optional[Sequence[str]]
+    api_key: Optional[str]
+    max_choices: Optional[int] = None
+    script: List[Fault] = field(default_factory=list)
+    rules: Dict[str, Fault] = field(default_factory=dict)
+    requests: List[RecordedRequest] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    barrier: Optional[threading.Barrier] = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+class FaultServer:
+    """The server; start it with `with FaultServer() as server:` or `start()`/`stop()`.
+
+    Args:
+        models: the model ids `/v1/models` lists; `None` answers 404 there (no model list).
+        api_key: when set, requests without `Authorization: Bearer <api_key>` get a 401.
+    """
+
+    def __init__(
+        self, models: Optional[Sequence[str]] = ("fault-model",), api_key: Optional[str] = None
+    ) -> None:
+        self._state = _State(models=models, api_key=api_key)
+        self._httpd: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def url(self) -> str:
+        """The base URL clients use, ending in `/v1`."""
+        assert self._httpd is not None, "the server is not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def max_choices(self) -> Optional[int]:
+        return self._state.max_choices
+
+    @max_choices.setter
+    def max_choices(self, value: Optional[int]) -> None:
+        self._state.max_choices = value
+
+    def script(self, *faults: Fault) -> None:
+        """The next chat requests, in arrival order, get these faults."""
+        with self._state.lock:
+            self._state.script.extend(faults)
+
+    def rule(self, text: str, fault: Fault) -> None:
+        """Every chat request whose last user message contains `text` gets `fault`."""
+        with self._state.lock:
+            self._state.rules[text] = fault
+
+    def hold_until_concurrent(self, parties: int) -> None:
+        """Each chat request waits until `parties` requests wait together (or fails with 500)."""
+        self._state.barrier = threading.Barrier(parties, timeout=_BARRIER_TIMEOUT_S)
+
+    def requests(self, path: str = _CHAT_PATH) -> List[RecordedRequest]:
+        """The requests received on `path` so far, in arrival order."""
+        with self._state.lock:
+            return [request for request in self._state.requests if request.path == path]
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most chat requests handled at the same time so far."""
+        return self._state.max_in_flight
+
+    def start(self) -> FaultServer:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.state = self._state  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="fault-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Releases held requests and stops serving. Idempotent."""
+        self._state.stopping.set()
+        if self._state.barrier is not None:
+            self._state.barrier.abort()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> FaultServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    server: ThreadingHTTPServer
+
+    @property
+    def _state(self) -> _State:
+        return self.server.state  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+        pass
+
+    def do_GET(self) -> None:
+        record = self._record({}, None)
+        if not self._authorised():
+            return
+        if self.path != _MODELS_PATH or self._state.models is None:
+            self._send_error(404, f"No route {self.path}", None, None)
+        else:
+            data = [{"id": name, "object": "model", "owned_by": "tests"} for name in self._state.models]
+            self._send_json(200, {"object": "list", "data": data})
+        record.answered_at = time.monotonic()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if self.path != _CHAT_PATH:
+            self._record(body, None)
+            self._send_error(404, f"No route {self.path}", None, None)
+            return
+        fault = self._next_fault(body)
+        record = self._record(body, fault)
+        with self._state.lock:
+            self._state.in_flight += 1
+            self._state.max_in_flight = max(self._state.max_in_flight, self._state.in_flight)
+        try:
+            if self._authorised() and self._wait_for_peers():
+                self._answer_chat(body, fault or Fault())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. timed out) before the answer
+        finally:
+            record.answered_at = time.monotonic()
+            with self._state.lock:
+                self._state.in_flight -= 1
+
+    def _answer_chat(self, body: Dict[str, Any], fault: Fault) -> None:
+        if fault.delay:
+            self._state.stopping.wait(fault.delay)
+        if fault.drop:
+            self.close_connection = True  # close the socket with no answer at all
+            return
+        if fault.status is not None:
+            self._send_error(fault.status, "Scripted failure", fault.retry_after, fault.param)
+            return
+        if fault.malformed:
+            self._send_bytes(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
+            return
+        self._send_json(200, _completion(body, self._choice_limit(fault)))
+
+    def _choice_limit(self, fault: Fault) -> Optional[int]:
+        limits = [limit for limit in (fault.choices, self._state.max_choices) if limit is not None]
+        return min(limits) if limits else None
+
+    def _next_fault(self, body: Dict[str, Any]) -> Optional[Fault]:
+        text = _last_user_message(body)
+        with self._state.lock:
+            for needle, fault in self._state.rules.items():
+                if needle in text:
+                    return fault
+            return self._state.script.pop(0) if self._state.script else None
+
+    def _record(self, body: Dict[str, Any], fault: Optional[Fault]) -> RecordedRequest:
+        record = RecordedRequest(self.path, body, time.monotonic(), fault)
+        with self._state.lock:
+            self._state.requests.append(record)
+        return record
+
+    def _authorised(self) -> bool:
+        expected = self._state.api_key
+        if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
+            return True
+        self._send_error(401, "Incorrect API key provided", None, None)
+        return False
+
+    def _wait_for_peers(self) -> bool:
+        barrier = self._state.barrier
+        if barrier is None:
+            return True
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            self._send_error(500, "Too few concurrent requests reached the barrier", None, None)
+            return False
+        return True
+
+    def _send_error(
+        self, status: int, message: str, retry_after: Optional[float], param: Optional[str]
+    ) -> None:
+        body = {"error": {"message": message, "type": "fault", "param": param, "code": None}}
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        self._send_json(status, body, headers)
+
+    def _send_json(
+        self, status: int, body: Dict[str, Any], headers: Optional[Dict[str, str]] = None
+    ) -> None:
+        self._send_bytes(status, json.dumps(body).encode(), "application/json", headers)
+
+    def _send_bytes(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _last_user_message(body: Dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+def _completion(body: Dict[str, Any], limit: Optional[int]) -> Dict[str, Any]:
+    wanted = int(body.get("n") or 1)
+    count = wanted if limit is None else min(wanted, limit)
+    text = _last_user_message(body)
+    contents = [f"echo {k}: {text}" for k in range(count)]
+    prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    return {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", ""),
+        "choices": [
+            {
+                "index": k,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+            for k, content in enumerate(contents)
+        ],
+        "usage": {
+            "prompt_tokens": prompt_words,
+            "completion_tokens": sum(len(content.split()) for content in contents),
+            "total_tokens": prompt_words + sum(len(content.split()) for content in contents),
+        },
+    }
