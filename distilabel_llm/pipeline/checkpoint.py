@@ -1,0 +1,205 @@
+"""A JSONL checkpoint: finished rows appended and synced as they finish, read back on resume.
+
+The file only ever holds a prefix of the input, in input order: line k is input row k. A job
+killed at any moment leaves at worst one torn last line, which the next run cuts off before it
+appends the rows still missing. So the file that a finished job leaves holds each input row
+exactly once, in input order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Collection, Dict, List, Optional, Union
+
+from distilabel_llm.errors import DistilabelLLMError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+try:  # POSIX only; elsewhere two jobs on one checkpoint are not detected.
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["Checkpoint", "CheckpointError"]
+
+
+class CheckpointError(DistilabelLLMError, ValueError):
+    """The checkpoint file cannot be used to resume this job."""
+
+
+class Checkpoint:
+    """An append-only JSONL file of the rows a job has finished.
+
+    Use `open` to lock the file and read back the rows finished by earlier runs, `append`
+    to add finished rows (written, flushed and fsynced before it returns), then `close`.
+
+    Args:
+        path: the JSONL file; created, with its parent folders, when missing.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike[str]]) -> None:
+        self.path = Path(path)
+        self._file: Optional[IO[bytes]] = None
+
+    def open(
+        self, inputs: List[Dict[str, Any]], output_columns: Collection[str]
+    ) -> List[Dict[str, Any]]:
+        """Locks the file and returns the rows it holds, which are the first rows of `inputs`.
+
+        A torn last line (the job was killed while writing it) is cut off.
+
+        Args:
+            inputs: this job's input rows.
+            output_columns: the columns the job adds; the others must equal the inputs'.
+
+        Raises:
+            CheckpointError: if another job holds the file, or if it was written for other
+                inputs, or a line other than the last is not JSON.
+        """
+        if self._file is not None:
+            raise RuntimeError(f"Checkpoint {self.path} is already open.")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
+            file = open(self.path, "a+b")  # noqa: SIM115 - kept open until `close`
+        except OSError as error:
+            raise CheckpointError(f"Cannot open checkpoint {str(self.path)!r}: {error}") from None
+        try:
+            self._lock(file)
+            if created:
+                _fsync_dir(self.path.parent)
+            rows = self._read(file)
+            _check_matches(self.path, rows, inputs, set(output_columns))
+        except BaseException:
+            file.close()
+            raise
+        self._file = file
+        return rows
+
+    def append(self, rows: List[Dict[str, Any]]) -> None:
+        """Appends `rows`, one JSON line each, and syncs them to disk before returning."""
+        if self._file is None:
+            raise RuntimeError(f"Checkpoint {self.path} is not open; call `open` first.")
+        if not rows:
+            return
+        data = "".join(
+            json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows
+        ).encode("utf-8")
+        self._file.write(data)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        """Releases the file (and its lock). Idempotent."""
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def _lock(self, file: IO[bytes]) -> None:
+        if fcntl is None:  # pragma: no cover
+            return
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(
+                f"Another job is writing checkpoint {str(self.path)!r}; wait for it to finish "
+                "or give this job another checkpoint path."
+            ) from None
+
+    def _read(self, file: IO[bytes]) -> List[Dict[str, Any]]:
+        file.seek(0)
+        data = file.read()
+        lines = data.split(b"\n")
+        # After the last newline: b"" for a clean file, else a line the job was killed writing.
+        tail = lines.pop()
+        rows: List[Dict[str, Any]] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise CheckpointError(
+                    f"Checkpoint {self.path} line {number} is not valid JSON ({error.msg}); "
+                    "the file was changed by hand. Fix or delete that line to resume."
+                ) from None
+            if not isinstance(row, dict):
+                raise CheckpointError(
+                    f"Checkpoint {self.path} line {number} is not a JSON object; fix or delete "
+                    "that line to resume."
+                )
+            rows.append(row)
+        if tail:
+            torn = _parse_or_none(tail)
+            if torn is None:
+                file.truncate(len(data) - len(tail))
+            else:  # complete but for its newline
+                rows.append(torn)
+                file.write(b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+        return rows
+
+
+def _parse_or_none(line: bytes) -> Optional[Dict[str, Any]]:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def _normalise(value: Any) -> Any:
+    """The value as it reads back from the checkpoint's JSON."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _check_matches(
+    path: Path,
+    rows: List[Dict[str, Any]],
+    inputs: List[Dict[str, Any]],
+    output_columns: Collection[str],
+) -> None:
+    if len(rows) > len(inputs):
+        raise CheckpointError(
+            f"Checkpoint {path} holds {len(rows)} rows but this job has only {len(inputs)} "
+            "inputs, so it belongs to another job. Delete it or choose another checkpoint path."
+        )
+    for position, (done, row) in enumerate(zip(rows, inputs)):
+        for column, value in row.items():
+            if column in output_columns:
+                continue
+            if column not in done or done[column] != _normalise(value):
+                raise CheckpointError(
+                    f"Checkpoint {path} row {position} has {column}={done.get(column)!r} but "
+                    f"this job's input has {column}={value!r}, so the checkpoint belongs to "
+                    "another job. Delete it or choose another checkpoint path."
+                )
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Makes a new file's directory entry durable, so a crash cannot lose the whole file."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not possible on every platform
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,364 @@
+"""One run of a pipeline: batches through the generator, then the labeller, then to disk.
+
+Batches go through in input order. The generator always has the next batch queued while it
+works on the current one, and the labeller rates batch i while the generator works on batch
+i + 1, so neither waits on the other when both can run at once. Finished batches are handed to
+`on_rows_done` in input order, which is what keeps the checkpoint a prefix of the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.pipeline.rows import (
+    ERROR_COLUMN,
+    generation_fields,
+    labelling_fields,
+    output_tokens,
+)
+from distilabel_llm.pipeline.runner import LLMRunner, Outputs
+from distilabel_llm.progress import AdvanceFn
+
+__all__ = ["JobInterrupted", "JobStats", "PipelineError", "run_job"]
+
+logger = logging.getLogger("distilabel_llm")
+
+# Generator batches submitted ahead of the one being collected: one running, one queued.
+_GENERATOR_DEPTH = 2
+# This many wholly failed generator batches in a row means the generator is broken (a dead
+# process, a server down): the job stops, and those rows are left unwritten so that re-running
+# it retries them instead of keeping them as failures.
+_MAX_FAILED_BATCHES_IN_A_ROW = 3
+
+RowResult = Union[List[LLMOutput], Exception]
+
+
+class PipelineError(DistilabelLLMError, RuntimeError):
+    """The job stopped early; `rows` holds the rows it finished (also in the checkpoint)."""
+
+    def __init__(self, message: str, rows: List[Dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the job; `rows` holds the rows it finished (also in the checkpoint)."""
+
+    def __init__(self, rows: List[Dict[str, Any]]) -> None:
+        super().__init__(f"Interrupted after {len(rows)} finished rows.")
+        self.rows = rows
+
+
+@dataclass
+class JobStats:
+    """What one `Pipeline.generate` run did; `Pipeline.stats` after the run."""
+
+    rows_total: int = 0
+    rows_resumed: int = 0
+    rows_done: int = 0
+    rows_failed: int = 0
+    elapsed_s: float = 0.0
+    generations_by_model: Dict[str, int] = field(default_factory=dict)
+    output_tokens_by_model: Dict[str, int] = field(default_factory=dict)
+    generations_by_member: Dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_outputs(self, outputs: List[LLMOutput]) -> None:
+        for output in outputs:
+            model = output["model_name"]
+            self.generations_by_model[model] = self.generations_by_model.get(model, 0) + 1
+            self.output_tokens_by_model[model] = self.output_tokens_by_model.get(
+                model, 0
+            ) + output_tokens([output])
+
+    def count_member(self, name: str, advance: int) -> None:
+        with self._lock:
+            self.generations_by_member[name] = self.generations_by_member.get(name, 0) + advance
+
+
+class _BatchProgress:
+    """Advances a bar by exactly `total` over a batch, however often the LLM reports."""
+
+    def __init__(self, advance: AdvanceFn, total: int) -> None:
+        self._advance = advance
+        self._left = total
+        self._lock = threading.Lock()
+
+    def __call__(self, advance: int = 1) -> None:
+        with self._lock:
+            step = min(advance, self._left)
+            self._left -= step
+        if step > 0:
+            self._advance(advance=step)
+
+    def finish(self) -> None:
+        self(self._left)
+
+
+@dataclass
+class _Stage:
+    """One model's part of the job: the model's task, its runner and its progress bar."""
+
+    runner: LLMRunner
+    advance: AdvanceFn
+    member_advances: List[AdvanceFn] = field(default_factory=list)
+
+    @property
+    def task(self) -> Any:
+        return self.runner.llm.task
+
+
+@dataclass
+class _Batch:
+    rows: List[Dict[str, Any]]
+    progress: _BatchProgress
+    send: List[int] = field(default_factory=list)  # positions of the rows sent to the model
+    future: Optional[Future[Outputs]] = None
+
+
+def run_job(
+    inputs: List[Dict[str, Any]],
+    generator: Optional[_Stage],
+    labeller: Optional[_Stage],
+    num_generations: int,
+    batch_size: int,
+    on_rows_done: Callable[[List[Dict[str, Any]]], None],
+    stats: JobStats,
+) -> List[Dict[str, Any]]:
+    """Runs `inputs` through the stages; returns the finished rows, in input order.
+
+    Raises:
+        JobInterrupted: on Ctrl-C, after the rows finished so far went to `on_rows_done`.
+        PipelineError: when the generator fails on several whole batches in a row.
+    """
+    job = _Job(generator, labeller, num_generations, on_rows_done, stats)
+    batches = [inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)]
+    try:
+        job.run(batches)
+    except KeyboardInterrupt:
+        job.cancel()
+        raise JobInterrupted(job.finished) from None
+    except BaseException:
+        job.cancel()
+        raise
+    return job.finished
+
+
+class _Job:
+    def __init__(
+        self,
+        generator: Optional[_Stage],
+        labeller: Optional[_Stage],
+        num_generations: int,
+        on_rows_done: Callable[[List[Dict[str, Any]]], None],
+        stats: JobStats,
+    ) -> None:
+        self.generator = generator
+        self.labeller = labeller
+        self.num_generations = num_generations
+        self.on_rows_done = on_rows_done
+        self.stats = stats
+        self.finished: List[Dict[str, Any]] = []
+        self._in_flight: List[_Batch] = []
+        self._held: List[Dict[str, Any]] = []  # wholly failed batches, written once one succeeds
+        self._failed_in_a_row = 0
+        self._last_error = ""
+
+    def run(self, batches: List[List[Dict[str, Any]]]) -> None:
+        generating: List[_Batch] = []
+        labelling: Optional[_Batch] = None
+        for index in range(len(batches)):
+            while len(generating) < _GENERATOR_DEPTH and index + len(generating) < len(batches):
+                generating.append(self._submit_generation(batches[index + len(generating)]))
+            batch = generating.pop(0)
+            self._collect_generation(batch)
+            next_labelling = self._submit_labelling(batch.rows)
+            if labelling is not None:
+                self._finish(labelling)
+            labelling = next_labelling
+        if labelling is not None:
+            self._finish(labelling)
+        if self._held:
+            self._write(self._held)
+
+    def cancel(self) -> None:
+        for batch in self._in_flight:
+            if batch.future is not None:
+                batch.future.cancel()
+
+    # Generation.
+
+    def _submit_generation(self, inputs: List[Dict[str, Any]]) -> _Batch:
+        rows = [dict(row) for row in inputs]
+        if self.generator is None:
+            return _Batch(rows, _BatchProgress(lambda advance: None, 0))
+        stage = self.generator
+        batch = _Batch(rows, _BatchProgress(stage.advance, len(rows) * self.num_generations))
+        batch.send = _sendable(stage.task, rows)
+        self._fail_unsendable(stage.task, batch, generation_fields)
+        if batch.send:
+            batch.future = stage.runner.submit(
+                [rows[i] for i in batch.send],
+                self.num_generations,
+                progress=batch.progress,
+                member_progress=self._member_progress(stage),
+            )
+            self._in_flight.append(batch)
+        return batch
+
+    def _collect_generation(self, batch: _Batch) -> None:
+        if self.generator is None:
+            return
+        stage = self.generator
+        results = self._results(stage, batch, self.num_generations)
+        for position, result in zip(batch.send, results):
+            row = batch.rows[position]
+            if isinstance(result, Exception):
+                row.update(generation_fields(stage.task, None))
+                row[ERROR_COLUMN] = f"generation failed: {_describe(result)}"
+            else:
+                self.stats.count_outputs(result)
+                row.update(generation_fields(stage.task, result))
+                row.setdefault(ERROR_COLUMN, None)
+
+    # Labelling.
+
+    def _submit_labelling(self, rows: List[Dict[str, Any]]) -> _Batch:
+        if self.labeller is None:
+            return _Batch(rows, _BatchProgress(lambda advance: None, 0))
+        stage = self.labeller
+        batch = _Batch(rows, _BatchProgress(stage.advance, len(rows)))
+        batch.send = [i for i in _sendable(stage.task, rows) if rows[i].get(ERROR_COLUMN) is None]
+        sent = set(batch.send)
+        for position, row in enumerate(rows):
+            if position not in sent:
+                row.update(labelling_fields(stage.task, None))
+        self._fail_unsendable(stage.task, batch, labelling_fields, only_unfailed=True)
+        batch.progress(len(rows) - len(batch.send))
+        if batch.send:
+            batch.future = stage.runner.submit(
+                [rows[i] for i in batch.send], 1, progress=batch.progress
+            )
+            self._in_flight.append(batch)
+        return batch
+
+    def _finish(self, batch: _Batch) -> None:
+        if self.labeller is not None:
+            stage = self.labeller
+            results = self._results(stage, batch, 1)
+            for position, result in zip(batch.send, results):
+                row = batch.rows[position]
+                if isinstance(result, Exception):
+                    row.update(labelling_fields(stage.task, None))
+                    row[ERROR_COLUMN] = f"labelling failed: {_describe(result)}"
+                else:
+                    row.update(labelling_fields(stage.task, result[0]))
+                    row.setdefault(ERROR_COLUMN, None)
+        for row in batch.rows:
+            row[ERROR_COLUMN] = row.pop(ERROR_COLUMN, None)  # last column, whatever came before
+        self._write_or_hold(batch.rows)
+
+    # Shared.
+
+    def _results(self, stage: _Stage, batch: _Batch, num_generations: int) -> List[RowResult]:
+        """The outputs of each row sent, or its exception; retries a failed batch row by row."""
+        results: List[RowResult] = []
+        if batch.future is not None:
+            try:
+                results = list(batch.future.result())
+            except Exception as error:
+                results = self._retry_rows(stage, batch, num_generations, error)
+            # Only now: on Ctrl-C the batch must stay in flight so that `cancel` stops it.
+            self._in_flight.remove(batch)
+        batch.progress.finish()
+        return results
+
+    def _retry_rows(
+        self, stage: _Stage, batch: _Batch, num_generations: int, error: Exception
+    ) -> List[RowResult]:
+        if len(batch.send) == 1:
+            return [error]
+        logger.warning(
+            "A batch of %d rows failed (%s); retrying them one by one to find the failing rows.",
+            len(batch.send),
+            _describe(error),
+        )
+        results: List[RowResult] = []
+        for position in batch.send:
+            try:
+                results.append(
+                    stage.runner.submit([batch.rows[position]], num_generations).result()[0]
+                )
+            except Exception as row_error:
+                results.append(row_error)
+        return results
+
+    def _fail_unsendable(
+        self,
+        task: Any,
+        batch: _Batch,
+        fields: Callable[[Any, None], Dict[str, Any]],
+        only_unfailed: bool = False,
+    ) -> None:
+        sent = set(batch.send)
+        for position, row in enumerate(batch.rows):
+            if position in sent or (only_unfailed and row.get(ERROR_COLUMN) is not None):
+                continue
+            missing = task.missing_input_args(row)
+            if missing:
+                row.update(fields(task, None))
+                row[ERROR_COLUMN] = (
+                    f"row has no value for {missing}, which {type(task).__name__} needs"
+                )
+
+    def _member_progress(self, stage: _Stage) -> Optional[Callable[[int, int], None]]:
+        names = stage.runner.member_names
+        if not names:
+            return None
+
+        def advance(member_index: int, advance: int) -> None:
+            self.stats.count_member(names[member_index], advance)
+            if member_index < len(stage.member_advances):
+                stage.member_advances[member_index](advance=advance)
+
+        return advance
+
+    def _write_or_hold(self, rows: List[Dict[str, Any]]) -> None:
+        errors = [row[ERROR_COLUMN] for row in rows]
+        generation_failed = [e for e in errors if e and e.startswith("generation failed")]
+        if self.generator is not None and rows and len(generation_failed) == len(rows):
+            self._held.extend(rows)
+            self._failed_in_a_row += 1
+            self._last_error = generation_failed[-1]
+            if self._failed_in_a_row >= _MAX_FAILED_BATCHES_IN_A_ROW:
+                raise PipelineError(
+                    f"The generator failed on {self._failed_in_a_row} whole batches in a row, "
+                    f"so the job stopped; last error: {self._last_error}. The {len(self.finished)}"
+                    " rows finished so far are kept; fix the generator and run the job again "
+                    "to resume.",
+                    self.finished,
+                )
+            return
+        self._failed_in_a_row = 0
+        self._write([*self._held, *rows])
+        self._held = []
+
+    def _write(self, rows: List[Dict[str, Any]]) -> None:
+        self.on_rows_done(rows)
+        self.finished.extend(rows)
+        self.stats.rows_done += len(rows)
+        self.stats.rows_failed += sum(row[ERROR_COLUMN] is not None for row in rows)
+
+
+def _sendable(task: Any, rows: List[Dict[str, Any]]) -> List[int]:
+    return [i for i, row in enumerate(rows) if not task.missing_input_args(row)]
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

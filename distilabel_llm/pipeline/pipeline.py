@@ -1,0 +1,211 @@
+"""`Pipeline`: generate for every row of a dataset, optionally rate the generations, resumably."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Union
+
+from distilabel_llm.pipeline.checkpoint import Checkpoint
+from distilabel_llm.pipeline.dataset import (
+    DatasetError,
+    DatasetLike,
+    is_hf_dataset,
+    load_rows,
+    to_hf,
+)
+from distilabel_llm.pipeline.job import JobInterrupted, JobStats, PipelineError, _Stage, run_job
+from distilabel_llm.pipeline.rows import ERROR_COLUMN, generation_columns, labelling_columns
+from distilabel_llm.pipeline.runner import LLMRunner
+from distilabel_llm.progress import AdvanceFn, ProgressDisplay
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["Pipeline"]
+
+logger = logging.getLogger("distilabel_llm")
+
+DEFAULT_BATCH_SIZE = 16
+
+
+def _no_progress(advance: int = 1) -> None:
+    pass
+
+
+class Pipeline:
+    """Runs a generator over a dataset, then optionally a labeller over the generations.
+
+    Each model may be a plain or threaded `LLM`, a `ProcessLLM` or an `LLMPool`. The pipeline
+    does not close them: they belong to the caller, who may run several jobs with them.
+
+    Args:
+        generator: writes `num_generations` outputs per row; its task's outputs become lists
+            with one item per generation (`generations` for `TextGenerationTask`), beside
+            `generation_model` and `raw_generation_responses`.
+        labeller: rates each row once, e.g. with `UltraFeedbackTask` or `JudgeLMTask`; adds its
+            task's outputs (`rating`, `rationale`) beside `labelling_model` and
+            `raw_labelling_response`.
+
+    Example:
+        >>> pipeline = Pipeline(generator=FakeLLM(TextGenerationTask()))
+        >>> rows = pipeline.generate([{"input": "Hi"}], display_progress_bar=False)
+        >>> rows[0]["generations"]
+        ['fake #0: Hi']
+    """
+
+    def __init__(self, generator: Optional[Any] = None, labeller: Optional[Any] = None) -> None:
+        if generator is None and labeller is None:
+            raise ValueError("A Pipeline needs a `generator`, a `labeller` or both.")
+        for role, llm in (("generator", generator), ("labeller", labeller)):
+            if llm is not None and getattr(llm, "task", None) is None:
+                raise TypeError(
+                    f"The {role} must be an LLM, ProcessLLM or LLMPool with a `task`, not a "
+                    f"{type(llm).__name__}."
+                )
+        self.generator = generator
+        self.labeller = labeller
+        self.stats: Optional[JobStats] = None
+        """What the last `generate` call did: rows, failures, generations and tokens."""
+
+    def generate(
+        self,
+        dataset: DatasetLike,
+        num_generations: int = 1,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        checkpoint: Optional[Union[str, os.PathLike[str]]] = None,
+        display_progress_bar: bool = True,
+        *,
+        console: Optional[Console] = None,
+    ) -> Any:
+        """Generates (and labels) every row of `dataset`.
+
+        Args:
+            dataset: a list of dicts, the path of a JSONL file or a `datasets.Dataset`.
+            num_generations: generator outputs per row.
+            batch_size: rows per model call; also how many rows are lost at most on a kill.
+            checkpoint: a JSONL file that receives each finished row at once. Running the same
+                job again with it generates only the rows missing from it, and the finished
+                file holds every input row once, in input order.
+            display_progress_bar: show progress (rich bars on a terminal, plain lines else).
+            console: the rich console to draw progress on; standard error by default.
+
+        Returns:
+            The input rows with the generator's and labeller's columns added and an `error`
+            column (`None`, or why the row failed: such rows are kept with empty outputs); a
+            `datasets.Dataset` when `dataset` is one.
+
+        Raises:
+            DatasetError: the dataset cannot be read, or lacks a column a task needs.
+            CheckpointError: the checkpoint belongs to another job or is held by one.
+            JobInterrupted: (a `KeyboardInterrupt`) Ctrl-C, after saving the finished rows.
+            PipelineError: the generator failed on several whole batches in a row.
+        """
+        _check_positive("num_generations", num_generations)
+        _check_positive("batch_size", batch_size)
+        rows = load_rows(dataset)
+        self._check_columns(rows)
+        store = Checkpoint(checkpoint) if checkpoint is not None else None
+        done = store.open(rows, self._output_columns()) if store is not None else []
+        self.stats = stats = JobStats(rows_total=len(rows), rows_resumed=len(done))
+        display = ProgressDisplay(console=console) if display_progress_bar else None
+        todo = rows[len(done) :]
+        runners: Dict[int, LLMRunner] = {}
+        started = time.monotonic()
+        try:
+            if done and display is not None:
+                display.console.print(
+                    f"Resuming: {len(done)} of {len(rows)} rows are already in {checkpoint}.",
+                    highlight=False,
+                )
+            generations = len(todo) * num_generations
+            generator = self._stage(self.generator, runners, display, "Generating", generations)
+            if generator is not None:
+                # One line per pool member, on the scale of the whole job: its share of it.
+                generator.member_advances = [
+                    _bar(display, f"  {name}", generations)
+                    for name in generator.runner.member_names
+                ]
+            labeller = self._stage(self.labeller, runners, display, "Labelling", len(todo))
+            with display if display is not None else contextlib.nullcontext():
+                new = run_job(
+                    todo,
+                    generator,
+                    labeller,
+                    num_generations,
+                    batch_size,
+                    store.append if store is not None else _ignore_rows,
+                    stats,
+                )
+        except (JobInterrupted, PipelineError) as stopped:
+            stopped.rows = [*done, *stopped.rows]
+            where = f" in {checkpoint}; run the job again to resume" if store else ""
+            logger.warning(
+                "Stopped with %d of %d rows finished%s.", len(stopped.rows), len(rows), where
+            )
+            raise
+        finally:
+            stats.elapsed_s = time.monotonic() - started
+            for runner in runners.values():
+                runner.close()
+            if store is not None:
+                store.close()
+        results = [*done, *new]
+        return to_hf(results) if is_hf_dataset(dataset) else results
+
+    def _stage(
+        self,
+        llm: Optional[Any],
+        runners: Dict[int, LLMRunner],
+        display: Optional[ProgressDisplay],
+        description: str,
+        total: int,
+    ) -> Optional[_Stage]:
+        if llm is None:
+            return None
+        # One runner per model: a model used as generator and labeller gets one call at a time.
+        runner = runners.setdefault(id(llm), LLMRunner(llm))
+        return _Stage(runner, _bar(display, description, total))
+
+    def _output_columns(self) -> Set[str]:
+        columns = {ERROR_COLUMN}
+        if self.generator is not None:
+            columns.update(generation_columns(self.generator.task))
+        if self.labeller is not None:
+            columns.update(labelling_columns(self.labeller.task))
+        return columns
+
+    def _check_columns(self, rows: List[Dict[str, Any]]) -> None:
+        """Fails before any generation when no row has a column a task reads."""
+        if not rows:
+            return
+        columns: Set[str] = set().union(*rows)
+        stages = []
+        if self.generator is not None:
+            stages.append(("generator", self.generator.task, columns))
+            columns = columns | set(self.generator.task.output_args_names)
+        if self.labeller is not None:
+            stages.append(("labeller", self.labeller.task, columns))
+        for role, task, available in stages:
+            missing = sorted(set(task.input_args_names) - available)
+            if missing:
+                raise DatasetError(
+                    f"The {role}'s task {type(task).__name__} needs the column(s) {missing}, "
+                    f"which the dataset lacks (it has {sorted(available)}). Add or rename "
+                    "the column(s) in the input."
+                )
+
+
+def _bar(display: Optional[ProgressDisplay], description: str, total: int) -> AdvanceFn:
+    return display.add_bar(description, total) if display is not None else _no_progress
+
+
+def _ignore_rows(rows: List[Dict[str, Any]]) -> None:
+    pass
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, not {value!r}.")

@@ -1,0 +1,68 @@
+"""The columns a pipeline adds to a row, built from an LLM's outputs or from a failure."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.tasks.base import Task
+
+__all__ = [
+    "ERROR_COLUMN",
+    "generation_columns",
+    "generation_fields",
+    "labelling_columns",
+    "labelling_fields",
+]
+
+ERROR_COLUMN = "error"
+"""`None` for a row that went through, else why its generation or labelling failed."""
+
+_GENERATION_META = ["generation_model", "raw_generation_responses"]
+_LABELLING_META = ["labelling_model", "raw_labelling_response"]
+
+
+def generation_columns(task: Task) -> List[str]:
+    """The columns the generator adds: one list per column, one item per generation."""
+    return [*_GENERATION_META, *task.output_args_names]
+
+
+def labelling_columns(task: Task) -> List[str]:
+    """The columns the labeller adds."""
+    return [*_LABELLING_META, *task.output_args_names]
+
+
+def generation_fields(task: Task, outputs: Optional[List[LLMOutput]]) -> Dict[str, Any]:
+    """The generator's columns for one row; all `None` when `outputs` is `None` (failed).
+
+    Each parsed field becomes a list with one item per generation, `None` where the task could
+    not parse that generation (its raw text stays in `raw_generation_responses`).
+    """
+    if outputs is None:
+        return dict.fromkeys(generation_columns(task))
+    fields: Dict[str, Any] = {
+        "generation_model": [output["model_name"] for output in outputs],
+        "raw_generation_responses": [output["raw_output"] for output in outputs],
+    }
+    for name in task.output_args_names:
+        fields[name] = [(output["parsed_output"] or {}).get(name) for output in outputs]
+    return fields
+
+
+def labelling_fields(task: Task, output: Optional[LLMOutput]) -> Dict[str, Any]:
+    """The labeller's columns for one row; all `None` when `output` is `None` (not labelled)."""
+    if output is None:
+        return dict.fromkeys(labelling_columns(task))
+    parsed = output["parsed_output"] or {}
+    fields: Dict[str, Any] = {
+        "labelling_model": output["model_name"],
+        "raw_labelling_response": output["raw_output"],
+    }
+    for name in task.output_args_names:
+        fields[name] = parsed.get(name)
+    return fields
+
+
+def output_tokens(outputs: List[LLMOutput]) -> int:
+    """The output tokens the backend reported for `outputs` (0 where it reported none)."""
+    return sum((output.get("statistics") or {}).get("output_tokens", 0) for output in outputs)

@@ -1,0 +1,109 @@
+"""Uniform submission to any generator: every `generate` call gives back a `Future`.
+
+A threaded `LLM` or a `ProcessLLM` already returns futures. A plain `LLM` or an `LLMPool`
+blocks, so its calls run one after another on a daemon thread: the pipeline can then overlap
+them with the other model's work, and a Ctrl-C never waits for a model call to end.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from distilabel_llm.llm.outputs import LLMOutput
+
+__all__ = ["LLMRunner", "MemberProgress", "Progress"]
+
+Progress = Callable[..., None]
+MemberProgress = Callable[[int, int], None]
+Outputs = List[List[LLMOutput]]
+_Call = Tuple["Future[Outputs]", List[Dict[str, Any]], int, Dict[str, Any]]
+
+
+class LLMRunner:
+    """Calls `llm.generate` and returns a `Future`, whatever kind of LLM `llm` is.
+
+    Args:
+        llm: an `LLM`, a `ProcessLLM` or an `LLMPool`.
+    """
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self._queue: queue.SimpleQueue[Optional[_Call]] = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+
+    @property
+    def member_names(self) -> List[str]:
+        """The pool members' names, or `[]` when `llm` is not a pool."""
+        return list(getattr(self.llm, "member_names", None) or [])
+
+    def submit(
+        self,
+        inputs: List[Dict[str, Any]],
+        num_generations: int,
+        progress: Optional[Progress] = None,
+        member_progress: Optional[MemberProgress] = None,
+    ) -> Future[Outputs]:
+        """Starts generating for `inputs`; the future resolves to one output list per row."""
+        kwargs: Dict[str, Any] = {}
+        if progress is not None:
+            kwargs["progress_callback_func"] = progress
+        if member_progress is not None and self.member_names:
+            kwargs["member_progress_callback_func"] = member_progress
+        if getattr(self.llm, "return_futures", False):
+            return self._call_now(inputs, num_generations, kwargs)
+        future: Future[Outputs] = Future()
+        self._ensure_thread()
+        self._queue.put((future, inputs, num_generations, kwargs))
+        return future
+
+    def close(self) -> None:
+        """Cancels the calls not yet started and lets the thread end after the current one."""
+        while True:
+            try:
+                call = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if call is not None:
+                call[0].cancel()
+        self._queue.put(None)
+
+    def _call_now(
+        self, inputs: List[Dict[str, Any]], num_generations: int, kwargs: Dict[str, Any]
+    ) -> Future[Outputs]:
+        try:
+            result = self.llm.generate(inputs, num_generations=num_generations, **kwargs)
+        except Exception as error:
+            failed: Future[Outputs] = Future()
+            failed.set_exception(error)
+            return failed
+        if isinstance(result, Future):
+            return result
+        done: Future[Outputs] = Future()
+        done.set_result(result)
+        return done
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                name = f"distilabel-llm-{type(self.llm).__name__}"
+                self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._queue.get()
+            if call is None:
+                return
+            future, inputs, num_generations, kwargs = call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = self.llm.generate(inputs, num_generations=num_generations, **kwargs)
+            except BaseException as error:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
