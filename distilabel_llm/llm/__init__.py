@@ -1,4 +1,4 @@
-"""The LLM layer: the `LLM` base class, its output type, and the backends.
+"""The LLM layer: the `LLM` base, its output type, `ProcessLLM`, `LLMPool` and the backends.
 
 Backends with heavy dependencies are imported on first attribute access, so that
 `import distilabel_llm.llm` never imports torch, transformers, llama_cpp or openai.
@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from distilabel_llm.llm.base import LLM
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.pool import LLMPool, PoolStrategy
+from distilabel_llm.llm.process import ProcessLLM
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.llama_cpp import LlamaCppLLM
@@ -26,8 +28,11 @@ _LAZY = {
 __all__ = [
     "LLM",
     "LLMOutput",
+    "LLMPool",
     "LlamaCppLLM",
     "OpenAILLM",
+    "PoolStrategy",
+    "ProcessLLM",
     "TokenStatistics",
     "TransformersLLM",
 ]

@@ -333,7 +333,7 @@ class ProcessLLM:
         conn = child.conn
         while True:
             try:
-                if not conn.poll(_POLL_SECONDS):
+                if not conn.poll(self._poll_timeout()):
                     self._expire_deadlines()
                     if child.exit_code(0) is not None and not conn.poll(0):
                         break
@@ -350,7 +350,8 @@ class ProcessLLM:
             elif kind == _worker.LOAD_FAILED:
                 self._fail_for_good(
                     ProcessLLMError(
-                        "`load_llm_fn` failed in the child process, so this ProcessLLM cannot "
+                        f"`load_llm_fn` failed in the child process ("
+                        f"{message[1].strip().splitlines()[-1]}), so this ProcessLLM cannot "
                         "generate. Fix the error below and create a new ProcessLLM.",
                         child_traceback=message[1],
                     )
@@ -423,6 +424,13 @@ class ProcessLLM:
                 except Exception:
                     logger.exception("The progress callback raised; generation goes on")
             _settle(request.future, result=rows)
+
+    def _poll_timeout(self) -> float:
+        try:
+            deadline = self._deadlines[0][0]
+        except IndexError:
+            return _POLL_SECONDS
+        return min(_POLL_SECONDS, max(0.0, deadline - time.monotonic()))
 
     def _expire_deadlines(self) -> None:
         now = time.monotonic()
