@@ -7,9 +7,10 @@ that `llama_cpp.Llama` loads. Greedy decoding gives the same tokens in transform
 The weights are random but shaped so that outputs stay readable: one hidden dimension carries a
 constant through the residual stream, and the output rows of tokens that are not printable ASCII
 and of special tokens other than EOS weigh it strongly negative, so the model never emits broken
-UTF-8, control characters, padding or chat markers. The output rows are also made orthogonal to
-the main directions shared by all hidden states, which random networks otherwise collapse onto
-(every prompt would then continue with the same token); some generations then end in EOS early.
+UTF-8, control characters, padding or chat markers, and EOS gets a small bias so that some
+generations end early and most do not. The output rows are also made orthogonal to the main
+directions shared by all hidden states, which random networks otherwise collapse onto (every
+prompt would then continue with the same token).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ _RECIPE: Dict[str, Any] = {
     "constant": 4.0,  # value of the constant hidden dimension
     "suppress": -200.0,  # its output weight for tokens the model must never emit
     "shared_directions": 3,  # hidden-state directions removed from the output rows
+    "eos_bias": -0.02,  # its output weight for EOS: some generations end early, most do not
 }
 
 _CORPUS = """\
@@ -212,7 +214,13 @@ def build_hf_model(directory: Union[str, Path]) -> Path:
     model.load_state_dict(_seeded_weights(torch, model, tokenizer))
     _remove_shared_directions(torch, model, tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(directory)
+    progress = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # a 2 MB save needs no progress bar
+    try:
+        model.save_pretrained(directory)
+    finally:
+        if progress:
+            transformers.utils.logging.enable_progress_bar()
     return directory
 
 
@@ -307,6 +315,7 @@ def _seeded_weights(torch: Any, model: Any, tokenizer: Any) -> Dict[str, Any]:
     lm_head = weights["lm_head.weight"]
     lm_head[:, 0] = 0.0
     lm_head[_never_emitted_ids(tokenizer), 0] = _RECIPE["suppress"]
+    lm_head[tokenizer.eos_token_id, 0] = _RECIPE["eos_bias"]
     return weights
 
 
