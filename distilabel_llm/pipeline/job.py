@@ -8,11 +8,13 @@ i + 1, so neither waits on the other when both can run at once. Finished batches
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 from distilabel_llm.errors import DistilabelLLMError
 from distilabel_llm.llm.outputs import LLMOutput
@@ -350,10 +352,33 @@ class _Job:
         self._held = []
 
     def _write(self, rows: List[Dict[str, Any]]) -> None:
-        self.on_rows_done(rows)
-        self.finished.extend(rows)
-        self.stats.rows_done += len(rows)
-        self.stats.rows_failed += sum(row[ERROR_COLUMN] is not None for row in rows)
+        # A Ctrl-C landing between saving the rows and counting them would misreport them.
+        with _interrupts_deferred():
+            self.on_rows_done(rows)
+            self.finished.extend(rows)
+            self.stats.rows_done += len(rows)
+            self.stats.rows_failed += sum(row[ERROR_COLUMN] is not None for row in rows)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Holds back a Ctrl-C (SIGINT) until the block is done, then raises it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can handle signals, so only it is interrupted
+        return
+    interrupted = False
+
+    def _remember(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGINT, _remember)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 def _sendable(task: Any, rows: List[Dict[str, Any]]) -> List[int]:

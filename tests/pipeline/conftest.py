@@ -1,0 +1,101 @@
+"""Fixtures for the pipeline tests: processes that are always reaped, and checkpoint polling."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+
+from distilabel_llm.llm.base import LLM
+from distilabel_llm.tasks import TextGenerationTask
+from distilabel_llm.testing import FakeLLM
+
+HERE = Path(__file__).parent
+FAKE_JOB = HERE / "fake_job.py"
+
+
+def read_rows(path: Path) -> List[Dict[str, Any]]:
+    """The complete JSON lines of a JSONL file."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")[:-1]  # the part after the last newline is torn
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def wait_for_rows(path: Path, count: int, process: subprocess.Popen, timeout: float = 30) -> int:
+    """Waits until `path` holds at least `count` complete rows; returns how many it holds.
+
+    Fails at once if `process` exits first, so a broken job never turns into a timeout.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = len(read_rows(path))
+        if rows >= count:
+            return rows
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            pytest.fail(f"job exited with {process.returncode} before {count} rows: {output}")
+        time.sleep(0.005)
+    pytest.fail(f"{path} did not reach {count} rows in {timeout}s")
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts commands in their own process group; kills every group after the test."""
+    started: List[subprocess.Popen] = []
+
+    def start(args: List[str], **kwargs: Any) -> subprocess.Popen:
+        process = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            **kwargs,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.fixture
+def fake_job(spawn: Callable[..., subprocess.Popen]) -> Callable[..., subprocess.Popen]:
+    """Starts `fake_job.py` (a checkpointed FakeLLM job) as its own process."""
+
+    def start(
+        checkpoint: Path, rows: int, model_name: str, seconds_per_row: float, batch_size: int = 2
+    ) -> subprocess.Popen:
+        args = [str(FAKE_JOB), str(checkpoint), str(rows), model_name, str(seconds_per_row)]
+        return spawn([sys.executable, *args, str(batch_size)])
+
+    return start
+
+
+@pytest.fixture
+def make_llm() -> Iterator[Callable[..., FakeLLM]]:
+    """Builds `FakeLLM`s (TextGenerationTask by default) and closes them after the test."""
+    made: List[LLM] = []
+
+    def make(task: Any = None, **kwargs: Any) -> FakeLLM:
+        llm = FakeLLM(task if task is not None else TextGenerationTask(), **kwargs)
+        made.append(llm)
+        return llm
+
+    yield make
+    for llm in made:
+        llm.close()
