@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import CancelledError, Future, InvalidStateError
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,11 +33,19 @@ def when_all_complete(
     """
     futures = list(futures)
     combined: Future[Any] = Future()
-    remaining = len(futures)
+    # Each distinct future's first position: one dict instead of a closure per future keeps
+    # the combine step free of allocations that would wake the garbage collector.
+    positions: Dict[Future[T], int] = {}
+    for index, future in enumerate(futures):
+        positions.setdefault(future, index)
+    results: List[Any] = [None] * len(futures)
+    remaining = len(positions)
     lock = threading.Lock()
 
     def _finish() -> None:
-        results = [future.result() for future in futures]
+        if len(positions) < len(futures):  # a future given more than once
+            for index, future in enumerate(futures):
+                results[index] = results[positions[future]]
         try:
             value = callback(results) if callback is not None else results
         except BaseException as error:
@@ -51,11 +59,14 @@ def when_all_complete(
 
     def _on_input_done(future: Future[T]) -> None:
         nonlocal remaining
-        if future.cancelled():
+        # One `result()` per completion stores the value in its place, so finishing needs no
+        # second pass over the futures.
+        try:
+            results[positions[future]] = future.result()
+        except CancelledError:
             _set(combined, exception=CancelledError("an input future was cancelled"))
             return
-        error = future.exception()
-        if error is not None:
+        except BaseException as error:
             _set(combined, exception=error)
             return
         with lock:
@@ -66,11 +77,11 @@ def when_all_complete(
 
     def _on_combined_done(done: Future[Any]) -> None:
         if done.cancelled():
-            for future in futures:
+            for future in positions:
                 future.cancel()
 
     combined.add_done_callback(_on_combined_done)
-    for future in futures:
+    for future in positions:
         future.add_done_callback(_on_input_done)
     return combined
 

@@ -221,3 +221,13 @@ def test_each_completion_costs_constant_inspections() -> None:
         future.set_result(None)
     assert combined.result(timeout=0) == [None] * n
     assert _CountingFuture.inspections <= 5 * n
+
+
+def test_a_future_given_twice_fills_both_places() -> None:
+    shared: Future[str] = Future()
+    other: Future[str] = Future()
+    combined = when_all_complete([shared, other, shared])
+    shared.set_result("s")
+    assert not combined.done()
+    other.set_result("o")
+    assert combined.result(timeout=0) == ["s", "o", "s"]
