@@ -45,8 +45,10 @@ BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 _ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
 SPECIAL_TOKENS = [PAD, BOS, EOS, *_ROLE_TOKENS]
 
-# Zephyr-style; no `bos_token` in it because the tokenizer adds BOS itself.
+# Zephyr-style. It writes the BOS token itself, as Llama 3 and Mistral templates do, so
+# backends must not add a second one when they tokenize the rendered text.
 CHAT_TEMPLATE = (
+    "{{ bos_token }}"
     "{% for message in messages %}"
     "{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
     "{% endfor %}"
