@@ -1,0 +1,25 @@
+"""Fixtures for the process and pool tests: every test must leave no child process behind."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+from process_helpers import children_of, wait_until
+
+from distilabel_llm import TextGenerationTask
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    before = set(children_of(os.getpid()))
+    yield
+    assert wait_until(lambda: not set(children_of(os.getpid())) - before, 10.0), (
+        f"child processes left behind: {set(children_of(os.getpid())) - before}"
+    )
+
+
+@pytest.fixture
+def task() -> TextGenerationTask:
+    return TextGenerationTask(system_prompt="sys")
