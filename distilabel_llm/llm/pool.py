@@ -31,11 +31,10 @@ from distilabel_llm.llm._scheduling import Unit, balanced_units, spread_units
 from distilabel_llm.llm.base import LLM, ProgressCallback, logger
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
+from distilabel_llm.tasks.base import Task
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from distilabel_llm.tasks.base import Task
 
 __all__ = ["LLMPool", "PoolStrategy"]
 
@@ -385,12 +384,14 @@ class _Job:
 
 
 def _check_tasks(llms: List[Member]) -> None:
-    """Members' tasks must be of one class, or of classes sharing one direct parent."""
+    """Members' tasks must be of one class (or its subclasses), or of classes sharing one
+    direct parent other than the `Task` base itself, which every task shares."""
     classes = [type(llm.task) for llm in llms]
     narrowest = min(classes, key=lambda cls: len(cls.__mro__))
     if all(issubclass(cls, narrowest) for cls in classes):
         return
-    if len({cls.__mro__[1] for cls in classes}) == 1:
+    parents = {cls.__mro__[1] for cls in classes}
+    if len(parents) == 1 and parents.pop() not in (Task, object):
         return
     raise ValueError(
         "All the `ProcessLLM` in `llms` must share the same task (either as the instance or the "
