@@ -58,6 +58,12 @@ def _kill_group(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def _last_line(text: str, prefix: str) -> str:
+    """The last non-blank line of `text` after `prefix`, or "" when there is none."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return f"{prefix}{lines[-1]}" if lines else ""
+
+
 def _run_script(
     python: str, args: List[str], timeout_s: float
 ) -> tuple[Optional[Dict[str, Any]], str]:
@@ -79,17 +85,16 @@ def _run_script(
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill_group(process)
-        process.communicate()
-        return None, f"`{' '.join(args)}` timed out after {timeout_s:g} s"
+        _, stderr = process.communicate()
+        return None, f"`{' '.join(args)}` timed out after {timeout_s:g} s{_last_line(stderr, ': ')}"
     finally:
         # Also reaps forked children that outlived the script, and runs on KeyboardInterrupt.
         _kill_group(process)
         if process.poll() is None:
             process.wait()
     if process.returncode != 0:
-        lines = [line for line in stderr.strip().splitlines() if line.strip()]
-        last = lines[-1] if lines else "no error output"
-        return None, f"`{' '.join(args)}` exited with {process.returncode}: {last}"
+        last = _last_line(stderr, ": ") or ": no error output"
+        return None, f"`{' '.join(args)}` exited with {process.returncode}{last}"
     try:
         return json.loads(stdout.strip().splitlines()[-1]), ""
     except (ValueError, IndexError):

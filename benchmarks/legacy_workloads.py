@@ -146,6 +146,8 @@ def _make_sleep_llm_class() -> type:
 
 def _load_sleep_llm(task: Any, **kwargs: Any) -> Any:
     """`load_llm_fn` for legacy `ProcessLLM`: runs in the child process."""
+    if LLM is None:  # a spawned or forkserver child re-imported this module without `main`
+        _import_legacy()
     return _make_sleep_llm_class()(task, **kwargs)
 
 
