@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = ["Fault", "FaultServer", "RecordedRequest"]
 
@@ -117,9 +117,16 @@ class FaultServer:
         with self._state.lock:
             self._state.rules[text] = fault
 
-    def hold_until_concurrent(self, parties: int) -> None:
-        """Each chat request waits until `parties` requests wait together (or fails with 500)."""
-        self._state.barrier = threading.Barrier(parties, timeout=_BARRIER_TIMEOUT_S)
+    def hold_until_concurrent(
+        self, parties: int, action: Optional[Callable[[], None]] = None
+    ) -> None:
+        """Each chat request waits until `parties` requests wait together (or fails with 500).
+
+        Args:
+            parties: how many requests must be in flight together.
+            action: called each time they are, before any is answered.
+        """
+        self._state.barrier = threading.Barrier(parties, action=action, timeout=_BARRIER_TIMEOUT_S)
 
     def requests(self, path: str = _CHAT_PATH) -> List[RecordedRequest]:
         """The requests received on `path` so far, in arrival order."""
@@ -136,7 +143,10 @@ class FaultServer:
         self._httpd.daemon_threads = True
         self._httpd.state = self._state  # type: ignore[attr-defined]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fault-server", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.01},  # `stop` waits up to one poll interval
+            name="fault-server",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -179,7 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != _MODELS_PATH or self._state.models is None:
             self._send_error(404, f"No route {self.path}", None, None)
         else:
-            data = [{"id": name, "object": "model", "owned_by": "tests"} for name in self._state.models]
+            data = [
+                {"id": name, "object": "model", "owned_by": "tests"} for name in self._state.models
+            ]
             self._send_json(200, {"object": "list", "data": data})
         record.answered_at = time.monotonic()
 
