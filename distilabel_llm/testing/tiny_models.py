@@ -132,6 +132,8 @@ def ensure_tiny_models(cache_dir: Optional[Union[str, Path]] = None) -> TinyMode
     models = TinyModels(hf_path=final / "hf", gguf_path=final / "tiny-llama.gguf")
     if final.is_dir():
         return models
+    for package in ("gguf", "tokenizers", "torch", "transformers"):
+        _require(package)  # fail before building anything, cheapest imports first
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
