@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import subprocess
@@ -373,6 +374,20 @@ def test_generate_works_inside_a_running_event_loop_and_from_threads(
     assert [raw_outputs(result) for result in results] == [
         [[f"echo 0: {t}"]] for t in ("t1", "t2", "t3")
     ]
+
+
+@pytest.mark.timeout(60)
+def test_works_inside_a_process_llm(server: FaultServer) -> None:
+    from distilabel_llm.llm.process import ProcessLLM
+
+    load = functools.partial(
+        OpenAILLM, model=MODEL, api_key="test-key", base_url=server.url, max_concurrency=4
+    )
+    with ProcessLLM(TextGenerationTask(), load) as llm:
+        generated = llm.generate(rows("a", "b"), num_generations=2).result(timeout=30)
+
+    assert raw_outputs(generated) == [["echo 0: a", "echo 1: a"], ["echo 0: b", "echo 1: b"]]
+    assert generated[0][0]["statistics"]["input_tokens"] > 0
 
 
 # Against llama-cpp-python's OpenAI-compatible server serving the tiny GGUF.
