@@ -1,6 +1,6 @@
 """The child side of `ProcessLLM`: load the model once, then serve requests in order.
 
-The parent starts this module as a fresh interpreter (`python -m distilabel_llm.llm._worker FD`)
+The parent runs `main` in a fresh interpreter (`python -c '...main()' FD`)
 so that neither the parent's threads nor its `__main__` module come along, then talks to it over
 the socket `FD` with pickled tuples:
 

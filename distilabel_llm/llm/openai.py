@@ -238,6 +238,8 @@ class OpenAILLM(LLM):
         except Exception as error:
             failure = self._explain(error)
             if self.fail_fast or isinstance(error, self._fatal_errors()):
+                if failure is error:
+                    raise
                 raise failure from error
             logger.error(
                 "%s: %d of %d outputs of a row have raw_output=None: %s",

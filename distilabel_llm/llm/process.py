@@ -59,6 +59,8 @@ _POLL_SECONDS = 0.2
 # How long a child that closed its socket gets to exit before it is killed.
 _REAP_SECONDS = 1.0
 _START_METHODS = ("spawn", "fork")
+# `-c` rather than `-m`: this package already imported `_worker`, and runpy warns about that.
+_CHILD_COMMAND = f"from {_worker.__name__} import main; main()"
 
 
 class _Request:
@@ -307,7 +309,7 @@ class ProcessLLM:
             process.start()
         else:
             process = subprocess.Popen(
-                [sys.executable, "-m", _worker.__name__, str(child_conn.fileno())],
+                [sys.executable, "-c", _CHILD_COMMAND, str(child_conn.fileno())],
                 pass_fds=(child_conn.fileno(),),
                 env={**os.environ, **self.env},
                 stdin=subprocess.DEVNULL,
