@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Union
@@ -19,14 +18,13 @@ from distilabel_llm.pipeline.dataset import (
 from distilabel_llm.pipeline.job import JobInterrupted, JobStats, PipelineError, _Stage, run_job
 from distilabel_llm.pipeline.rows import ERROR_COLUMN, generation_columns, labelling_columns
 from distilabel_llm.pipeline.runner import LLMRunner
+from distilabel_llm.pipeline.summary import display_name
 from distilabel_llm.progress import AdvanceFn, ProgressDisplay
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = ["Pipeline"]
-
-logger = logging.getLogger("distilabel_llm")
 
 DEFAULT_BATCH_SIZE = 16
 
@@ -125,10 +123,11 @@ class Pipeline:
             if generator is not None:
                 # One line per pool member, on the scale of the whole job: its share of it.
                 generator.member_advances = [
-                    _bar(display, f"  {name}", generations)
+                    _bar(display, f"  {display_name(name)}", generations)
                     for name in generator.runner.member_names
                 ]
             labeller = self._stage(self.labeller, runners, display, "Labelling", len(todo))
+            started = time.monotonic()  # models are loaded now: time the generation only
             with display if display is not None else contextlib.nullcontext():
                 new = run_job(
                     todo,
@@ -139,12 +138,13 @@ class Pipeline:
                     store.append if store is not None else _ignore_rows,
                     stats,
                 )
-        except (JobInterrupted, PipelineError) as stopped:
+        except JobInterrupted as stopped:
             stopped.rows = [*done, *stopped.rows]
-            where = f" in {checkpoint}; run the job again to resume" if store else ""
-            logger.warning(
-                "Stopped with %d of %d rows finished%s.", len(stopped.rows), len(rows), where
-            )
+            where = f", saved in {checkpoint}; run the job again to resume" if store else ""
+            stopped.args = (f"Stopped with {len(stopped.rows)} of {len(rows)} rows done{where}.",)
+            raise
+        except PipelineError as stopped:
+            stopped.rows = [*done, *stopped.rows]
             raise
         finally:
             stats.elapsed_s = time.monotonic() - started

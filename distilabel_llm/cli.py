@@ -1,0 +1,221 @@
+"""The `distilabel-llm` command: `demo`, `generate` and `build-tiny-models`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any, List, Optional
+
+from rich.console import Console
+
+from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.pipeline.backends import BACKENDS, ModelError, build_llm
+
+__all__ = ["main"]
+
+_EXIT_ERROR = 1
+_EXIT_INTERRUPTED = 130  # the shell's code for a Ctrl-C
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Runs the command line; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    console = Console()
+    try:
+        return int(args.run(args, console) or 0)
+    except KeyboardInterrupt as stopped:
+        message = str(stopped) or "Stopped."
+        Console(stderr=True).print(
+            f"{message} Run the same command again to resume.", highlight=False
+        )
+        return _EXIT_INTERRUPTED
+    except (DistilabelLLMError, ModelError, ImportError, OSError) as error:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        return _EXIT_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distilabel-llm",
+        description="LLM text generation at scale on local hardware and APIs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a short job on tiny local models (no key, no download)",
+        description="Builds tiny local models (cached), runs a pool of a llama.cpp and a "
+        "transformers process over built-in prompts, writes a JSONL file and a summary.",
+    )
+    demo.add_argument("--output-dir", default="demo-output", help="default: %(default)s")
+    demo.add_argument("--rows", type=_positive, default=32, help="default: %(default)s")
+    demo.add_argument("--max-new-tokens", type=_positive, default=24, help="default: %(default)s")
+    demo.add_argument("--cache-dir", help="where the tiny models are kept")
+    demo.set_defaults(run=_run_demo)
+
+    generate = commands.add_parser(
+        "generate",
+        help="generate (and label) for every row of a JSONL file, resumably",
+        description="Generates for every row of --input (one JSON object with an 'input' "
+        "field per line) and writes each finished row to --output at once. Re-running the "
+        "same command after a stop or a crash generates only the rows still missing.",
+    )
+    generate.add_argument("--input", required=True, help="JSONL file of input rows")
+    generate.add_argument("--output", required=True, help="JSONL file of results (checkpoint)")
+    generate.add_argument("--backend", required=True, choices=BACKENDS)
+    generate.add_argument("--model", required=True, help="GGUF file, model directory or name")
+    placement = generate.add_mutually_exclusive_group()
+    placement.add_argument(
+        "--processes",
+        type=_non_negative,
+        default=1,
+        help="model processes: 0 runs the model in this process, 2+ a pool of replicas "
+        "(default: %(default)s)",
+    )
+    placement.add_argument("--devices", type=_devices, help="GPUs, one replica each: 0,1")
+    generate.add_argument("--threads", type=_positive, help="CPU threads per model process")
+    generate.add_argument("--num-generations", type=_positive, default=1)
+    generate.add_argument("--batch-size", type=_positive, default=16)
+    generate.add_argument("--max-new-tokens", type=_positive, default=128)
+    generate.add_argument("--task", choices=("text-generation", "self-instruct"), default=None)
+    generate.add_argument("--labeller", choices=("ultrafeedback", "judgelm"))
+    generate.add_argument("--labeller-backend", choices=BACKENDS, help="default: --backend")
+    generate.add_argument("--labeller-model", help="default: --model")
+    generate.add_argument("--base-url", help="OpenAI-compatible server URL (openai backend)")
+    generate.add_argument(
+        "--api-key", default=None, help="API key (openai backend); default: $OPENAI_API_KEY"
+    )
+    generate.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    generate.set_defaults(run=_run_generate)
+
+    build = commands.add_parser(
+        "build-tiny-models",
+        help="build the tiny test models offline and print their paths",
+    )
+    build.add_argument("--cache-dir", help="where to keep them")
+    build.set_defaults(run=_run_build)
+    return parser
+
+
+def _run_demo(args: argparse.Namespace, console: Console) -> int:
+    from distilabel_llm.pipeline.demo import run_demo
+
+    run_demo(
+        output_dir=args.output_dir,
+        rows=args.rows,
+        max_new_tokens=args.max_new_tokens,
+        cache_dir=args.cache_dir,
+        console=console,
+    )
+    return 0
+
+
+def _run_generate(args: argparse.Namespace, console: Console) -> int:
+    from distilabel_llm.pipeline.dataset import read_jsonl
+    from distilabel_llm.pipeline.pipeline import Pipeline
+    from distilabel_llm.pipeline.summary import summary_table
+
+    rows = read_jsonl(args.input)  # a bad input fails before any model starts
+    options = {
+        "max_new_tokens": args.max_new_tokens,
+        "threads": args.threads,
+        "base_url": args.base_url,
+        "api_key": args.api_key or os.environ.get("OPENAI_API_KEY"),
+    }
+    llms: List[Any] = []
+    try:
+        generator = build_llm(
+            _task(args.task or "text-generation"),
+            args.backend,
+            args.model,
+            processes=args.processes,
+            devices=args.devices,
+            **options,
+        )
+        llms.append(generator)
+        labeller = None
+        if args.labeller:
+            labeller = build_llm(
+                _task(args.labeller),
+                args.labeller_backend or args.backend,
+                args.labeller_model or args.model,
+                processes=min(args.processes, 1),
+                **options,
+            )
+            llms.append(labeller)
+        pipeline = Pipeline(generator=generator, labeller=labeller)
+        pipeline.generate(
+            rows,
+            num_generations=args.num_generations,
+            batch_size=args.batch_size,
+            checkpoint=args.output,
+            display_progress_bar=not args.no_progress,
+            console=Console(stderr=True),
+        )
+        assert pipeline.stats is not None
+        console.print(summary_table(pipeline.stats, generator))
+    finally:
+        for llm in reversed(llms):
+            llm.teardown()
+    failed = pipeline.stats.rows_failed
+    note = f" ({failed} failed: see their 'error' field)" if failed else ""
+    console.print(f"Wrote {len(rows)} rows to [bold]{args.output}[/bold]{note}")
+    return 0
+
+
+def _run_build(args: argparse.Namespace, console: Console) -> int:
+    from distilabel_llm.testing.tiny_models import ensure_tiny_models
+
+    models = ensure_tiny_models(args.cache_dir)
+    console.print(f"Hugging Face model: {models.hf_path}", highlight=False)
+    console.print(f"GGUF model:         {models.gguf_path}", highlight=False)
+    return 0
+
+
+def _task(name: str) -> Any:
+    from distilabel_llm.tasks import (
+        JudgeLMTask,
+        SelfInstructTask,
+        TextGenerationTask,
+        UltraFeedbackTask,
+    )
+
+    tasks = {
+        "text-generation": TextGenerationTask,
+        "self-instruct": SelfInstructTask,
+        "ultrafeedback": UltraFeedbackTask.for_overall_quality,
+        "judgelm": JudgeLMTask,
+    }
+    return tasks[name]()
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
+    return value
+
+
+def _devices(text: str) -> List[str]:
+    devices = [device.strip() for device in text.split(",") if device.strip()]
+    if not devices:
+        raise argparse.ArgumentTypeError(f"must list GPUs such as 0,1, not {text!r}")
+    return devices
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Building a job's models from a backend name and a model path, as the CLI and demo do.
+
+`load_llm` runs where the model lives (a `ProcessLLM`'s child, usually), so it is a plain
+module-level function taking only picklable arguments; `build_llm` wraps it in the process or
+pool the job asked for. `check_backend` fails early, in the caller, on what would otherwise
+only fail in a child: a missing extra or a missing model file.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Union
+
+from distilabel_llm.errors import MissingExtraError
+from distilabel_llm.llm.base import LLM
+from distilabel_llm.tasks.base import Task
+
+__all__ = ["BACKENDS", "ModelError", "build_llm", "check_backend", "load_llm"]
+
+BACKENDS = ("transformers", "llama-cpp", "openai")
+
+# backend -> (module it imports, package to install, extra that installs it)
+_REQUIREMENTS = {
+    "transformers": ("transformers", "transformers", "transformers"),
+    "llama-cpp": ("llama_cpp", "llama-cpp-python", "llama-cpp"),
+    "openai": ("openai", "openai", "openai"),
+}
+
+
+class ModelError(ValueError):
+    """The model named for a backend cannot be found."""
+
+
+def check_backend(backend: str, model: str) -> None:
+    """Fails now, naming the fix, if `backend` cannot load `model` here.
+
+    Raises:
+        ValueError: for an unknown backend.
+        MissingExtraError: if the backend's package is not installed.
+        ModelError: if a local model path does not exist.
+    """
+    if backend not in _REQUIREMENTS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    module, package, extra = _REQUIREMENTS[backend]
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(package, extra)
+    if backend == "llama-cpp" and not Path(model).expanduser().is_file():
+        raise ModelError(f"No GGUF model file at {model!r}; give the path of a .gguf file.")
+    if (
+        backend == "transformers"
+        and _looks_like_path(model)
+        and not Path(model).expanduser().is_dir()
+    ):
+        raise ModelError(
+            f"No model directory at {model!r}; give a directory saved with "
+            "`save_pretrained`, or a Hugging Face Hub model id such as 'gpt2'."
+        )
+
+
+def load_llm(
+    task: Task,
+    *,
+    backend: str,
+    model: str,
+    max_new_tokens: int = 128,
+    threads: Optional[int] = None,
+    gpu: bool = False,
+    base_url: Optional[str] = None,
+    api_key: Optional[str] = None,
+) -> LLM:
+    """Loads `model` with `backend` in this process.
+
+    Args:
+        task: the task the LLM runs.
+        backend: one of `BACKENDS`.
+        model: a GGUF file (llama-cpp), a directory or Hub id (transformers), or a model name
+            (openai).
+        max_new_tokens: most tokens generated per output.
+        threads: CPU threads the model may use (local backends); the library default if None.
+        gpu: put the whole model on the (first visible) GPU.
+        base_url, api_key: where and how to reach an OpenAI-compatible server.
+    """
+    if backend == "transformers":
+        from distilabel_llm.llm.transformers import TransformersLLM
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        device = "cuda" if gpu else None
+        return TransformersLLM.from_pretrained(
+            model, task, device=device, max_new_tokens=max_new_tokens
+        )
+    if backend == "llama-cpp":
+        from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+
+        return LlamaCppLLM.from_path(
+            model,
+            task,
+            n_threads=threads,
+            n_gpu_layers=-1 if gpu else 0,
+            max_new_tokens=max_new_tokens,
+        )
+    if backend == "openai":
+        from distilabel_llm.llm.openai import OpenAILLM
+
+        return OpenAILLM(
+            task, model=model, base_url=base_url, api_key=api_key, max_new_tokens=max_new_tokens
+        )
+    raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+
+
+def build_llm(
+    task: Task,
+    backend: str,
+    model: str,
+    processes: int = 1,
+    devices: Optional[Sequence[Union[int, str]]] = None,
+    env: Optional[Dict[str, str]] = None,
+    **options: Any,
+) -> Any:
+    """Builds the generator or labeller of a job, ready to hand to `Pipeline`.
+
+    Args:
+        task: the task the model runs.
+        backend, model: as for `load_llm`.
+        processes: 0 to load the model in this process, 1 for a `ProcessLLM`, more for an
+            `LLMPool` of that many replicas. An OpenAI client always runs in this process.
+        devices: GPUs for an `LLMPool` with one replica on each; overrides `processes`.
+        env: environment variables for the model processes.
+        **options: further arguments of `load_llm`.
+
+    Returns:
+        An `LLM`, a `ProcessLLM` or an `LLMPool`; the caller tears it down.
+    """
+    check_backend(backend, model)
+    if processes < 0:
+        raise ValueError(f"`processes` must be 0 or more, not {processes!r}.")
+    load = functools.partial(load_llm, backend=backend, model=model, **options)
+    if backend == "openai":
+        return load(task)
+    from distilabel_llm.llm.pool import LLMPool
+    from distilabel_llm.llm.process import ProcessLLM
+
+    if devices:
+        if len(devices) == 1:
+            device_env = {**(env or {}), "CUDA_VISIBLE_DEVICES": str(devices[0])}
+            return ProcessLLM(task, functools.partial(load, gpu=True), env=device_env)
+        return LLMPool.from_devices(task, functools.partial(load, gpu=True), devices, env=env)
+    if processes == 0:
+        return load(task)
+    if processes == 1:
+        return ProcessLLM(task, load, env=env)
+    return LLMPool.from_replicas(task, load, replicas=processes, env=env)
+
+
+def _looks_like_path(model: str) -> bool:
+    """Whether `model` is meant as a local path rather than a Hub id like 'org/name'."""
+    return (
+        model.startswith((".", "~", os.sep))
+        or model.count("/") > 1
+        or Path(model).expanduser().exists()
+    )

@@ -1,0 +1,75 @@
+"""The table a finished job prints: rows done and failed, and each model's throughput."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, List, Tuple
+
+from rich.table import Table
+
+from distilabel_llm.pipeline.job import JobStats
+
+__all__ = ["display_name", "summary_table"]
+
+
+def display_name(name: str) -> str:
+    """A model or pool member name with each file path cut to its last part or two.
+
+    Backends name local models by their path, which would fill a progress line.
+    """
+    words = []
+    for word in name.split(" "):
+        if os.sep in word and len(word) > 24:
+            parts = Path(word).parts
+            word = parts[-1] if len(parts[-1]) > 8 else os.path.join(*parts[-2:])
+        words.append(word)
+    return " ".join(words)
+
+
+def summary_table(stats: JobStats, generator: Any = None) -> Table:
+    """A rich table of what the job did, one line per pool member (or per model).
+
+    Tokens per second are over the job's wall time, so a pool's lines add up to its total.
+    Members running the same model share that model's tokens in proportion to their
+    generations, since outputs only name the model.
+
+    Args:
+        stats: `Pipeline.stats` after the job.
+        generator: the job's generator; a pool gets one line per member.
+    """
+    table = Table(
+        title=(
+            f"{stats.rows_done} rows generated in {stats.elapsed_s:.1f}s"
+            f" ({stats.rows_resumed} resumed, {stats.rows_failed} failed)"
+        ),
+        title_justify="left",
+    )
+    table.add_column("Generator")
+    table.add_column("Generations", justify="right")
+    table.add_column("Output tokens", justify="right")
+    table.add_column("Tokens/s", justify="right")
+    elapsed = max(stats.elapsed_s, 1e-9)
+    for name, generations, tokens in _lines(stats, generator):
+        table.add_row(
+            display_name(name), f"{generations:,}", f"{tokens:,.0f}", f"{tokens / elapsed:,.1f}"
+        )
+    return table
+
+
+def _lines(stats: JobStats, generator: Any) -> List[Tuple[str, int, float]]:
+    members = getattr(generator, "llms", None)
+    if not members or not stats.generations_by_member:
+        return [
+            (model, generations, float(stats.output_tokens_by_model.get(model, 0)))
+            for model, generations in stats.generations_by_model.items()
+        ]
+    names = generator.member_names
+    models = [member.model_name for member in members]
+    lines = []
+    for name, model in zip(names, models):
+        generations = stats.generations_by_member.get(name, 0)
+        model_generations = stats.generations_by_model.get(model, 0)
+        share = generations / model_generations if model_generations else 0.0
+        lines.append((name, generations, stats.output_tokens_by_model.get(model, 0) * share))
+    return lines
