@@ -1,0 +1,212 @@
+"""`TransformersLLM` on the kit's tiny llama: batching, chat templates, statistics, processes."""
+
+from __future__ import annotations
+
+import copy
+from concurrent.futures import Future
+from typing import Any, Iterator, List, Tuple
+
+import pytest
+
+from distilabel_llm.tasks import TextGenerationTask
+
+torch = pytest.importorskip("torch", reason="the `transformers` extra is not installed")
+pytest.importorskip("transformers", reason="the `transformers` extra is not installed")
+
+from distilabel_llm.llm.transformers import TransformersLLM  # noqa: E402
+
+INPUTS = [
+    "Hello world",
+    "The sky is blue because",
+    "Explain why",
+    "Write a poem about the sea.",
+    "What is 2 + 2?",
+    "Name three colors",
+]
+ROWS = [{"input": text} for text in INPUTS]
+MAX_NEW_TOKENS = 24
+
+
+@pytest.fixture
+def make_llm(hf_model_and_tokenizer: Tuple[Any, Any]) -> Iterator[Any]:
+    """Builds `TransformersLLM`s on the shared tiny model, and closes them afterwards."""
+    model, tokenizer = hf_model_and_tokenizer
+    made: List[TransformersLLM] = []
+
+    def make(**kwargs: Any) -> TransformersLLM:
+        kwargs.setdefault("max_new_tokens", MAX_NEW_TOKENS)
+        llm = TransformersLLM(
+            kwargs.pop("model", model),
+            kwargs.pop("tokenizer", tokenizer),
+            TextGenerationTask(),
+            **kwargs,
+        )
+        made.append(llm)
+        return llm
+
+    yield make
+    for llm in made:
+        llm.close()
+
+
+def _reference_greedy(model: Any, tokenizer: Any, prompt: str) -> List[int]:
+    """Greedy tokens straight from `model.generate`, one unpadded prompt, up to EOS."""
+    ids = tokenizer(prompt, add_special_tokens=not prompt.startswith("<s>"), return_tensors="pt")
+    with torch.inference_mode():
+        generated = model.generate(**ids, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+    return generated[0, ids.input_ids.shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("prompt_format", [None, "default"])
+def test_batched_greedy_equals_one_by_one_greedy(
+    make_llm: Any, hf_model_and_tokenizer: Tuple[Any, Any], prompt_format: Any
+) -> None:
+    model, tokenizer = hf_model_and_tokenizer
+    llm = make_llm(prompt_format=prompt_format)
+
+    batched = llm.generate(ROWS)
+
+    lengths = set()
+    for row, outputs in zip(ROWS, batched):
+        (output,) = outputs
+        expected = _reference_greedy(model, tokenizer, output["prompt_used"])
+        assert output["raw_output"] == tokenizer.decode(expected, skip_special_tokens=True)
+        assert output["statistics"]["output_tokens"] == len(expected)
+        assert llm.generate([row]) == [outputs]
+        lengths.add(len(expected))
+    # Rows end at different lengths, so the batch was padded after some rows' EOS.
+    assert len(lengths) > 1
+
+
+def test_default_prompts_use_the_chat_template_without_a_second_bos(
+    make_llm: Any, hf_model_and_tokenizer: Tuple[Any, Any]
+) -> None:
+    _, tokenizer = hf_model_and_tokenizer
+    task = TextGenerationTask()
+    llm = make_llm()
+
+    (output,) = llm.generate(ROWS[:1])[0]
+
+    messages = task.generate_prompt(**ROWS[0]).format_as("openai")
+    expected = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert output["prompt_used"] == expected
+    assert expected.startswith("<s>")
+    prompt_ids = tokenizer(expected, add_special_tokens=False).input_ids
+    assert output["statistics"]["input_tokens"] == len(prompt_ids)
+
+
+def test_chat_messages_are_rendered_with_the_chat_template(make_llm: Any) -> None:
+    from_template = make_llm().generate(ROWS)
+    from_messages = make_llm(prompt_format="openai").generate(ROWS)
+
+    assert isinstance(from_messages[0][0]["prompt_used"], list)
+    assert [row[0]["raw_output"] for row in from_messages] == [
+        row[0]["raw_output"] for row in from_template
+    ]
+
+
+def test_a_tokenizer_without_chat_template_gets_the_default_format(
+    make_llm: Any, hf_model_and_tokenizer: Tuple[Any, Any]
+) -> None:
+    tokenizer = copy.deepcopy(hf_model_and_tokenizer[1])
+    tokenizer.chat_template = None
+    task = TextGenerationTask()
+
+    llm = make_llm(tokenizer=tokenizer)
+    (output,) = llm.generate(ROWS[:1])[0]
+
+    assert output["prompt_used"] == task.generate_prompt(**ROWS[0]).format_as("default")
+    with pytest.raises(ValueError, match="no chat template"):
+        make_llm(tokenizer=tokenizer, prompt_format="openai").generate(ROWS[:1])
+
+
+def test_statistics_count_prompt_and_output_tokens(
+    make_llm: Any, hf_model_and_tokenizer: Tuple[Any, Any]
+) -> None:
+    _, tokenizer = hf_model_and_tokenizer
+    llm = make_llm(prompt_format="default", max_new_tokens=5)
+
+    for outputs in llm.generate(ROWS):
+        (output,) = outputs
+        prompt_ids = tokenizer(output["prompt_used"]).input_ids
+        assert output["statistics"]["input_tokens"] == len(prompt_ids)
+        assert 1 <= output["statistics"]["output_tokens"] <= 5
+        assert output["model_name"] == llm.model_name
+
+
+def test_greedy_generations_repeat_the_single_greedy_output(make_llm: Any) -> None:
+    rows = make_llm().generate(ROWS[:3], num_generations=3)
+
+    assert [len(row) for row in rows] == [3, 3, 3]
+    for row in rows:
+        assert row[0] == row[1] == row[2]
+
+
+def test_sampled_generations_differ_and_follow_the_torch_seed(make_llm: Any) -> None:
+    llm = make_llm(do_sample=True, temperature=1.0, top_k=0)
+
+    torch.manual_seed(7)
+    first = llm.generate(ROWS[:2], num_generations=3)
+    torch.manual_seed(7)
+    second = llm.generate(ROWS[:2], num_generations=3)
+
+    assert [len(row) for row in first] == [3, 3]
+    assert first == second
+    assert len({output["raw_output"] for output in first[0]}) > 1
+
+
+def test_threads_return_a_future_of_the_same_outputs(make_llm: Any) -> None:
+    expected = make_llm().generate(ROWS[:3])
+
+    future = make_llm(num_threads=2).generate(ROWS[:3])
+
+    assert isinstance(future, Future)
+    assert future.result(timeout=60) == expected
+
+
+def test_from_pretrained_loads_path_dtype_and_options(tiny_models: Any) -> None:
+    with TransformersLLM.from_pretrained(
+        str(tiny_models.hf_path), TextGenerationTask(), torch_dtype="float32", max_new_tokens=3
+    ) as llm:
+        assert llm.model_name == str(tiny_models.hf_path)
+        assert llm.model.dtype == torch.float32
+        assert llm.max_new_tokens == 3
+        assert len(llm.generate(ROWS[:1])[0]) == 1
+
+
+def test_bad_arguments_are_rejected(make_llm: Any) -> None:
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        make_llm(max_new_tokens=0)
+
+
+@pytest.mark.timeout(60)
+def test_missing_extra_names_the_install_command(run_without: Any) -> None:
+    done = run_without(
+        ["torch"],
+        """
+        from distilabel_llm.errors import MissingExtraError
+        try:
+            from distilabel_llm.llm import TransformersLLM
+        except MissingExtraError as error:
+            print(error)
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'distilabel_llm[transformers]'" in done.stdout
+
+
+@pytest.mark.timeout(90)
+def test_runs_inside_a_process_llm(tiny_models: Any, make_llm: Any) -> None:
+    process = pytest.importorskip("distilabel_llm.llm.process")
+    path = str(tiny_models.hf_path)
+    expected = make_llm(max_new_tokens=8).generate(ROWS[:3], num_generations=2)
+
+    def load(task: Any) -> Any:
+        from distilabel_llm.llm import TransformersLLM
+
+        return TransformersLLM.from_pretrained(path, task, max_new_tokens=8)
+
+    with process.ProcessLLM(TextGenerationTask(), load) as llm:
+        outputs = llm.generate(ROWS[:3], num_generations=2).result(timeout=60)
+        assert llm.model_name == path
+    assert outputs == expected
