@@ -225,6 +225,15 @@ def test_fail_fast_raises_the_error_once_retries_are_spent(
     assert len(server.requests()) == 2
 
 
+@pytest.mark.timeout(20)
+def test_fail_fast_cancels_the_rows_still_in_flight(make_llm: MakeLLM, server: FaultServer) -> None:
+    server.rule("slow", Fault(delay=60))
+    server.rule("bad", Fault(status=500))
+    llm = make_llm(max_retries=0, timeout=60.0, fail_fast=True, max_concurrency=2)
+    with pytest.raises(OpenAIRequestError, match="InternalServerError"):
+        llm.generate(rows("slow", "bad"))  # returns at once: does not wait for "slow"
+
+
 def test_a_slow_response_times_out_and_is_retried(
     make_llm: MakeLLM, server: FaultServer, caplog: pytest.LogCaptureFixture
 ) -> None:
