@@ -52,7 +52,7 @@ class OpenAILLM(LLM):
     call and thread, without a thread per request.
 
     Retries (exponential backoff with jitter on 408, 409, 429, 5xx, connection errors and
-    timeouts, honouring `Retry-After` up to two minutes) are the `openai` client's own. A row
+    timeouts, honouring `Retry-After` up to the client's cap) are the `openai` client's own. A row
     that still fails comes back with `raw_output=None` and the error logged, unless
     `fail_fast` is set; errors no row can survive (a rejected key: 401, 403, or an unknown
     model: 404) always raise.
