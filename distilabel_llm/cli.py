@@ -29,9 +29,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(args.run(args, console) or 0)
     except KeyboardInterrupt as stopped:
         message = str(stopped) or "Stopped."
-        Console(stderr=True).print(
-            f"{message} Run the same command again to resume.", highlight=False
-        )
+        if "resume" not in message:
+            message += " Run the same command again to resume."
+        Console(stderr=True).print(message, highlight=False)
         return _EXIT_INTERRUPTED
     except (DistilabelLLMError, ModelError, ImportError, OSError) as error:
         Console(stderr=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)

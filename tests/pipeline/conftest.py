@@ -1,16 +1,14 @@
-"""Fixtures for the pipeline tests: processes that are always reaped, and checkpoint polling."""
+"""Fixtures for the pipeline tests: processes that are always reaped, and FakeLLMs closed."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Iterator, List
 
 import pytest
 
@@ -20,31 +18,6 @@ from distilabel_llm.testing import FakeLLM
 
 HERE = Path(__file__).parent
 FAKE_JOB = HERE / "fake_job.py"
-
-
-def read_rows(path: Path) -> List[Dict[str, Any]]:
-    """The complete JSON lines of a JSONL file."""
-    if not path.exists():
-        return []
-    lines = path.read_bytes().split(b"\n")[:-1]  # the part after the last newline is torn
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def wait_for_rows(path: Path, count: int, process: subprocess.Popen, timeout: float = 30) -> int:
-    """Waits until `path` holds at least `count` complete rows; returns how many it holds.
-
-    Fails at once if `process` exits first, so a broken job never turns into a timeout.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = len(read_rows(path))
-        if rows >= count:
-            return rows
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            pytest.fail(f"job exited with {process.returncode} before {count} rows: {output}")
-        time.sleep(0.005)
-    pytest.fail(f"{path} did not reach {count} rows in {timeout}s")
 
 
 @pytest.fixture

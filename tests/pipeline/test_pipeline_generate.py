@@ -4,40 +4,21 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 import pytest
+from pipeline_helpers import LengthRatingTask
 
 from distilabel_llm.llm.base import LLM
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.pipeline import DatasetError, Pipeline, PipelineError
-from distilabel_llm.tasks import Prompt, Task, TextGenerationTask, UltraFeedbackTask
+from distilabel_llm.tasks import Task, TextGenerationTask, UltraFeedbackTask
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(30)
 
 MakeLLM = Callable[..., FakeLLM]
-
-
-@dataclass
-class LengthRatingTask(Task):
-    """Rates generations by the length of the answer text: parseable from any FakeLLM output."""
-
-    def generate_prompt(self, input: str, generations: List[str], **_: Any) -> Prompt:
-        return Prompt(system_prompt="", formatted_prompt=f"{input}: {generations}")
-
-    def parse_output(self, output: str) -> Dict[str, Any]:
-        return {"rating": [float(len(output))], "rationale": output}
-
-    @property
-    def input_args_names(self) -> List[str]:
-        return ["input", "generations"]
-
-    @property
-    def output_args_names(self) -> List[str]:
-        return ["rating", "rationale"]
 
 
 class HookLLM(LLM):

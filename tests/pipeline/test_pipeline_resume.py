@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from conftest import read_rows, wait_for_rows
+from pipeline_helpers import read_rows, wait_for_rows
 
 pytestmark = pytest.mark.timeout(60)
 

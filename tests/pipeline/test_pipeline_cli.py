@@ -1,0 +1,176 @@
+"""The `distilabel-llm` command: demo and generate as real processes on the tiny models."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List
+
+import pytest
+from pipeline_helpers import read_rows, wait_for_rows
+
+from distilabel_llm.cli import main
+from distilabel_llm.errors import MissingExtraError
+from distilabel_llm.pipeline import backends
+
+_MISSING = [
+    name
+    for name in ("llama_cpp", "transformers", "torch", "tokenizers", "gguf")
+    if importlib.util.find_spec(name) is None
+]
+needs_models = pytest.mark.skipif(
+    bool(_MISSING),
+    reason=f"needs the 'all' extra to build and run the tiny models; missing {_MISSING}: "
+    "pip install 'distilabel_llm[all]'",
+)
+CLI = [sys.executable, "-m", "distilabel_llm"]
+Spawn = Callable[..., subprocess.Popen]
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    """The tiny models, built once into the shared cache (seconds on the first run)."""
+    if _MISSING:
+        pytest.skip(f"tiny models need {_MISSING}")
+    from distilabel_llm.testing.tiny_models import ensure_tiny_models
+
+    return ensure_tiny_models()
+
+
+def _prompts(path: Path, count: int) -> Path:
+    lines = [json.dumps({"input": f"Question number {i}?"}) for i in range(count)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _group_gone(pgid: int, timeout: float) -> bool:
+    """Whether every process of group `pgid` has exited within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@needs_models
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_demo(tmp_path: Path, tiny_models, spawn: Spawn) -> None:
+    demo = spawn([*CLI, "demo", "--output-dir", str(tmp_path), "--rows", "12"])
+    output, _ = demo.communicate(timeout=80)
+    assert demo.returncode == 0, output
+    result = tmp_path / "generations.jsonl"
+    assert f"Wrote 12 rows to {result}" in output.replace("\n", "")
+    assert "12 rows generated" in output and "Tokens/s" in output
+    assert "#0 tiny-llama.gguf" in output and "/hf" in output  # one line per pool member
+    assert "Generating: 12/12 (100%)" in output  # plain progress lines: stdout is a pipe
+    rows = read_rows(result)
+    assert len(rows) == 12 and all(row["error"] is None for row in rows)
+    assert {row["generation_model"][0].rsplit("/", 1)[-1] for row in rows} <= {
+        "tiny-llama.gguf",
+        "hf",
+    }
+
+
+@needs_models
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_generate_killed_then_resumed(tmp_path: Path, tiny_models, spawn: Spawn) -> None:
+    prompts = _prompts(tmp_path / "in.jsonl", 40)
+    out = tmp_path / "out.jsonl"
+    args = [
+        *CLI, "generate", "--input", str(prompts), "--output", str(out),
+        "--backend", "llama-cpp", "--model", str(tiny_models.gguf_path),
+        "--batch-size", "2", "--max-new-tokens", "16", "--threads", "1",
+    ]  # fmt: skip
+    job = spawn(args)
+    wait_for_rows(out, 4, job, timeout=60)
+    os.kill(job.pid, signal.SIGKILL)  # the job only: its model process must notice alone
+    assert job.wait(timeout=10) == -signal.SIGKILL
+    assert _group_gone(job.pid, timeout=10), "the model process outlived its killed job"
+    killed_at = len(read_rows(out))
+    assert killed_at < 40, "the job finished before it was killed"
+
+    resumed = spawn(args)
+    output, _ = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, output
+    assert f"Resuming: {killed_at} of 40 rows" in output
+    rows = read_rows(out)
+    assert [row["input"] for row in rows] == [f"Question number {i}?" for i in range(40)]
+    assert all(row["error"] is None and row["raw_generation_responses"][0] for row in rows)
+
+
+@needs_models
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_generate_with_labeller_in_process(tmp_path: Path, tiny_models, capsys) -> None:
+    prompts = _prompts(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    code = main(
+        [
+            "generate", "--input", str(prompts), "--output", str(out),
+            "--backend", "llama-cpp", "--model", str(tiny_models.gguf_path),
+            "--processes", "0", "--num-generations", "2", "--max-new-tokens", "8",
+            "--labeller", "judgelm", "--no-progress",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    rows = read_rows(out)
+    assert len(rows) == 3
+    assert all(len(row["generations"]) == 2 for row in rows)
+    assert all(row["labelling_model"] and row["raw_labelling_response"] for row in rows)
+    assert f"Wrote 3 rows to {out}" in capsys.readouterr().out.replace("\n", "")
+
+
+def _run(argv: List[str], capsys) -> str:
+    assert main(argv) == 1
+    return " ".join(capsys.readouterr().err.split())
+
+
+def test_missing_model_path(tmp_path: Path, capsys) -> None:
+    prompts = _prompts(tmp_path / "in.jsonl", 1)
+    base = ["generate", "--input", str(prompts), "--output", str(tmp_path / "o.jsonl")]
+    if importlib.util.find_spec("llama_cpp") is not None:
+        error = _run([*base, "--backend", "llama-cpp", "--model", "nope.gguf"], capsys)
+        assert "No GGUF model file at 'nope.gguf'" in error
+    if importlib.util.find_spec("transformers") is not None:
+        error = _run([*base, "--backend", "transformers", "--model", "./nope"], capsys)
+        assert "No model directory at './nope'" in error
+
+
+def test_unreadable_input_and_bad_json_line(tmp_path: Path, capsys) -> None:
+    base = ["--output", str(tmp_path / "o.jsonl"), "--backend", "openai", "--model", "m"]
+    error = _run(["generate", "--input", str(tmp_path / "missing.jsonl"), *base], capsys)
+    assert "missing.jsonl' does not exist" in error
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "a"}\n{"input": "b",}\n', encoding="utf-8")
+    error = _run(["generate", "--input", str(bad), *base], capsys)
+    assert "line 2 is not valid JSON" in error
+
+
+def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The extras are installed here, so hide one the way a clean install would lack it.
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        backends.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a),
+    )
+    with pytest.raises(MissingExtraError, match=r"pip install 'distilabel_llm\[llama-cpp\]'"):
+        backends.check_backend("llama-cpp", "model.gguf")
+
+
+def test_bad_arguments_exit_with_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "--input", "x", "--output", "y", "--backend", "vllm", "--model", "m"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'vllm'" in capsys.readouterr().err
