@@ -11,16 +11,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
-import multiprocessing
-import os
 import pickle
-import signal
-import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import Future, InvalidStateError, wait
-from multiprocessing.connection import Connection
+from concurrent.futures import Future, wait
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -40,8 +35,10 @@ import cloudpickle
 
 from distilabel_llm.errors import ProcessLLMError
 from distilabel_llm.llm import _worker
+from distilabel_llm.llm._child import ChildProcess, describe_exit, rebuild_error
 from distilabel_llm.llm.base import ProgressCallback, logger
 from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.utils.futures import settle
 from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
@@ -59,8 +56,6 @@ _POLL_SECONDS = 0.2
 # How long a child that closed its socket gets to exit before it is killed.
 _REAP_SECONDS = 1.0
 _START_METHODS = ("spawn", "fork")
-# `-c` rather than `-m`: this package already imported `_worker`, and runpy warns about that.
-_CHILD_COMMAND = f"from {_worker.__name__} import main; main()"
 
 
 class _Request:
@@ -78,30 +73,6 @@ class _Request:
         self.num_generations = num_generations
         self.progress_callback = progress_callback
         self.future: Future[List[List[LLMOutput]]] = Future()
-
-
-class _Child:
-    """One incarnation of the child process and the parent's end of its socket."""
-
-    def __init__(self, process: Union[subprocess.Popen[bytes], Any], conn: Connection) -> None:
-        self.process = process
-        self.conn = conn
-        self.pid: int = process.pid
-
-    def exit_code(self, timeout: float) -> Optional[int]:
-        """Waits up to `timeout` seconds for the child to exit; its exit code, or None."""
-        if isinstance(self.process, subprocess.Popen):
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return None
-        self.process.join(timeout)
-        return self.process.exitcode
-
-    def kill(self) -> int:
-        self.process.kill()
-        code = self.exit_code(5.0)
-        return -signal.SIGKILL if code is None else code
 
 
 class ProcessLLM:
@@ -300,23 +271,8 @@ class ProcessLLM:
 
     # Child lifecycle.
 
-    def _start_child(self) -> _Child:
-        parent_conn, child_conn = multiprocessing.Pipe(duplex=True)
-        if self.start_method == "fork":
-            process: Any = multiprocessing.get_context("fork").Process(
-                target=_worker.serve, args=(child_conn,), name="ProcessLLM-child"
-            )
-            process.start()
-        else:
-            process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD_COMMAND, str(child_conn.fileno())],
-                pass_fds=(child_conn.fileno(),),
-                env={**os.environ, **self.env},
-                stdin=subprocess.DEVNULL,
-            )
-        child_conn.close()
-        child = _Child(process, parent_conn)
-        child.conn.send_bytes(self._init_message)
+    def _start_child(self) -> ChildProcess:
+        child = ChildProcess.start(self.start_method, self.env, self._init_message)
         receiver = threading.Thread(
             target=self._receive, args=(child,), name=f"ProcessLLM-{child.pid}", daemon=True
         )
@@ -330,7 +286,7 @@ class ProcessLLM:
         with contextlib.suppress(OSError, ValueError):
             self._child.conn.send_bytes(message)
 
-    def _receive(self, child: _Child) -> None:
+    def _receive(self, child: ChildProcess) -> None:
         """The receiver thread: resolves futures until the child's socket closes."""
         conn = child.conn
         while True:
@@ -362,7 +318,7 @@ class ProcessLLM:
                 self._expire_deadlines()
         self._on_child_exit(child)
 
-    def _on_child_exit(self, child: _Child) -> None:
+    def _on_child_exit(self, child: ChildProcess) -> None:
         code = child.exit_code(_REAP_SECONDS)
         if code is None:
             code = child.kill()
@@ -377,7 +333,7 @@ class ProcessLLM:
                     "The child process of %r exited with %s; restarting it (%d restart(s) "
                     "left) and re-sending %d request(s).",
                     self,
-                    _describe_exit(code),
+                    describe_exit(code),
                     self._restarts_left,
                     len(self._pending),
                 )
@@ -389,7 +345,7 @@ class ProcessLLM:
                 return
         self._fail_for_good(
             ProcessLLMError(
-                f"The child process of {self!r} exited with {_describe_exit(code)} while "
+                f"The child process of {self!r} exited with {describe_exit(code)} while "
                 f"{len(self._pending)} request(s) were in flight. Look above for what it "
                 "printed; if it ran out of memory, lower the batch size.",
                 exit_code=code,
@@ -404,7 +360,7 @@ class ProcessLLM:
             self._pending.clear()
         self._ready.set()
         for request in pending:
-            _settle(request.future, exception=self._failure)
+            settle(request.future, exception=self._failure)
 
     # Requests.
 
@@ -418,14 +374,14 @@ class ProcessLLM:
             if request is None:  # cancelled or timed out meanwhile
                 continue
             if error is not None:
-                _settle(request.future, exception=_rebuild_error(error))
+                settle(request.future, exception=rebuild_error(error))
                 continue
             if request.progress_callback is not None:
                 try:
                     request.progress_callback(advance=len(request.inputs) * request.num_generations)
                 except Exception:
                     logger.exception("The progress callback raised; generation goes on")
-            _settle(request.future, result=rows)
+            settle(request.future, result=rows)
 
     def _poll_timeout(self) -> float:
         try:
@@ -446,7 +402,7 @@ class ProcessLLM:
                 if request is not None:
                     expired.append(request)
         for request in expired:
-            _settle(
+            settle(
                 request.future,
                 exception=TimeoutError(
                     f"No answer from the child process of {self!r} within "
@@ -471,38 +427,3 @@ def _check_env(env: Optional[Mapping[str, Union[str, int]]]) -> Dict[str, str]:
             raise TypeError(f"`env` maps variable names to strings, but has {name!r}: {value!r}.")
         checked[name] = str(value)
     return checked
-
-
-def _describe_exit(code: Optional[int]) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"exit code {code} (killed by {signal.Signals(-code).name})"
-        except ValueError:
-            pass
-    return f"exit code {code}"
-
-
-def _rebuild_error(error: _worker.ErrorPayload) -> BaseException:
-    pickled, type_name, message, text = error
-    if pickled is not None:
-        try:
-            exception: BaseException = pickle.loads(pickled)
-        except Exception:
-            pass
-        else:
-            if hasattr(exception, "add_note"):
-                exception.add_note(f"Traceback in the child process:\n{text}")
-            return exception
-    return ProcessLLMError(f"{type_name}: {message}", child_traceback=text)
-
-
-def _settle(
-    future: Future[Any], result: Any = None, exception: Optional[BaseException] = None
-) -> None:
-    try:
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
-    except InvalidStateError:  # cancelled by the caller meanwhile
-        pass

@@ -49,9 +49,9 @@ def when_all_complete(
         try:
             value = callback(results) if callback is not None else results
         except BaseException as error:
-            _set(combined, exception=error)
+            settle(combined, exception=error)
         else:
-            _set(combined, result=value)
+            settle(combined, result=value)
 
     if remaining == 0:
         _finish()
@@ -64,10 +64,10 @@ def when_all_complete(
         try:
             results[positions[future]] = future.result()
         except CancelledError:
-            _set(combined, exception=CancelledError("an input future was cancelled"))
+            settle(combined, exception=CancelledError("an input future was cancelled"))
             return
         except BaseException as error:
-            _set(combined, exception=error)
+            settle(combined, exception=error)
             return
         with lock:
             remaining -= 1
@@ -86,7 +86,7 @@ def when_all_complete(
     return combined
 
 
-def _set(
+def settle(
     future: Future[Any], result: Any = None, exception: Optional[BaseException] = None
 ) -> None:
     """Resolves `future` unless it is already resolved or cancelled (first outcome wins)."""
