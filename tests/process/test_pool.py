@@ -109,7 +109,13 @@ def test_plain_llms_can_be_members(task) -> None:
 
 @pytest.mark.parametrize("strategy", ["spread", "balance"])
 def test_a_member_that_dies_has_its_work_rerun_on_the_others(task, strategy, caplog) -> None:
-    members = [_member(task, "dies", exit_on="q5"), _member(task, "a"), _member(task, "b")]
+    members = [
+        _member(task, "dies", exit_on="q"),
+        _member(task, "a", latency_per_generation=0.01),
+        _member(task, "b", latency_per_generation=0.01),
+    ]
+    for member in members[1:]:
+        _ = member.model_name  # all loaded: the dying member gets its units at once
     with (
         caplog.at_level(logging.WARNING, logger="distilabel_llm"),
         LLMPool(members, strategy=strategy, seed=1) as pool,
