@@ -163,9 +163,11 @@ def _parse_or_none(line: bytes) -> Optional[Dict[str, Any]]:
     return row if isinstance(row, dict) else None
 
 
-def _normalise(value: Any) -> Any:
-    """The value as it reads back from the checkpoint's JSON."""
-    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+def _same(saved: Any, value: Any) -> bool:
+    """Whether `value` is what reads back as `saved` (NaN and tuples included)."""
+    return json.dumps(saved, sort_keys=True, default=str) == json.dumps(
+        value, sort_keys=True, default=str
+    )
 
 
 def _check_matches(
@@ -183,7 +185,7 @@ def _check_matches(
         for column, value in row.items():
             if column in output_columns:
                 continue
-            if column not in done or done[column] != _normalise(value):
+            if column not in done or not _same(done[column], value):
                 raise CheckpointError(
                     f"Checkpoint {path} row {position} has {column}={done.get(column)!r} but "
                     f"this job's input has {column}={value!r}, so the checkpoint belongs to "

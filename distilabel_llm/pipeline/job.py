@@ -20,6 +20,8 @@ from distilabel_llm.errors import DistilabelLLMError
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.pipeline.rows import (
     ERROR_COLUMN,
+    GENERATION_FAILED,
+    LABELLING_FAILED,
     generation_fields,
     labelling_fields,
     output_tokens,
@@ -33,8 +35,8 @@ logger = logging.getLogger("distilabel_llm")
 
 # Generator batches submitted ahead of the one being collected: one running, one queued.
 _GENERATOR_DEPTH = 2
-# This many wholly failed generator batches in a row means the generator is broken (a dead
-# process, a server down): the job stops, and those rows are left unwritten so that re-running
+# This many batches in a row whose every row the model failed on means a model is broken (a
+# dead process, a server down): the job stops, and those rows are left unwritten so that re-running
 # it retries them instead of keeping them as failures.
 _MAX_FAILED_BATCHES_IN_A_ROW = 3
 
@@ -170,7 +172,6 @@ class _Job:
         self._in_flight: List[_Batch] = []
         self._held: List[Dict[str, Any]] = []  # wholly failed batches, written once one succeeds
         self._failed_in_a_row = 0
-        self._last_error = ""
 
     def run(self, batches: List[List[Dict[str, Any]]]) -> None:
         generating: List[_Batch] = []
@@ -223,7 +224,7 @@ class _Job:
             row = batch.rows[position]
             if isinstance(result, Exception):
                 row.update(generation_fields(stage.task, None))
-                row[ERROR_COLUMN] = f"generation failed: {_describe(result)}"
+                row[ERROR_COLUMN] = GENERATION_FAILED + _describe(result)
             else:
                 self.stats.count_outputs(result)
                 row.update(generation_fields(stage.task, result))
@@ -258,7 +259,7 @@ class _Job:
                 row = batch.rows[position]
                 if isinstance(result, Exception):
                     row.update(labelling_fields(stage.task, None))
-                    row[ERROR_COLUMN] = f"labelling failed: {_describe(result)}"
+                    row[ERROR_COLUMN] = LABELLING_FAILED + _describe(result)
                 else:
                     row.update(labelling_fields(stage.task, result[0]))
                     row.setdefault(ERROR_COLUMN, None)
@@ -332,18 +333,15 @@ class _Job:
         return advance
 
     def _write_or_hold(self, rows: List[Dict[str, Any]]) -> None:
-        errors = [row[ERROR_COLUMN] for row in rows]
-        generation_failed = [e for e in errors if e and e.startswith("generation failed")]
-        if self.generator is not None and rows and len(generation_failed) == len(rows):
+        errors = [row[ERROR_COLUMN] or "" for row in rows]
+        if rows and all(e.startswith((GENERATION_FAILED, LABELLING_FAILED)) for e in errors):
             self._held.extend(rows)
             self._failed_in_a_row += 1
-            self._last_error = generation_failed[-1]
             if self._failed_in_a_row >= _MAX_FAILED_BATCHES_IN_A_ROW:
                 raise PipelineError(
-                    f"The generator failed on {self._failed_in_a_row} whole batches in a row, "
-                    f"so the job stopped; last error: {self._last_error}. The {len(self.finished)}"
-                    " rows finished so far are kept; fix the generator and run the job again "
-                    "to resume.",
+                    f"The models failed on {self._failed_in_a_row} whole batches in a row, so "
+                    f"the job stopped; last error: {errors[-1]}. The {len(self.finished)} rows "
+                    "finished so far are kept; fix the model and run the job again to resume.",
                     self.finished,
                 )
             return

@@ -99,7 +99,7 @@ class Pipeline:
             DatasetError: the dataset cannot be read, or lacks a column a task needs.
             CheckpointError: the checkpoint belongs to another job or is held by one.
             JobInterrupted: (a `KeyboardInterrupt`) Ctrl-C, after saving the finished rows.
-            PipelineError: the generator failed on several whole batches in a row.
+            PipelineError: a model failed on every row of several batches in a row.
         """
         _check_positive("num_generations", num_generations)
         _check_positive("batch_size", batch_size)

@@ -9,6 +9,8 @@ from distilabel_llm.tasks.base import Task
 
 __all__ = [
     "ERROR_COLUMN",
+    "GENERATION_FAILED",
+    "LABELLING_FAILED",
     "generation_columns",
     "generation_fields",
     "labelling_columns",
@@ -17,6 +19,10 @@ __all__ = [
 
 ERROR_COLUMN = "error"
 """`None` for a row that went through, else why its generation or labelling failed."""
+
+GENERATION_FAILED = "generation failed: "
+LABELLING_FAILED = "labelling failed: "
+"""How `error` starts when the model raised on the row (rather than the row lacking input)."""
 
 _GENERATION_META = ["generation_model", "raw_generation_responses"]
 _LABELLING_META = ["labelling_model", "raw_labelling_response"]

@@ -85,3 +85,14 @@ def test_two_jobs_cannot_share_a_checkpoint(tmp_path: Path) -> None:
 def test_append_needs_open(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="call `open` first"):
         Checkpoint(tmp_path / "out.jsonl").append([_done(0)])
+
+
+def test_values_that_json_changes_still_match(tmp_path: Path) -> None:
+    """NaN, tuples and non-JSON values read back differently but are the same input."""
+    inputs = [{"input": "q0", "score": float("nan"), "tags": ("a", "b"), "path": tmp_path}]
+    path = tmp_path / "out.jsonl"
+    with Checkpoint(path) as checkpoint:
+        checkpoint.open(inputs, OUTPUTS)
+        checkpoint.append([{**inputs[0], "generations": ["x"], "error": None}])
+    with Checkpoint(path) as checkpoint:
+        assert len(checkpoint.open(inputs, OUTPUTS)) == 1

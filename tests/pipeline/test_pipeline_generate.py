@@ -133,7 +133,7 @@ def test_broken_generator_stops_the_job_and_leaves_its_rows_to_retry(
     checkpoint = tmp_path / "out.jsonl"
     rows = [*_prompts(2), *[{"input": f"boom {i}"} for i in range(8)]]
     pipeline = Pipeline(generator=make_llm(raise_on="boom"))
-    with pytest.raises(PipelineError, match="failed on 3 whole batches in a row") as stopped:
+    with pytest.raises(PipelineError, match="models failed on 3 whole batches in a row") as stopped:
         pipeline.generate(rows, batch_size=2, checkpoint=checkpoint, display_progress_bar=False)
     assert [row["input"] for row in stopped.value.rows] == ["q0", "q1"]
     assert len(checkpoint.read_text().splitlines()) == 2
@@ -194,3 +194,37 @@ def test_bad_arguments(make_llm: MakeLLM) -> None:
     with pytest.raises(ValueError, match="`num_generations` must be a positive integer"):
         pipeline.generate(_prompts(1), num_generations=True)
     assert pipeline.generate([], display_progress_bar=False) == []
+
+
+def test_broken_labeller_stops_the_job_too(make_llm: MakeLLM) -> None:
+    labeller = make_llm(LengthRatingTask(), raise_on="q")
+    with pytest.raises(PipelineError, match="models failed on 3 whole batches") as stopped:
+        Pipeline(generator=make_llm(), labeller=labeller).generate(
+            _prompts(10), batch_size=2, display_progress_bar=False
+        )
+    assert stopped.value.rows == []
+
+
+def test_process_llm_generator_and_labeller(tmp_path: Path) -> None:
+    """Futures from real child processes: generator and labeller each in their own."""
+    from distilabel_llm.llm.process import ProcessLLM
+
+    with (
+        ProcessLLM(
+            TextGenerationTask(), lambda task: FakeLLM(task, model_name="child-gen")
+        ) as generator,
+        ProcessLLM(
+            LengthRatingTask(), lambda task: FakeLLM(task, model_name="child-judge")
+        ) as labeller,
+    ):
+        out = Pipeline(generator=generator, labeller=labeller).generate(
+            _prompts(9),
+            num_generations=2,
+            batch_size=4,
+            checkpoint=tmp_path / "out.jsonl",
+            display_progress_bar=False,
+        )
+    assert [row["generations"] for row in out] == [
+        [f"child-gen #0: q{i}", f"child-gen #1: q{i}"] for i in range(9)
+    ]
+    assert all(row["labelling_model"] == "child-judge" for row in out)
