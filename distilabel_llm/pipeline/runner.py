@@ -1,8 +1,10 @@
 """Uniform submission to any generator: every `generate` call gives back a `Future`.
 
 A threaded `LLM` or a `ProcessLLM` already returns futures. A plain `LLM` or an `LLMPool`
-blocks, so its calls run one after another on a daemon thread: the pipeline can then overlap
-them with the other model's work, and a Ctrl-C never waits for a model call to end.
+blocks, so its calls run on daemon threads: the pipeline can then overlap them with the other
+model's work, and a Ctrl-C never waits for a model call to end. A plain `LLM` gets one thread,
+as it may not be thread-safe; a pool gets two, so that its members start on the next batch
+while the last units of the current one finish, instead of idling until the call returns.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ MemberProgress = Callable[[int, int], None]
 Outputs = List[List[LLMOutput]]
 _Call = Tuple["Future[Outputs]", List[Dict[str, Any]], int, Dict[str, Any]]
 
+# Concurrent `generate` calls on a pool: one draining, one starting.
+_POOL_CALLS = 2
+
 
 class LLMRunner:
     """Calls `llm.generate` and returns a `Future`, whatever kind of LLM `llm` is.
@@ -32,7 +37,7 @@ class LLMRunner:
     def __init__(self, llm: Any) -> None:
         self.llm = llm
         self._queue: queue.SimpleQueue[Optional[_Call]] = queue.SimpleQueue()
-        self._thread: Optional[threading.Thread] = None
+        self._threads: List[threading.Thread] = []
         self._lock = threading.Lock()
 
     @property
@@ -61,7 +66,7 @@ class LLMRunner:
         return future
 
     def close(self) -> None:
-        """Cancels the calls not yet started and lets the thread end after the current one."""
+        """Cancels the calls not yet started and lets the threads end after the current ones."""
         while True:
             try:
                 call = self._queue.get_nowait()
@@ -69,7 +74,9 @@ class LLMRunner:
                 break
             if call is not None:
                 call[0].cancel()
-        self._queue.put(None)
+        with self._lock:
+            for _ in self._threads:
+                self._queue.put(None)
 
     def _call_now(
         self, inputs: List[Dict[str, Any]], num_generations: int, kwargs: Dict[str, Any]
@@ -88,10 +95,13 @@ class LLMRunner:
 
     def _ensure_thread(self) -> None:
         with self._lock:
-            if self._thread is None:
-                name = f"distilabel-llm-{type(self.llm).__name__}"
-                self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-                self._thread.start()
+            if self._threads:
+                return
+            for index in range(_POOL_CALLS if self.member_names else 1):
+                name = f"distilabel-llm-{type(self.llm).__name__}-{index}"
+                thread = threading.Thread(target=self._serve, name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def _serve(self) -> None:
         while True:
