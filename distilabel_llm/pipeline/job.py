@@ -361,8 +361,11 @@ class _Job:
 @contextlib.contextmanager
 def _interrupts_deferred() -> Iterator[None]:
     """Holds back a Ctrl-C (SIGINT) until the block is done, then raises it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread can handle signals, so only it is interrupted
+    # Only the main thread receives signals; a handler set outside Python cannot be restored.
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is None
+    ):
+        yield
         return
     interrupted = False
 
