@@ -9,6 +9,7 @@ import sys
 from typing import Any, List, Optional
 
 from rich.console import Console
+from rich.markup import escape
 
 from distilabel_llm.errors import DistilabelLLMError
 from distilabel_llm.pipeline.backends import BACKENDS, ModelError, build_llm
@@ -31,10 +32,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         message = str(stopped) or "Stopped."
         if "resume" not in message:
             message += " Run the same command again to resume."
-        Console(stderr=True).print(message, highlight=False)
+        Console(stderr=True).print(message, highlight=False, markup=False)
         return _EXIT_INTERRUPTED
     except (DistilabelLLMError, ModelError, ImportError, OSError) as error:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        Console(stderr=True).print(
+            f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False
+        )
         return _EXIT_ERROR
 
 
@@ -78,11 +81,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     placement.add_argument("--devices", type=_devices, help="GPUs, one replica each: 0,1")
     generate.add_argument("--threads", type=_positive, help="CPU threads per model process")
-    generate.add_argument("--num-generations", type=_positive, default=1)
-    generate.add_argument("--batch-size", type=_positive, default=16)
-    generate.add_argument("--max-new-tokens", type=_positive, default=128)
-    generate.add_argument("--task", choices=("text-generation", "self-instruct"), default=None)
-    generate.add_argument("--labeller", choices=("ultrafeedback", "judgelm"))
+    generate.add_argument(
+        "--num-generations", type=_positive, default=1, help="outputs per row (default: 1)"
+    )
+    generate.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=16,
+        help="rows per model call, and at most the rows redone after a crash (default: 16)",
+    )
+    generate.add_argument("--max-new-tokens", type=_positive, default=128, help="default: 128")
+    generate.add_argument(
+        "--task",
+        choices=("text-generation", "self-instruct"),
+        default="text-generation",
+        help="what the generator does with each row's 'input' (default: %(default)s)",
+    )
+    generate.add_argument(
+        "--labeller",
+        choices=("ultrafeedback", "judgelm"),
+        help="rate each row's generations with this task",
+    )
     generate.add_argument("--labeller-backend", choices=BACKENDS, help="default: --backend")
     generate.add_argument("--labeller-model", help="default: --model")
     generate.add_argument("--base-url", help="OpenAI-compatible server URL (openai backend)")
@@ -129,7 +148,7 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
     llms: List[Any] = []
     try:
         generator = build_llm(
-            _task(args.task or "text-generation"),
+            _task(args.task),
             args.backend,
             args.model,
             processes=args.processes,
@@ -163,7 +182,9 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
             llm.teardown()
     failed = pipeline.stats.rows_failed
     note = f" ({failed} failed: see their 'error' field)" if failed else ""
-    console.print(f"Wrote {len(rows)} rows to [bold]{args.output}[/bold]{note}")
+    console.print(
+        f"Wrote {len(rows)} rows to [bold]{escape(args.output)}[/bold]{note}", soft_wrap=True
+    )
     return 0
 
 
@@ -171,8 +192,8 @@ def _run_build(args: argparse.Namespace, console: Console) -> int:
     from distilabel_llm.testing.tiny_models import ensure_tiny_models
 
     models = ensure_tiny_models(args.cache_dir)
-    console.print(f"Hugging Face model: {models.hf_path}", highlight=False)
-    console.print(f"GGUF model:         {models.gguf_path}", highlight=False)
+    print(f"Hugging Face model: {models.hf_path}")  # plain lines: scripts read these paths
+    print(f"GGUF model:         {models.gguf_path}")
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from rich.console import Console
+from rich.markup import escape
 
 from distilabel_llm.pipeline.backends import check_backend, load_llm
 from distilabel_llm.pipeline.pipeline import Pipeline
@@ -106,6 +107,13 @@ def run_demo(
         console.print()
         console.print(summary_table(pipeline.stats, pool))
     sample = results[0]
-    console.print(f"\nFirst row: {sample['input']!r} -> {sample['generations'][0]!r}")
-    console.print(f"Wrote {len(results)} rows to [bold]{output}[/bold]")
+    console.print(
+        f"\nFirst row: {sample['input']!r} -> {sample['generations'][0]!r}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        f"Wrote {len(results)} rows to [bold]{escape(str(output))}[/bold]", soft_wrap=True
+    )
     return output

@@ -117,6 +117,7 @@ class Pipeline:
                 display.console.print(
                     f"Resuming: {len(done)} of {len(rows)} rows are already in {checkpoint}.",
                     highlight=False,
+                    markup=False,
                 )
             generations = len(todo) * num_generations
             generator = self._stage(self.generator, runners, display, "Generating", generations)

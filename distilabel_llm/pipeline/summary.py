@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, List, Tuple
 
+from rich.markup import escape
 from rich.table import Table
 
 from distilabel_llm.pipeline.job import JobStats
@@ -52,7 +53,10 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
     elapsed = max(stats.elapsed_s, 1e-9)
     for name, generations, tokens in _lines(stats, generator):
         table.add_row(
-            display_name(name), f"{generations:,}", f"{tokens:,.0f}", f"{tokens / elapsed:,.1f}"
+            escape(display_name(name)),
+            f"{generations:,}",
+            f"{tokens:,.0f}",
+            f"{tokens / elapsed:,.1f}",
         )
     return table
 

@@ -157,7 +157,9 @@ def test_unreadable_input_and_bad_json_line(tmp_path: Path, capsys) -> None:
     assert "line 2 is not valid JSON" in error
 
 
-def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_extra_names_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     # The extras are installed here, so hide one the way a clean install would lack it.
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
@@ -167,6 +169,19 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
     )
     with pytest.raises(MissingExtraError, match=r"pip install 'distilabel_llm\[llama-cpp\]'"):
         backends.check_backend("llama-cpp", "model.gguf")
+    prompts = _prompts(tmp_path / "in.jsonl", 1)
+    args = ["--output", str(tmp_path / "o.jsonl"), "--backend", "llama-cpp", "--model", "m.gguf"]
+    error = _run(["generate", "--input", str(prompts), *args], capsys)
+    assert "`llama-cpp-python` is not installed" in error
+    assert "pip install 'distilabel_llm[llama-cpp]'" in error
+
+
+@needs_models
+def test_build_tiny_models_prints_their_paths(tiny_models, capsys) -> None:
+    assert main(["build-tiny-models"]) == 0
+    out = capsys.readouterr().out
+    assert f"GGUF model:         {tiny_models.gguf_path}" in out
+    assert f"Hugging Face model: {tiny_models.hf_path}" in out
 
 
 def test_bad_arguments_exit_with_usage(capsys) -> None:
