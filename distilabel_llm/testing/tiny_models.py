@@ -62,7 +62,7 @@ _RECIPE: Dict[str, Any] = {
     "num_hidden_layers": 2,
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
-    "max_position_embeddings": 1024,
+    "max_position_embeddings": 2048,  # llama.cpp warns when n_ctx (2048 by default) exceeds it
     "rms_norm_eps": 1e-5,
     "seed": 1234,
     "constant": 4.0,  # value of the constant hidden dimension
