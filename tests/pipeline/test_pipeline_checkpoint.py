@@ -10,6 +10,8 @@ import pytest
 
 from distilabel_llm.pipeline import Checkpoint, CheckpointError
 
+pytestmark = pytest.mark.timeout(10)
+
 INPUTS = [{"input": f"q{i}"} for i in range(5)]
 OUTPUTS = {"generations", "error"}
 

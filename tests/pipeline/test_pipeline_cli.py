@@ -19,6 +19,8 @@ from distilabel_llm.cli import main
 from distilabel_llm.errors import MissingExtraError
 from distilabel_llm.pipeline import backends
 
+pytestmark = pytest.mark.timeout(60)
+
 _MISSING = [
     name
     for name in ("llama_cpp", "transformers", "torch", "tokenizers", "gguf")

@@ -9,6 +9,8 @@ import pytest
 
 from distilabel_llm.pipeline import DatasetError, load_rows
 
+pytestmark = pytest.mark.timeout(30)
+
 
 def test_list_rows_are_copied() -> None:
     rows = [{"input": "a"}, {"input": "b", "extra": 1}]
