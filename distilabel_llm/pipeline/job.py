@@ -75,6 +75,8 @@ class JobStats:
 
     def count_outputs(self, outputs: List[LLMOutput]) -> None:
         for output in outputs:
+            if output["raw_output"] is None:
+                continue
             model = output["model_name"]
             self.generations_by_model[model] = self.generations_by_model.get(model, 0) + 1
             self.output_tokens_by_model[model] = self.output_tokens_by_model.get(
@@ -228,7 +230,7 @@ class _Job:
             else:
                 self.stats.count_outputs(result)
                 row.update(generation_fields(stage.task, result))
-                row.setdefault(ERROR_COLUMN, None)
+                row[ERROR_COLUMN] = _no_text_error(GENERATION_FAILED, result)
 
     # Labelling.
 
@@ -262,7 +264,7 @@ class _Job:
                     row[ERROR_COLUMN] = LABELLING_FAILED + _describe(result)
                 else:
                     row.update(labelling_fields(stage.task, result[0]))
-                    row.setdefault(ERROR_COLUMN, None)
+                    row[ERROR_COLUMN] = _no_text_error(LABELLING_FAILED, result)
         for row in batch.rows:
             row[ERROR_COLUMN] = row.pop(ERROR_COLUMN, None)  # last column, whatever came before
         self._write_or_hold(batch.rows)
@@ -384,6 +386,20 @@ def _interrupts_deferred() -> Iterator[None]:
 
 def _sendable(task: Any, rows: List[Dict[str, Any]]) -> List[int]:
     return [i for i, row in enumerate(rows) if not task.missing_input_args(row)]
+
+
+def _no_text_error(prefix: str, outputs: List[LLMOutput]) -> Optional[str]:
+    """The error of a row for which the backend returned no text at all, else `None`.
+
+    Backends that absorb a failed request (an API error after retries) return outputs with
+    `raw_output=None` rather than raising; they log the reason.
+    """
+    if outputs and all(output["raw_output"] is None for output in outputs):
+        return (
+            f"{prefix}{outputs[0]['model_name']} returned no text for this row "
+            "(its reason is in the log)"
+        )
+    return None
 
 
 def _describe(error: BaseException) -> str:

@@ -191,3 +191,45 @@ def test_bad_arguments_exit_with_usage(capsys) -> None:
         main(["generate", "--input", "x", "--output", "y", "--backend", "vllm", "--model", "m"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'vllm'" in capsys.readouterr().err
+
+
+def _fault_server_module():
+    """The backends tests' OpenAI-compatible server (a real HTTP server on 127.0.0.1)."""
+    if "fault_server" in sys.modules:  # already imported by the backends tests
+        return sys.modules["fault_server"]
+    path = Path(__file__).parents[1] / "backends" / "fault_server.py"
+    spec = importlib.util.spec_from_file_location("fault_server", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fault_server"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("openai") is None,
+    reason="needs the 'openai' extra: pip install 'distilabel_llm[openai]'",
+)
+def test_generate_with_openai_server_keeps_failed_rows(tmp_path: Path, capsys) -> None:
+    fault_server = _fault_server_module()
+    prompts = _prompts(tmp_path / "in.jsonl", 5)
+    out = tmp_path / "out.jsonl"
+    with fault_server.FaultServer(api_key="secret") as server:
+        server.rule("Question number 2?", fault_server.Fault(status=400))
+        code = main(
+            [
+                "generate", "--input", str(prompts), "--output", str(out),
+                "--backend", "openai", "--model", "fault-model", "--base-url", server.url,
+                "--api-key", "secret", "--num-generations", "2", "--labeller", "judgelm",
+                "--no-progress",
+            ]
+        )  # fmt: skip
+    printed = " ".join(capsys.readouterr().out.split())
+    assert code == 0, printed
+    assert "(1 failed: see their 'error' field)" in printed
+    rows = read_rows(out)
+    assert [row["input"] for row in rows] == [f"Question number {i}?" for i in range(5)]
+    assert rows[2]["generations"] == [None, None]
+    assert rows[2]["error"].startswith("generation failed: fault-model returned no text")
+    assert rows[2]["raw_labelling_response"] is None  # a failed row is not sent to the labeller
+    assert rows[0]["generations"] == ["echo 0: Question number 0?", "echo 1: Question number 0?"]
+    assert rows[0]["labelling_model"] == "fault-model" and rows[0]["error"] is None
