@@ -43,6 +43,14 @@ def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def report_progress(callback: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Calls a progress callback; a failing progress display never fails generation."""
+    try:
+        callback(*args, **kwargs)
+    except Exception:
+        logger.exception("The progress callback raised; generation goes on")
+
+
 class LLM(ABC):
     """Base class of every LLM: turns task rows into prompts and generates from them.
 
@@ -130,7 +138,7 @@ class LLM(ABC):
             generated = self._generate([inputs[i] for i in valid], num_generations) if valid else []
             rows = self._assemble(len(inputs), valid, generated, num_generations)
             if progress_callback_func is not None and inputs:
-                progress_callback_func(advance=len(inputs) * num_generations)
+                report_progress(progress_callback_func, advance=len(inputs) * num_generations)
             return rows
         return self._generate_threaded(inputs, valid, num_generations, progress_callback_func)
 
@@ -138,9 +146,10 @@ class LLM(ABC):
         self, inputs: Sequence[Dict[str, Any]]
     ) -> List[Optional[Union[str, ChatMessages]]]:
         """The prompts `generate` would send for `inputs`, `None` for rows it would skip."""
-        prompts: List[Optional[Union[str, ChatMessages]]] = []
-        for row in inputs:
-            prompts.append(None if self.task.missing_input_args(row) else self._render(row))
+        inputs, valid = self._check_generate_args(inputs, num_generations=1)
+        prompts: List[Optional[Union[str, ChatMessages]]] = [None] * len(inputs)
+        for position in valid:
+            prompts[position] = self._render(inputs[position])
         return prompts
 
     def close(self) -> None:
@@ -303,11 +312,11 @@ class LLM(ABC):
         if progress_callback_func is not None:
             skipped = len(inputs) - len(valid)
             if skipped:
-                progress_callback_func(advance=skipped * num_generations)
+                report_progress(progress_callback_func, advance=skipped * num_generations)
 
             def _advance(future: Future[List[List[LLMOutput]]]) -> None:
                 if not future.cancelled() and future.exception() is None:
-                    progress_callback_func(advance=num_generations)
+                    report_progress(progress_callback_func, advance=num_generations)
 
             for future in futures:
                 future.add_done_callback(_advance)

@@ -28,7 +28,7 @@ from typing import (
 
 from distilabel_llm.errors import PoolExhaustedError
 from distilabel_llm.llm._scheduling import Unit, balanced_units, spread_units
-from distilabel_llm.llm.base import LLM, ProgressCallback, logger
+from distilabel_llm.llm.base import LLM, ProgressCallback, logger, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
 from distilabel_llm.tasks.base import Task
@@ -335,9 +335,9 @@ class _Job:
                 other.cancel()
         advance = len(unit.rows) * unit.num_generations
         if self.progress is not None:
-            self.progress(advance=advance)
+            report_progress(self.progress, advance=advance)
         if self.member_progress is not None:
-            self.member_progress(member, advance)
+            report_progress(self.member_progress, member, advance)
 
     def _member_lost(self, member: int, error: BaseException) -> bool:
         """Whether `error` means the member can no longer generate (not a bad request)."""

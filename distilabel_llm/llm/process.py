@@ -36,7 +36,7 @@ import cloudpickle
 from distilabel_llm.errors import ProcessLLMError
 from distilabel_llm.llm import _worker
 from distilabel_llm.llm._child import ChildProcess, describe_exit, rebuild_error
-from distilabel_llm.llm.base import ProgressCallback, logger
+from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.utils.futures import settle
 from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
@@ -377,10 +377,9 @@ class ProcessLLM:
                 settle(request.future, exception=rebuild_error(error))
                 continue
             if request.progress_callback is not None:
-                try:
-                    request.progress_callback(advance=len(request.inputs) * request.num_generations)
-                except Exception:
-                    logger.exception("The progress callback raised; generation goes on")
+                report_progress(
+                    request.progress_callback, len(request.inputs) * request.num_generations
+                )
             settle(request.future, result=rows)
 
     def _poll_timeout(self) -> float:

@@ -551,3 +551,23 @@ def test_open_threaded_llm_does_not_block_interpreter_exit() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "rows 4"
     assert done.stderr == ""
+
+
+def test_validate_prompts_rejects_non_dict_rows_like_generate(make_llm: Any) -> None:
+    llm = make_llm()
+    with pytest.raises(TypeError, match=r"row 1 is a str: 'b'"):
+        llm.validate_prompts([{"input": "a"}, "b"])
+
+
+@pytest.mark.parametrize("num_threads", [None, 2])
+def test_a_raising_progress_callback_never_fails_generation(
+    make_llm: Any, num_threads: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(advance: int) -> None:
+        raise RuntimeError("display gone")
+
+    llm = make_llm(num_threads=num_threads)
+    result = llm.generate(_rows("a", "b"), progress_callback_func=broken)
+    rows = result.result(timeout=10) if num_threads else result
+    assert len(rows) == 2
+    assert "progress callback raised" in caplog.text

@@ -154,7 +154,8 @@ def test_an_error_in_a_request_reaches_the_caller(task) -> None:
 
 def test_from_devices_pins_one_gpu_per_member(task) -> None:
     def load(task):
-        return FakeLLM(task, model_name=f"gpu{os.environ['CUDA_VISIBLE_DEVICES']}")
+        device = os.environ["CUDA_VISIBLE_DEVICES"]
+        return FakeLLM(task, model_name=f"gpu{device}", latency_per_generation=0.01)
 
     with LLMPool.from_devices(task, load, devices=[0, 1]) as pool:
         assert pool.strategy == "balance"
