@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_positive,
         default=16,
-        help="rows per model call, and at most the rows redone after a crash (default: 16)",
+        help="rows per model call; a crash loses at most 3 batches in flight (default: 16)",
     )
     generate.add_argument("--max-new-tokens", type=_positive, default=128, help="default: 128")
     generate.add_argument(
