@@ -233,3 +233,15 @@ def test_generate_with_openai_server_keeps_failed_rows(tmp_path: Path, capsys) -
     assert rows[2]["raw_labelling_response"] is None  # a failed row is not sent to the labeller
     assert rows[0]["generations"] == ["echo 0: Question number 0?", "echo 1: Question number 0?"]
     assert rows[0]["labelling_model"] == "fault-model" and rows[0]["error"] is None
+
+
+def test_cli_and_pipeline_import_no_backend() -> None:
+    code = (
+        "import sys, distilabel_llm.cli, distilabel_llm.pipeline, distilabel_llm.pipeline.demo;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'transformers', 'llama_cpp', 'openai', 'datasets')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert result.stdout.strip() == "[]"
