@@ -2,8 +2,9 @@
 
 from distilabel_llm.pipeline.checkpoint import Checkpoint, CheckpointError
 from distilabel_llm.pipeline.dataset import DatasetError, load_rows, read_jsonl
-from distilabel_llm.pipeline.job import JobInterrupted, JobStats, PipelineError
+from distilabel_llm.pipeline.job import JobInterrupted, PipelineError
 from distilabel_llm.pipeline.pipeline import Pipeline
+from distilabel_llm.pipeline.stats import JobStats
 
 __all__ = [
     "Checkpoint",

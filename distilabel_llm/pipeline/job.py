@@ -24,12 +24,12 @@ from distilabel_llm.pipeline.rows import (
     LABELLING_FAILED,
     generation_fields,
     labelling_fields,
-    output_tokens,
 )
 from distilabel_llm.pipeline.runner import LLMRunner, Outputs
+from distilabel_llm.pipeline.stats import JobStats
 from distilabel_llm.progress import AdvanceFn
 
-__all__ = ["JobInterrupted", "JobStats", "PipelineError", "run_job"]
+__all__ = ["JobInterrupted", "PipelineError", "run_job"]
 
 logger = logging.getLogger("distilabel_llm")
 
@@ -57,35 +57,6 @@ class JobInterrupted(KeyboardInterrupt):
     def __init__(self, rows: List[Dict[str, Any]]) -> None:
         super().__init__(f"Interrupted after {len(rows)} finished rows.")
         self.rows = rows
-
-
-@dataclass
-class JobStats:
-    """What one `Pipeline.generate` run did; `Pipeline.stats` after the run."""
-
-    rows_total: int = 0
-    rows_resumed: int = 0
-    rows_done: int = 0
-    rows_failed: int = 0
-    elapsed_s: float = 0.0
-    generations_by_model: Dict[str, int] = field(default_factory=dict)
-    output_tokens_by_model: Dict[str, int] = field(default_factory=dict)
-    generations_by_member: Dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count_outputs(self, outputs: List[LLMOutput]) -> None:
-        for output in outputs:
-            if output["raw_output"] is None:
-                continue
-            model = output["model_name"]
-            self.generations_by_model[model] = self.generations_by_model.get(model, 0) + 1
-            self.output_tokens_by_model[model] = self.output_tokens_by_model.get(
-                model, 0
-            ) + output_tokens([output])
-
-    def count_member(self, name: str, advance: int) -> None:
-        with self._lock:
-            self.generations_by_member[name] = self.generations_by_member.get(name, 0) + advance
 
 
 class _BatchProgress:

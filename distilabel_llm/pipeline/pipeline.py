@@ -15,9 +15,10 @@ from distilabel_llm.pipeline.dataset import (
     load_rows,
     to_hf,
 )
-from distilabel_llm.pipeline.job import JobInterrupted, JobStats, PipelineError, _Stage, run_job
+from distilabel_llm.pipeline.job import JobInterrupted, PipelineError, _Stage, run_job
 from distilabel_llm.pipeline.rows import ERROR_COLUMN, generation_columns, labelling_columns
 from distilabel_llm.pipeline.runner import LLMRunner
+from distilabel_llm.pipeline.stats import JobStats
 from distilabel_llm.pipeline.summary import display_name
 from distilabel_llm.progress import AdvanceFn, ProgressDisplay
 

@@ -9,7 +9,7 @@ from typing import Any, List, Tuple
 from rich.markup import escape
 from rich.table import Table
 
-from distilabel_llm.pipeline.job import JobStats
+from distilabel_llm.pipeline.stats import JobStats
 
 __all__ = ["display_name", "summary_table"]
 
