@@ -27,6 +27,7 @@ class JobStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_outputs(self, outputs: List[LLMOutput]) -> None:
+        """Counts one row's outputs that have text, by model: generations and output tokens."""
         for output in outputs:
             if output["raw_output"] is None:
                 continue
@@ -37,5 +38,6 @@ class JobStats:
             ) + output_tokens([output])
 
     def count_member(self, name: str, advance: int) -> None:
+        """Counts `advance` generations done by the pool member `name` (from any thread)."""
         with self._lock:
             self.generations_by_member[name] = self.generations_by_member.get(name, 0) + advance
