@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,6 +33,15 @@ AdvanceFn = Callable[..., None]
 """Called as `advance()` or `advance(advance=k)`: k more units are done."""
 
 
+class _EtaColumn(TimeRemainingColumn):
+    """Time remaining, left blank on bars added with `show_eta=False`."""
+
+    def render(self, task: RichTask) -> Text:
+        if not task.fields.get("show_eta", True):
+            return Text("")
+        return Text.assemble("ETA ", super().render(task))
+
+
 class _RateColumn(ProgressColumn):
     def render(self, task: RichTask) -> Text:
         speed = task.finished_speed or task.speed
@@ -42,6 +52,7 @@ class _RateColumn(ProgressColumn):
 class _PlainBar:
     description: str
     total: Optional[int]
+    show_eta: bool = True
     completed: int = 0
     started: float = field(default_factory=time.monotonic)
     last_logged: float = 0.0
@@ -55,10 +66,10 @@ class _PlainBar:
             return f"{self.description}: {self.completed:,} done, {rate:,.1f}/s"
         percent = 100.0 * self.completed / self.total if self.total else 100.0
         left = self.total - self.completed
-        eta = f"{left / rate:,.0f}s" if rate > 0 else "?"
+        eta = f", ETA {left / rate:,.0f}s" if rate > 0 else ", ETA ?"
         return (
             f"{self.description}: {self.completed:,}/{self.total:,} ({percent:.0f}%), "
-            f"{rate:,.1f}/s, {elapsed:,.0f}s elapsed, ETA {eta}"
+            f"{rate:,.1f}/s, {elapsed:,.0f}s elapsed{eta if self.show_eta else ''}"
         )
 
 
@@ -92,24 +103,27 @@ class ProgressDisplay:
             MofNCompleteColumn(),
             _RateColumn(),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            _EtaColumn(),
             console=self.console,
             transient=transient,
             disable=not self._live,
         )
 
-    def add_bar(self, description: str, total: Optional[int] = None) -> AdvanceFn:
+    def add_bar(
+        self, description: str, total: Optional[int] = None, show_eta: bool = True
+    ) -> AdvanceFn:
         """Adds a bar; returns the function that advances it.
 
         Args:
-            description: the bar's label.
+            description: the bar's label, shown as plain text.
             total: units to complete, or `None` for a bar that only counts.
+            show_eta: whether to show time remaining; off for a bar that shows one share of
+                a total (a pool member's), whose end is not its own.
         """
         if self._live:
-            task_id = self._progress.add_task(description, total=total)
+            task_id = self._progress.add_task(escape(description), total=total, show_eta=show_eta)
             return self._live_advance(task_id)
-        bar = _PlainBar(description, total)
+        bar = _PlainBar(description, total, show_eta=show_eta)
         with self._lock:
             self._plain.append(bar)
         return self._plain_advance(bar)
@@ -138,7 +152,7 @@ class ProgressDisplay:
 
     def _log(self, bar: _PlainBar) -> None:
         bar.logged_completed = bar.completed
-        self.console.print(bar.line(), highlight=False)
+        self.console.print(bar.line(), highlight=False, markup=False)
 
     def _live_advance(self, task_id: TaskID) -> AdvanceFn:
         def advance(advance: int = 1) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import queue
 import random
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import (
     TYPE_CHECKING,
@@ -83,6 +84,7 @@ class LLMPool:
         self.strategy: PoolStrategy = strategy
         self._random = random.Random(seed)
         self._executors: Dict[int, ThreadPoolExecutor] = {}
+        self._executors_lock = threading.Lock()
 
     @classmethod
     def from_devices(
@@ -162,6 +164,8 @@ class LLMPool:
     ) -> List[List[LLMOutput]]:
         """Generates `num_generations` outputs for every row, using every member.
 
+        Several calls may run at once from different threads; they share the members.
+
         Args:
             inputs: the rows, each a dict with the task's input keys.
             num_generations: outputs per row.
@@ -220,9 +224,13 @@ class LLMPool:
         llm = self.llms[member]
         if llm.return_futures:
             return llm.generate(inputs, num_generations=num_generations)
-        if member not in self._executors:
-            self._executors[member] = ThreadPoolExecutor(1, thread_name_prefix=f"LLMPool-{member}")
-        return self._executors[member].submit(llm.generate, inputs, num_generations)
+        with self._executors_lock:  # calls on the pool may run from several threads
+            if member not in self._executors:
+                self._executors[member] = ThreadPoolExecutor(
+                    1, thread_name_prefix=f"LLMPool-{member}"
+                )
+            executor = self._executors[member]
+        return executor.submit(llm.generate, inputs, num_generations)
 
 
 class _Job:
@@ -289,7 +297,8 @@ class _Job:
             return None
         if self.shared:
             return self.shared.popleft()
-        if self.load[member] == 0:
+        # A member working for another call on this pool is not idle: no backup for it.
+        if self.load[member] == 0 and not getattr(self.pool.llms[member], "in_flight", 0):
             return self._backup_for(member)
         return None
 

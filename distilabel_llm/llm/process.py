@@ -170,6 +170,11 @@ class ProcessLLM:
         return self._child.pid
 
     @property
+    def in_flight(self) -> int:
+        """How many requests are waiting for their answer."""
+        return len(self._pending)
+
+    @property
     def failure(self) -> Optional[ProcessLLMError]:
         """Why this `ProcessLLM` can no longer generate, or None while it can."""
         return self._failure

@@ -126,7 +126,7 @@ class Pipeline:
             if generator is not None:
                 # One line per pool member, on the scale of the whole job: its share of it.
                 generator.member_advances = [
-                    _bar(display, f"  {display_name(name)}", generations)
+                    _bar(display, f"  {display_name(name)}", generations, show_eta=False)
                     for name in generator.runner.member_names
                 ]
             labeller = self._stage(self.labeller, runners, display, "Labelling", len(todo))
@@ -201,8 +201,12 @@ class Pipeline:
                 )
 
 
-def _bar(display: Optional[ProgressDisplay], description: str, total: int) -> AdvanceFn:
-    return display.add_bar(description, total) if display is not None else _no_progress
+def _bar(
+    display: Optional[ProgressDisplay], description: str, total: int, show_eta: bool = True
+) -> AdvanceFn:
+    if display is None:
+        return _no_progress
+    return display.add_bar(description, total, show_eta=show_eta)
 
 
 def _ignore_rows(rows: List[Dict[str, Any]]) -> None:

@@ -146,3 +146,14 @@ def test_generate_drives_a_progress_bar(num_threads: object) -> None:
         if llm.return_futures:
             result.result(timeout=10)  # type: ignore[union-attr]
     assert _lines(console)[-1].startswith("Generating: 42/42 (100%)")
+
+
+def test_descriptions_are_plain_text_and_share_bars_hide_their_eta() -> None:
+    for console in (_terminal(), _plain()):
+        with ProgressDisplay(console=console) as display:
+            display.add_bar("install [llama-cpp]", total=4)(advance=4)
+            display.add_bar("member share", total=4, show_eta=False)(advance=2)
+        text = console.export_text() if console.record else console.file.getvalue()
+        last_install, last_share = text.splitlines()[-2:]  # the final frame, or final lines
+        assert "install [llama-cpp]" in last_install and "ETA" in last_install
+        assert "member share" in last_share and "ETA" not in last_share

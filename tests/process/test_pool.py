@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import List
 
 import pytest
@@ -169,3 +170,15 @@ def test_from_replicas_and_empty_inputs(task) -> None:
         assert pool.generate([]) == []
         assert len(pool.llms) == 2 and pool.task is task
         assert pool.return_futures is False
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_concurrent_calls_share_the_pool(task, plain: bool) -> None:
+    if plain:
+        members = [FakeLLM(task, model_name=name, latency_per_generation=0.002) for name in "ab"]
+    else:
+        members = [_member(task, name, latency_per_generation=0.002) for name in "ab"]
+    with LLMPool(members, strategy="balance") as pool, ThreadPoolExecutor(3) as callers:
+        futures = [callers.submit(pool.generate, INPUTS, 2) for _ in range(3)]
+        for future in futures:
+            _check_shape(future.result(timeout=60), 2)
