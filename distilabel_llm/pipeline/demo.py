@@ -91,10 +91,18 @@ def run_demo(
 
     task = TextGenerationTask()
     load = functools.partial(load_llm, max_new_tokens=max_new_tokens, threads=_THREADS_PER_PROCESS)
+    # The tiny models load in milliseconds: transformers' loading bar would only add noise.
+    quiet = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     members = [
-        ProcessLLM(task, functools.partial(load, backend="llama-cpp", model=str(models.gguf_path))),
         ProcessLLM(
-            task, functools.partial(load, backend="transformers", model=str(models.hf_path))
+            task,
+            functools.partial(load, backend="llama-cpp", model=str(models.gguf_path)),
+            env=quiet,
+        ),
+        ProcessLLM(
+            task,
+            functools.partial(load, backend="transformers", model=str(models.hf_path)),
+            env=quiet,
         ),
     ]
     prompts = [{"input": DEMO_PROMPTS[i % len(DEMO_PROMPTS)]} for i in range(rows)]
