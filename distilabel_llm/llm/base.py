@@ -21,12 +21,11 @@ from typing import (
 
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import when_all_complete
-from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
+from distilabel_llm.utils.lifecycle import ClosingContext, close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from distilabel_llm.tasks.base import Task
 
 __all__ = ["LLM", "GenerateResult", "ProgressCallback", "PromptFormattingFn"]
@@ -38,11 +37,6 @@ ProgressCallback = Callable[..., None]
 GenerateResult = Union[List[List[LLMOutput]], "Future[List[List[LLMOutput]]]"]
 
 
-def _is_positive_int(value: Any) -> bool:
-    # bool is an int subclass, but `num_threads=True` is a mistake, not one thread.
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def report_progress(callback: Callable[..., None], *args: Any, **kwargs: Any) -> None:
     """Calls a progress callback; a failing progress display never fails generation."""
     try:
@@ -51,7 +45,7 @@ def report_progress(callback: Callable[..., None], *args: Any, **kwargs: Any) ->
         logger.exception("The progress callback raised; generation goes on")
 
 
-class LLM(ABC):
+class LLM(ClosingContext, ABC):
     """Base class of every LLM: turns task rows into prompts and generates from them.
 
     Subclasses implement `model_name` and `_generate`. Callers use `generate`, which runs
@@ -72,10 +66,7 @@ class LLM(ABC):
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
     ) -> None:
-        if num_threads is not None and not _is_positive_int(num_threads):
-            raise ValueError(
-                f"`num_threads` must be a positive integer or None, not {num_threads!r}."
-            )
+        check_positive_int("num_threads", num_threads, allow_none=True)
         if prompt_format is not None:
             Prompt("", "").format_as(prompt_format)  # fail now, naming the supported formats
         self.task = task
@@ -165,17 +156,6 @@ class LLM(ABC):
         """Same as `close`; the name legacy distilabel pools and pipelines call."""
         self.close()
 
-    def __enter__(self) -> LLM:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
         return f"{type(self).__name__}({fields})"
@@ -245,10 +225,7 @@ class LLM(ABC):
         """Validates the arguments; returns the rows and the positions of those to send."""
         if self._closed:
             raise RuntimeError(f"{type(self).__name__} is closed; create a new one to generate.")
-        if not _is_positive_int(num_generations):
-            raise ValueError(
-                f"`num_generations` must be a positive integer, not {num_generations!r}."
-            )
+        check_positive_int("num_generations", num_generations)
         inputs = list(inputs)
         valid: List[int] = []
         for position, row in enumerate(inputs):

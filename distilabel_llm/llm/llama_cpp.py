@@ -10,6 +10,7 @@ from distilabel_llm.errors import MissingExtraError
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
+from distilabel_llm.utils.checks import check_positive_int
 
 try:
     import llama_cpp
@@ -72,10 +73,7 @@ class LlamaCppLLM(LLM):
                 f"`model` must be a llama_cpp.Llama, not {type(model).__name__}; "
                 "use LlamaCppLLM.from_path to load a GGUF file."
             )
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(
-                f"`max_new_tokens` must be a positive integer, not {max_new_tokens!r}."
-            )
+        check_positive_int("max_new_tokens", max_new_tokens)
         self.model = model
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature

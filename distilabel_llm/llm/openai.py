@@ -11,6 +11,7 @@ from distilabel_llm.errors import DistilabelLLMError, MissingExtraError
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.event_loop import EventLoopThread
 
 if TYPE_CHECKING:
@@ -119,9 +120,9 @@ class OpenAILLM(LLM):
         validate_model: bool = True,
     ) -> None:
         openai_module = _import_openai()
-        _check_positive_int("max_new_tokens", max_new_tokens)
+        check_positive_int("max_new_tokens", max_new_tokens)
         if max_concurrency is not None:
-            _check_positive_int("max_concurrency", max_concurrency)
+            check_positive_int("max_concurrency", max_concurrency)
         if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
             raise ValueError(f"`max_retries` must be a non-negative integer, not {max_retries!r}.")
         if timeout is not None and not timeout > 0:
@@ -387,11 +388,6 @@ def _read_completion(
         for position in range(len(choices))
     ]
     return texts, statistics
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, not {value!r}.")
 
 
 def _seconds(timeout: Any) -> float:

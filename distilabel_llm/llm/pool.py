@@ -33,9 +33,11 @@ from distilabel_llm.llm.base import LLM, ProgressCallback, logger, report_progre
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
 from distilabel_llm.tasks.base import Task
+from distilabel_llm.utils.checks import check_positive_int
+from distilabel_llm.utils.lifecycle import ClosingContext
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 __all__ = ["LLMPool", "PoolStrategy"]
 
@@ -48,7 +50,7 @@ MemberProgressCallback = Callable[[int, int], None]
 _UNITS_IN_FLIGHT = 2
 
 
-class LLMPool:
+class LLMPool(ClosingContext):
     """Generates with several LLMs at once, as if they were one.
 
     Args:
@@ -182,10 +184,7 @@ class LLMPool:
             PoolExhaustedError: if every member failed for good before the work was done.
         """
         inputs = list(inputs)
-        if not isinstance(num_generations, int) or num_generations < 1:
-            raise ValueError(
-                f"`num_generations` must be a positive integer, not {num_generations!r}."
-            )
+        check_positive_int("num_generations", num_generations)
         if not inputs:
             return []
         job = _Job(
@@ -202,17 +201,6 @@ class LLMPool:
             llm.teardown()
 
     close = teardown
-
-    def __enter__(self) -> LLMPool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.teardown()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(llms={self.llms!r}, strategy={self.strategy!r})"

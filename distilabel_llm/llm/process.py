@@ -38,12 +38,11 @@ from distilabel_llm.llm import _worker
 from distilabel_llm.llm._child import ChildProcess, describe_exit, rebuild_error
 from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
-from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
+from distilabel_llm.utils.lifecycle import ClosingContext, close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from distilabel_llm.llm.base import LLM
     from distilabel_llm.tasks.base import Task
 
@@ -75,7 +74,7 @@ class _Request:
         self.future: Future[List[List[LLMOutput]]] = Future()
 
 
-class ProcessLLM:
+class ProcessLLM(ClosingContext):
     """Runs the LLM that `load_llm_fn` builds in a child process, and serves it to this one.
 
     The child loads the model once and serves `generate` requests in order until `teardown`.
@@ -200,10 +199,7 @@ class ProcessLLM:
             RuntimeError: after `teardown`.
         """
         inputs = list(inputs)
-        if not isinstance(num_generations, int) or num_generations < 1:
-            raise ValueError(
-                f"`num_generations` must be a positive integer, not {num_generations!r}."
-            )
+        check_positive_int("num_generations", num_generations)
         request_id = next(self._ids)
         try:
             message = _worker.dumps((_worker.GENERATE, request_id, inputs, num_generations))
@@ -251,17 +247,6 @@ class ProcessLLM:
         child.conn.close()
 
     close = teardown
-
-    def __enter__(self) -> ProcessLLM:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.teardown()
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())

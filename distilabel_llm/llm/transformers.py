@@ -8,6 +8,7 @@ from distilabel_llm.errors import MissingExtraError
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.utils.checks import check_positive_int
 
 try:
     import torch
@@ -67,10 +68,7 @@ class TransformersLLM(LLM):
             prompt_format=prompt_format,
             prompt_formatting_fn=prompt_formatting_fn,
         )
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(
-                f"`max_new_tokens` must be a positive integer, not {max_new_tokens!r}."
-            )
+        check_positive_int("max_new_tokens", max_new_tokens)
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Collection, Dict, List, Optional, Union
 
 from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.utils.lifecycle import ClosingContext
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 try:  # POSIX only; elsewhere two jobs on one checkpoint are not detected.
     import fcntl
@@ -30,7 +31,7 @@ class CheckpointError(DistilabelLLMError, ValueError):
     """The checkpoint file cannot be used to resume this job."""
 
 
-class Checkpoint:
+class Checkpoint(ClosingContext):
     """An append-only JSONL file of the rows a job has finished.
 
     Use `open` to lock the file and read back the rows finished by earlier runs, `append`
@@ -97,17 +98,6 @@ class Checkpoint:
         file, self._file = self._file, None
         if file is not None:
             file.close()
-
-    def __enter__(self) -> Checkpoint:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def _lock(self, file: IO[bytes]) -> None:
         if fcntl is None:  # pragma: no cover

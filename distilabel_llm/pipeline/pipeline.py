@@ -21,6 +21,7 @@ from distilabel_llm.pipeline.runner import LLMRunner
 from distilabel_llm.pipeline.stats import JobStats
 from distilabel_llm.pipeline.summary import display_name
 from distilabel_llm.progress import AdvanceFn, ProgressDisplay
+from distilabel_llm.utils.checks import check_positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -103,8 +104,8 @@ class Pipeline:
             JobInterrupted: (a `KeyboardInterrupt`) Ctrl-C, after saving the finished rows.
             PipelineError: a model failed on every row of several batches in a row.
         """
-        _check_positive("num_generations", num_generations)
-        _check_positive("batch_size", batch_size)
+        check_positive_int("num_generations", num_generations)
+        check_positive_int("batch_size", batch_size)
         rows = load_rows(dataset)
         self._check_columns(rows)
         store = Checkpoint(checkpoint) if checkpoint is not None else None
@@ -211,8 +212,3 @@ def _bar(
 
 def _ignore_rows(rows: List[Dict[str, Any]]) -> None:
     pass
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, not {value!r}.")

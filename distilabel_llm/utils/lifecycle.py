@@ -1,19 +1,42 @@
-"""Closing what is still open when the interpreter exits, without relying on `__del__`."""
+"""Closing things: in a `with` block, and at interpreter exit without relying on `__del__`."""
 
 from __future__ import annotations
 
 import atexit
 import logging
 import weakref
-from typing import Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
-__all__ = ["close_at_exit", "forget_at_exit"]
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+__all__ = ["ClosingContext", "close_at_exit", "forget_at_exit"]
 
 logger = logging.getLogger("distilabel_llm")
 
 
 class _Closable(Protocol):
     def close(self) -> None: ...
+
+
+class ClosingContext:
+    """Makes `with obj:` call `obj.close()` on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
 
 
 # Held weakly: an object dropped by its user is not kept alive just to be closed.
