@@ -181,8 +181,16 @@ class LLM(ClosingContext, ABC):
         prompt_used: Union[str, ChatMessages, None],
         raw_output: Optional[str],
         statistics: Optional[TokenStatistics] = None,
+        error: Optional[str] = None,
     ) -> LLMOutput:
-        """Builds one output, parsing `raw_output` with the task (`None` if it cannot)."""
+        """Builds one output, parsing `raw_output` with the task (`None` if it cannot).
+
+        Args:
+            prompt_used: the prompt as sent.
+            raw_output: the model's text, or `None` if the backend failed on this row.
+            statistics: token counts, when the backend reports them.
+            error: why there is no `raw_output`, for a backend that absorbs a failure.
+        """
         output = LLMOutput(
             model_name=self.model_name,
             prompt_used=prompt_used,
@@ -191,6 +199,8 @@ class LLM(ClosingContext, ABC):
         )
         if statistics is not None:
             output["statistics"] = statistics
+        if error is not None:
+            output["error"] = error
         return output
 
     # Internals.

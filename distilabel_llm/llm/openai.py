@@ -250,7 +250,8 @@ class OpenAILLM(LLM):
                 failure,
             )
             outputs.extend(
-                self._output(prompt, None) for _ in range(num_generations - len(outputs))
+                self._output(prompt, None, error=str(failure))
+                for _ in range(num_generations - len(outputs))
             )
         return outputs
 

@@ -18,8 +18,8 @@ class LLMOutput(TypedDict):
     """One generation: the prompt sent, the raw text back, and the task's parse of it.
 
     `prompt_used`, `raw_output` and `parsed_output` are `None` when the row was not sent (an
-    input missing a key the task needs) or when the backend failed on it; `parsed_output` is
-    also `None` when the task could not parse `raw_output`.
+    input missing a key the task needs) or when the backend failed on it, and then `error`
+    says why; `parsed_output` is also `None` when the task could not parse `raw_output`.
     """
 
     model_name: str
@@ -27,3 +27,4 @@ class LLMOutput(TypedDict):
     raw_output: Optional[str]
     parsed_output: Optional[Dict[str, Any]]
     statistics: NotRequired[TokenStatistics]
+    error: NotRequired[str]

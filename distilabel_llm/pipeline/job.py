@@ -363,13 +363,11 @@ def _no_text_error(prefix: str, outputs: List[LLMOutput]) -> Optional[str]:
     """The error of a row for which the backend returned no text at all, else `None`.
 
     Backends that absorb a failed request (an API error after retries) return outputs with
-    `raw_output=None` rather than raising; they log the reason.
+    `raw_output=None` rather than raising, and say why in the output's `error`.
     """
     if outputs and all(output["raw_output"] is None for output in outputs):
-        return (
-            f"{prefix}{outputs[0]['model_name']} returned no text for this row "
-            "(its reason is in the log)"
-        )
+        reason = outputs[0].get("error") or "its reason is in the log"
+        return f"{prefix}{outputs[0]['model_name']} returned no text for this row ({reason})"
     return None
 
 

@@ -244,6 +244,8 @@ def test_a_slow_response_times_out_and_is_retried(
     assert raw_outputs(generated) == [[None], ["echo 0: quick"]]
     assert sum(r.body["messages"][-1]["content"] == "slow" for r in server.requests()) == 2
     assert "APITimeoutError" in caplog.text
+    assert "APITimeoutError" in generated[0][0]["error"]
+    assert "error" not in generated[1][0]
 
 
 def test_malformed_json_fails_only_its_row(make_llm: MakeLLM, server: FaultServer) -> None:
