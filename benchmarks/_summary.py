@@ -130,12 +130,16 @@ def _number(value: Optional[float], unit: str) -> str:
     return f"{value:,.{digits}f} {unit}"
 
 
+def _times(value: float) -> str:
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.4f}x"
+
+
 def _ratio(value: Optional[float], low: Optional[float], high: Optional[float]) -> str:
     if value is None:
         return "—"
     if low is None or high is None or math.isclose(low, high, rel_tol=1e-9):
-        return f"{value:.2f}x"
-    return f"{value:.2f}x ({low:.2f}..{high:.2f})"
+        return _times(value)
+    return f"{_times(value)} ({low:.2f}..{high:.2f})"
 
 
 def cells(row: Dict[str, Any]) -> List[str]:
@@ -162,7 +166,7 @@ def cells(row: Dict[str, Any]) -> List[str]:
         reference,
         _ratio(row.get("ratio"), row.get("ratio_min"), row.get("ratio_max")),
         _number(row.get("legacy"), unit),
-        "—" if not row.get("legacy_ratio") else f"{row['legacy_ratio']:.2f}x",
+        "—" if not row.get("legacy_ratio") else _times(row["legacy_ratio"]),
         target,
     ]
 

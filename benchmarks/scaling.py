@@ -76,7 +76,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
     )
     if missing_transformers():
         return [skipped_row("scaling", missing_transformers(), workload)]
-    count, pairs = (12, 2) if quick else (24, 5)
+    count, pairs = (16, 2) if quick else (32, 5)  # more rows: a shorter tail
     inputs = long_rows(count)
     units = [unit.rows for unit in balanced_units(count, 1, REPLICAS)]
     task = TextGenerationTask()
