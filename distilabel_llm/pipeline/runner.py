@@ -1,10 +1,12 @@
 """Uniform submission to any generator: every `generate` call gives back a `Future`.
 
-A threaded `LLM` or a `ProcessLLM` already returns futures. A plain `LLM` or an `LLMPool`
-blocks, so its calls run on daemon threads: the pipeline can then overlap them with the other
-model's work, and a Ctrl-C never waits for a model call to end. A plain `LLM` gets one thread,
-as it may not be thread-safe; a pool gets two, so that its members start on the next batch
-while the last units of the current one finish, instead of idling until the call returns.
+A threaded `LLM` or a `ProcessLLM` already returns futures. A plain `LLM` runs in the calling
+thread and returns a resolved future: its model computes in this process, so another thread
+would not make it overlap with anything, and a model driven from two threads is slower (two
+torch OpenMP teams oversubscribe the cores; measured 2-3x slower here). An `LLMPool` blocks
+while its members compute in their own processes, so its calls run on two daemon threads: its
+members start on the next batch while the last units of the current one finish, the pipeline
+overlaps them with the other model's work, and a Ctrl-C never waits for a pool call to end.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class LLMRunner:
             kwargs["progress_callback_func"] = progress
         if member_progress is not None and self.member_names:
             kwargs["member_progress_callback_func"] = member_progress
-        if getattr(self.llm, "return_futures", False):
+        if getattr(self.llm, "return_futures", False) or not self.member_names:
             return self._call_now(inputs, num_generations, kwargs)
         future: Future[Outputs] = Future()
         self._ensure_thread()
@@ -97,7 +99,7 @@ class LLMRunner:
         with self._lock:
             if self._threads:
                 return
-            for index in range(_POOL_CALLS if self.member_names else 1):
+            for index in range(_POOL_CALLS):
                 name = f"distilabel-llm-{type(self.llm).__name__}-{index}"
                 thread = threading.Thread(target=self._serve, name=name, daemon=True)
                 thread.start()
