@@ -35,7 +35,7 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS_SCRIPT = Path(__file__).resolve().with_name("legacy_workloads.py")
 LEGACY_PYTHON_ENV_VAR = "DISTILABEL_LEGACY_PYTHON"
-DEFAULT_LEGACY_VENVS = (Path("/work/legacy-venv"), REPO_ROOT / ".venv-legacy")
+DEFAULT_LEGACY_VENVS = (REPO_ROOT / ".venv-legacy",)
 # `huggingface_hub` 0.20.3 is the last release with `huggingface_hub.inference._text_generation`,
 # which distilabel 0.6.0 imports; `datasets` 2.17.1 (distilabel 0.6.0's era) accepts that hub.
 LEGACY_PINS = ("distilabel==0.6.0", "huggingface_hub==0.20.3", "datasets==2.17.1")
@@ -120,8 +120,8 @@ def _probe(python: str) -> tuple[Optional[Dict[str, Any]], str]:
 def legacy_python() -> Optional[str]:
     """Find an interpreter where legacy `distilabel.llm` imports.
 
-    Looks at `$DISTILABEL_LEGACY_PYTHON` when set (and only there), else
-    `/work/legacy-venv/bin/python`, else `<repo>/.venv-legacy/bin/python`.
+    Looks at `$DISTILABEL_LEGACY_PYTHON` when set (and only there), else at
+    `<repo>/.venv-legacy/bin/python` (made by `python -m benchmarks --legacy-setup`).
 
     Returns:
         The interpreter's path, or None (with one line printed) when none works.
