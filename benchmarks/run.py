@@ -153,6 +153,8 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse(argv)
+    # Model processes inherit this: transformers' weight-loading bars would break up the log.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if args.legacy_setup:
         ensure_legacy_venv()
     names = args.only or list(BENCHMARKS)
