@@ -37,7 +37,7 @@ from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.lifecycle import ClosingContext
 
 if TYPE_CHECKING:
-    pass
+    from types import TracebackType
 
 __all__ = ["LLMPool", "PoolStrategy"]
 
@@ -192,15 +192,32 @@ class LLMPool(ClosingContext):
         )
         return job.run()
 
-    def teardown(self) -> None:
-        """Tears every member down (each lets its in-flight work finish). Idempotent."""
+    def teardown(self, wait: bool = True) -> None:
+        """Tears every member down. Idempotent.
+
+        Args:
+            wait: let each member finish its in-flight work first; with False, `ProcessLLM`
+                members stop at once and their in-flight work fails.
+        """
         for executor in self._executors.values():
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=wait, cancel_futures=not wait)
         self._executors.clear()
         for llm in self.llms:
-            llm.teardown()
+            if isinstance(llm, ProcessLLM):
+                llm.teardown(wait=wait)
+            else:
+                llm.teardown()
 
     close = teardown
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        # Leaving by an exception (Ctrl-C included), nobody waits for the results: stop now.
+        self.teardown(wait=exc_type is None)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(llms={self.llms!r}, strategy={self.strategy!r})"

@@ -15,7 +15,8 @@ import pickle
 import sys
 import threading
 import time
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -43,6 +44,8 @@ from distilabel_llm.utils.futures import settle
 from distilabel_llm.utils.lifecycle import ClosingContext, close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from distilabel_llm.llm.base import LLM
     from distilabel_llm.tasks.base import Task
 
@@ -52,8 +55,10 @@ LoadLLMFn = Callable[["Task"], "LLM"]
 
 # How long the receiver waits on the socket before it checks deadlines and the child's health.
 _POLL_SECONDS = 0.2
-# How long a child that closed its socket gets to exit before it is killed.
+# How long a child that closed its socket, or was told to stop at once, gets before it is killed.
 _REAP_SECONDS = 1.0
+# How long a child gets to finish its queue and exit after `teardown`.
+_STOP_SECONDS = 10.0
 _START_METHODS = ("spawn", "fork")
 
 
@@ -143,7 +148,7 @@ class ProcessLLM(ClosingContext):
         self._ready = threading.Event()
         self._receivers: List[threading.Thread] = []
         self._child = self._start_child()
-        close_at_exit(self)
+        close_at_exit(self, "_stop_at_exit")
 
     @property
     def model_name(self) -> str:
@@ -223,10 +228,15 @@ class ProcessLLM(ClosingContext):
         request.future.add_done_callback(lambda future: self._on_request_done(request_id, future))
         return request.future
 
-    def teardown(self) -> None:
-        """Lets in-flight requests finish, then stops the child. Idempotent.
+    def teardown(self, wait: bool = True) -> None:
+        """Stops the child: after in-flight requests finish, or at once. Idempotent.
 
-        Futures returned before `teardown` still resolve; `generate` afterwards raises.
+        Args:
+            wait: let in-flight requests finish first, so futures returned before `teardown`
+                still resolve. With False, they fail with `ProcessLLMError` and the child is
+                stopped at once (killed if it does not stop within a second).
+
+        `generate` afterwards raises.
         """
         with self._lock:
             if self._closed:
@@ -234,12 +244,15 @@ class ProcessLLM(ClosingContext):
             self._closed = True
             in_flight = [request.future for request in self._pending.values()]
         forget_at_exit(self)
-        wait(in_flight)
+        if wait:
+            futures_wait(in_flight)
+        else:
+            self._fail_for_good(ProcessLLMError(f"{self!r} was torn down before this finished."))
         with self._lock:
             self._stopping = True
             child = self._child
             self._send(_worker.dumps((_worker.STOP,)))
-        if child.exit_code(10.0) is None:
+        if child.exit_code(_STOP_SECONDS if wait else _REAP_SECONDS) is None:
             child.kill()
         for receiver in self._receivers:
             if receiver is not threading.current_thread():
@@ -247,6 +260,18 @@ class ProcessLLM(ClosingContext):
         child.conn.close()
 
     close = teardown
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        # Leaving by an exception (Ctrl-C included), nobody waits for the results: stop now.
+        self.teardown(wait=exc_type is None)
+
+    def _stop_at_exit(self) -> None:
+        self.teardown(wait=False)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import weakref
-from typing import TYPE_CHECKING, Optional, Protocol
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -15,10 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["ClosingContext", "close_at_exit", "forget_at_exit"]
 
 logger = logging.getLogger("distilabel_llm")
-
-
-class _Closable(Protocol):
-    def close(self) -> None: ...
 
 
 class ClosingContext:
@@ -39,24 +35,29 @@ class ClosingContext:
         self.close()
 
 
-# Held weakly: an object dropped by its user is not kept alive just to be closed.
-_OPEN: weakref.WeakSet[_Closable] = weakref.WeakSet()
+# Held weakly: an object dropped by its user is not kept alive just to be closed. Each maps to
+# the name of the method that closes it at exit.
+_OPEN: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
 
-def close_at_exit(obj: _Closable) -> None:
-    """Registers `obj` to be closed at interpreter exit unless it is closed before."""
-    _OPEN.add(obj)
+def close_at_exit(obj: object, method: str = "close") -> None:
+    """Registers `obj` so that `obj.<method>()` runs at interpreter exit, unless forgotten.
+
+    At exit no caller is left to read results (non-daemon threads have ended), so `method`
+    should stop at once rather than wait for work in flight.
+    """
+    _OPEN[obj] = method
 
 
-def forget_at_exit(obj: _Closable) -> None:
+def forget_at_exit(obj: object) -> None:
     """Unregisters `obj`, once it has been closed."""
-    _OPEN.discard(obj)
+    _OPEN.pop(obj, None)
 
 
 @atexit.register
 def _close_all() -> None:
-    for obj in list(_OPEN):
+    for obj, method in list(_OPEN.items()):
         try:
-            obj.close()
+            getattr(obj, method)()
         except Exception:
             logger.exception("Closing %r at exit failed", obj)

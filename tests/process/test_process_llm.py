@@ -301,3 +301,31 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
     assert wait_until(gone, 10.0), "the orphaned child kept running"
+
+
+def test_leaving_a_with_block_by_an_exception_stops_the_child_at_once(task) -> None:
+    with (
+        pytest.raises(ValueError, match="user code"),
+        ProcessLLM(task, lambda task: FakeLLM(task, latency=600)) as llm,
+    ):
+        future = llm.generate([{"input": "slow"}])
+        raise ValueError("user code failed")
+    with pytest.raises(ProcessLLMError, match="torn down before this finished"):
+        future.result(timeout=5)
+
+
+def test_a_script_that_ends_with_work_in_flight_exits_at_once(tmp_path: Path) -> None:
+    done = _run_script(
+        tmp_path,
+        """
+        from distilabel_llm import TextGenerationTask
+        from distilabel_llm.llm import ProcessLLM
+        from distilabel_llm.testing import FakeLLM
+
+        llm = ProcessLLM(TextGenerationTask(), lambda task: FakeLLM(task, latency=600))
+        llm.generate([{"input": "never awaited"}])
+        print("bye")
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "bye"
