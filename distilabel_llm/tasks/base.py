@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, Iterable, List, Union
+from typing import Any, Dict, List, Union
 
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt
 
@@ -45,15 +45,3 @@ class Task(ABC):
     def missing_input_args(self, row: Dict[str, Any]) -> List[str]:
         """The keys of `input_args_names` absent from `row` (or set to `None`)."""
         return [name for name in self.input_args_names if row.get(name) is None]
-
-    def validate_columns(self, columns: Iterable[str]) -> None:
-        """Checks a dataset has every column this task reads.
-
-        Raises:
-            KeyError: naming the missing columns and the task.
-        """
-        missing = sorted(set(self.input_args_names) - set(columns))
-        if missing:
-            raise KeyError(
-                f"{type(self).__name__} needs the column(s) {missing}, which the dataset lacks."
-            )

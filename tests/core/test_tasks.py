@@ -219,11 +219,3 @@ def test_judgelm_rejects_malformed_output(output: str) -> None:
 )
 def test_missing_input_args(row: Dict[str, Any], missing: List[str]) -> None:
     assert JudgeLMTask().missing_input_args(row) == missing
-
-
-def test_validate_columns_names_missing_columns_and_task() -> None:
-    UltraFeedbackTask().validate_columns(["input", "generations", "extra"])
-    with pytest.raises(
-        KeyError, match=r"UltraFeedbackTask needs the column\(s\) \['generations'\]"
-    ):
-        UltraFeedbackTask().validate_columns(["input"])
