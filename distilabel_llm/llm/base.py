@@ -168,9 +168,19 @@ class LLM(ClosingContext, ABC):
 
     # Helpers for subclasses.
 
-    def _generate_prompts(self, inputs: List[Dict[str, Any]]) -> List[Union[str, ChatMessages]]:
-        """Renders each row's prompt: formatting function, then format, then backend default."""
-        return [self._render(row) for row in inputs]
+    def _generate_prompts(
+        self,
+        inputs: List[Dict[str, Any]],
+        default_format: Optional[SupportedFormats] = None,
+    ) -> List[Union[str, ChatMessages]]:
+        """Renders each row's prompt: formatting function, then format, then backend default.
+
+        Args:
+            inputs: the rows.
+            default_format: the format to use when the user chose none, instead of
+                `_format_default` (legacy distilabel backends pass it).
+        """
+        return [self._render(row, default_format) for row in inputs]
 
     def _format_default(self, prompt: Prompt) -> Union[str, ChatMessages]:
         """Renders a `Prompt` when the user chose no format; backends override this."""
@@ -205,7 +215,9 @@ class LLM(ClosingContext, ABC):
 
     # Internals.
 
-    def _render(self, row: Dict[str, Any]) -> Union[str, ChatMessages]:
+    def _render(
+        self, row: Dict[str, Any], default_format: Optional[SupportedFormats] = None
+    ) -> Union[str, ChatMessages]:
         prompt = self.task.generate_prompt(**row)
         if not isinstance(prompt, Prompt):
             return prompt
@@ -213,6 +225,8 @@ class LLM(ClosingContext, ABC):
             return self.prompt_formatting_fn(prompt)
         if self.prompt_format is not None:
             return prompt.format_as(self.prompt_format)
+        if default_format is not None:
+            return prompt.format_as(default_format)
         return self._format_default(prompt)
 
     def _parse(self, raw_output: Optional[str]) -> Optional[Dict[str, Any]]:

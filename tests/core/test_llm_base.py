@@ -571,3 +571,14 @@ def test_a_raising_progress_callback_never_fails_generation(
     rows = result.result(timeout=10) if num_threads else result
     assert len(rows) == 2
     assert "progress callback raised" in caplog.text
+
+
+def test_legacy_default_format_argument_of_generate_prompts(make_llm: Any) -> None:
+    llm = make_llm()
+    rows = [{"input": "hi"}]
+    assert llm._generate_prompts(rows, default_format="openai")[0][1] == {
+        "role": "user",
+        "content": "hi",
+    }
+    chosen = make_llm(prompt_format="chatml")
+    assert chosen._generate_prompts(rows, default_format="openai")[0].startswith("<|im_start|>")
