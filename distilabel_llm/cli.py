@@ -146,6 +146,7 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
         "api_key": args.api_key or os.environ.get("OPENAI_API_KEY"),
     }
     llms: List[Any] = []
+    finished = False
     try:
         generator = build_llm(
             _task(args.task),
@@ -177,9 +178,11 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
         )
         assert pipeline.stats is not None
         console.print(summary_table(pipeline.stats, generator))
+        finished = True
     finally:
+        # After Ctrl-C or an error, the rows in flight are not wanted: stop the models now.
         for llm in reversed(llms):
-            llm.teardown()
+            llm.teardown(wait=finished)
     failed = pipeline.stats.rows_failed
     note = f" ({failed} failed: see their 'error' field)" if failed else ""
     console.print(

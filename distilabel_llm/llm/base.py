@@ -152,8 +152,13 @@ class LLM(ClosingContext, ABC):
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def teardown(self) -> None:
-        """Same as `close`; the name legacy distilabel pools and pipelines call."""
+    def teardown(self, wait: bool = True) -> None:
+        """Same as `close`; the name legacy distilabel pools and pipelines call.
+
+        Args:
+            wait: accepted as `ProcessLLM.teardown` takes it; a call running in this process
+                cannot be stopped, so `close` always lets running rows finish.
+        """
         self.close()
 
     def __repr__(self) -> str:

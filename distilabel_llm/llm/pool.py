@@ -9,27 +9,24 @@ member that fails for good is re-run on the others.
 
 from __future__ import annotations
 
-import collections
-import queue
+import os
 import random
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
-    Deque,
     Dict,
     List,
     Literal,
+    Mapping,
     Optional,
     Sequence,
     Union,
 )
 
-from distilabel_llm.errors import PoolExhaustedError
-from distilabel_llm.llm._scheduling import Unit, balanced_units, spread_units
-from distilabel_llm.llm.base import LLM, ProgressCallback, logger, report_progress
+from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
+from distilabel_llm.llm.base import LLM, ProgressCallback
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
 from distilabel_llm.tasks.base import Task
@@ -43,11 +40,6 @@ __all__ = ["LLMPool", "PoolStrategy"]
 
 PoolStrategy = Literal["spread", "balance"]
 Member = Union[ProcessLLM, LLM]
-MemberProgressCallback = Callable[[int, int], None]
-
-# Units each member holds at once under "balance": one running, one queued behind it so the
-# member never waits on the bridge between two units.
-_UNITS_IN_FLIGHT = 2
 
 
 class LLMPool(ClosingContext):
@@ -87,6 +79,7 @@ class LLMPool(ClosingContext):
         self._random = random.Random(seed)
         self._executors: Dict[int, ThreadPoolExecutor] = {}
         self._executors_lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def from_devices(
@@ -99,7 +92,8 @@ class LLMPool(ClosingContext):
     ) -> LLMPool:
         """A pool of replicas of one model, one `ProcessLLM` per GPU.
 
-        Each member's child sees only its device, through `CUDA_VISIBLE_DEVICES`.
+        Each member's child sees only its device, through `CUDA_VISIBLE_DEVICES`, and gets an
+        equal share of the CPU cores (see `from_replicas`).
 
         Args:
             task: the task of every member.
@@ -108,19 +102,17 @@ class LLMPool(ClosingContext):
             strategy: as for `LLMPool`; "balance" suits replicas.
             **process_kwargs: passed to each `ProcessLLM` (`env` is merged).
         """
-        env = dict(process_kwargs.pop("env", None) or {})
-        return cls(
-            [
-                ProcessLLM(
-                    task,
-                    load_llm_fn,
-                    env={**env, "CUDA_VISIBLE_DEVICES": str(device)},
-                    **process_kwargs,
-                )
-                for device in devices
-            ],
-            strategy=strategy,
-        )
+        env = _replica_env(process_kwargs.pop("env", None), len(devices))
+        members = [
+            ProcessLLM(
+                task,
+                load_llm_fn,
+                env={**env, "CUDA_VISIBLE_DEVICES": str(device)},
+                **process_kwargs,
+            )
+            for device in devices
+        ]
+        return cls(members, strategy=strategy)
 
     @classmethod
     def from_replicas(
@@ -131,9 +123,17 @@ class LLMPool(ClosingContext):
         strategy: PoolStrategy = "balance",
         **process_kwargs: Any,
     ) -> LLMPool:
-        """A pool of `replicas` identical `ProcessLLM`s (CPU models, or GPUs chosen in `env`)."""
+        """A pool of `replicas` identical `ProcessLLM`s (CPU models, or GPUs chosen in `env`).
+
+        Each child gets an equal share of the CPU cores: `OMP_NUM_THREADS` and
+        `MKL_NUM_THREADS` are set to `cores // replicas` (at least 1) unless `env` or this
+        process's environment sets them. Left at their default, every replica's math library
+        would start a thread per core, and replicas that oversubscribe the cores this way can
+        run many times slower than one process alone.
+        """
+        env = _replica_env(process_kwargs.pop("env", None), replicas)
         return cls(
-            [ProcessLLM(task, load_llm_fn, **process_kwargs) for _ in range(replicas)],
+            [ProcessLLM(task, load_llm_fn, env=env, **process_kwargs) for _ in range(replicas)],
             strategy=strategy,
         )
 
@@ -183,11 +183,13 @@ class LLMPool(ClosingContext):
         Raises:
             PoolExhaustedError: if every member failed for good before the work was done.
         """
+        if self._closed:
+            raise RuntimeError("This LLMPool has been torn down; create a new one to generate.")
         inputs = list(inputs)
         check_positive_int("num_generations", num_generations)
         if not inputs:
             return []
-        job = _Job(
+        job = Job(
             self, inputs, num_generations, progress_callback_func, member_progress_callback_func
         )
         return job.run()
@@ -199,14 +201,12 @@ class LLMPool(ClosingContext):
             wait: let each member finish its in-flight work first; with False, `ProcessLLM`
                 members stop at once and their in-flight work fails.
         """
+        self._closed = True
         for executor in self._executors.values():
             executor.shutdown(wait=wait, cancel_futures=not wait)
         self._executors.clear()
         for llm in self.llms:
-            if isinstance(llm, ProcessLLM):
-                llm.teardown(wait=wait)
-            else:
-                llm.teardown()
+            llm.teardown(wait=wait)
 
     close = teardown
 
@@ -238,163 +238,17 @@ class LLMPool(ClosingContext):
         return executor.submit(llm.generate, inputs, num_generations)
 
 
-class _Job:
-    """One `LLMPool.generate` call: hands units to members and gathers what they return."""
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-    def __init__(
-        self,
-        pool: LLMPool,
-        inputs: List[Dict[str, Any]],
-        num_generations: int,
-        progress: Optional[ProgressCallback],
-        member_progress: Optional[MemberProgressCallback],
-    ) -> None:
-        self.pool = pool
-        self.inputs = inputs
-        self.progress = progress
-        self.member_progress = member_progress
-        members = len(pool.llms)
-        self.balanced = pool.strategy == "balance"
-        self.alive = [getattr(llm, "failure", None) is None for llm in pool.llms]
-        self.failures: Dict[int, BaseException] = {}
-        self.rows: List[List[Optional[LLMOutput]]] = [[None] * num_generations for _ in inputs]
-        self.shared: Deque[Unit] = collections.deque()
-        self.own: List[Deque[Unit]] = [collections.deque() for _ in range(members)]
-        if self.balanced:
-            self.shared.extend(balanced_units(len(inputs), num_generations, members))
-        else:
-            for unit in spread_units(len(inputs), num_generations, members, pool._random):
-                self.own[unit.member].append(unit)
-        self.in_flight: Dict[Future[Any], tuple[Unit, int]] = {}
-        self.load = [0] * members
-        self.events: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
 
-    def run(self) -> List[List[LLMOutput]]:
-        try:
-            while True:
-                self._dispatch()
-                if not self.in_flight:
-                    break
-                self._collect(self.events.get())
-        except BaseException:
-            for future in list(self.in_flight):
-                future.cancel()
-            raise
-        return self.rows  # type: ignore[return-value]  # every slot is filled by now
-
-    def _dispatch(self) -> None:
-        for member, alive in enumerate(self.alive):
-            if not alive:
-                continue
-            while self._wants_work(member):
-                unit = self._next_unit(member)
-                if unit is None:
-                    break
-                self._start(unit, member)
-
-    def _wants_work(self, member: int) -> bool:
-        return not self.balanced or self.load[member] < _UNITS_IN_FLIGHT
-
-    def _next_unit(self, member: int) -> Optional[Unit]:
-        if self.own[member]:
-            return self.own[member].popleft()
-        if not self.balanced:
-            return None
-        if self.shared:
-            return self.shared.popleft()
-        # A member working for another call on this pool is not idle: no backup for it.
-        if self.load[member] == 0 and not getattr(self.pool.llms[member], "in_flight", 0):
-            return self._backup_for(member)
-        return None
-
-    def _backup_for(self, member: int) -> Optional[Unit]:
-        """An idle member re-runs the oldest unit still running elsewhere; first answer wins.
-
-        This bounds the end of a job by the fastest member, not the slowest.
-        """
-        for unit, owner in self.in_flight.values():
-            if owner != member and not unit.done and not unit.backed_up:
-                unit.backed_up = True
-                return unit
-        return None
-
-    def _start(self, unit: Unit, member: int) -> None:
-        future = self.pool._submit(
-            member, [self.inputs[row] for row in unit.rows], unit.num_generations
-        )
-        self.in_flight[future] = (unit, member)
-        self.load[member] += 1
-        future.add_done_callback(self.events.put)
-
-    def _collect(self, future: Future[Any]) -> None:
-        unit, member = self.in_flight.pop(future)
-        self.load[member] -= 1
-        if future.cancelled() or unit.done:
-            return
-        error = future.exception()
-        if error is None:
-            self._complete(unit, member, future.result())
-        elif self._member_lost(member, error):
-            self._fail_member(member, error)
-            self._requeue(unit)
-        else:
-            raise error
-
-    def _complete(self, unit: Unit, member: int, rows: List[List[LLMOutput]]) -> None:
-        unit.done = True
-        for row, offset, outputs in zip(unit.rows, unit.offsets, rows):
-            self.rows[row][offset : offset + unit.num_generations] = outputs
-        for other, (twin, _) in list(self.in_flight.items()):
-            if twin is unit:
-                other.cancel()
-        advance = len(unit.rows) * unit.num_generations
-        if self.progress is not None:
-            report_progress(self.progress, advance=advance)
-        if self.member_progress is not None:
-            report_progress(self.member_progress, member, advance)
-
-    def _member_lost(self, member: int, error: BaseException) -> bool:
-        """Whether `error` means the member can no longer generate (not a bad request)."""
-        return (
-            isinstance(error, TimeoutError)
-            or getattr(self.pool.llms[member], "failure", None) is not None
-        )
-
-    def _fail_member(self, member: int, error: BaseException) -> None:
-        if not self.alive[member]:
-            return
-        self.alive[member] = False
-        self.failures[member] = error
-        survivors = [m for m, alive in enumerate(self.alive) if alive]
-        if not survivors:
-            reasons = "\n".join(f"- member #{m}: {error}" for m, error in self.failures.items())
-            raise PoolExhaustedError(
-                f"Every member of the LLMPool failed, so {self._rows_left()} row(s) cannot be "
-                f"generated:\n{reasons}"
-            )
-        logger.warning(
-            "LLMPool member #%d failed for good (%s); its unfinished work is re-run on the "
-            "%d remaining member(s).",
-            member,
-            str(error).splitlines()[0],
-            len(survivors),
-        )
-        for unit in self.own[member]:
-            self._requeue(unit)
-        self.own[member].clear()
-
-    def _requeue(self, unit: Unit) -> None:
-        if unit.done:
-            return
-        unit.backed_up = False
-        if self.balanced:
-            self.shared.appendleft(unit)
-            return
-        survivors = [m for m, alive in enumerate(self.alive) if alive]
-        self.own[survivors[self.pool._random.randrange(len(survivors))]].append(unit)
-
-    def _rows_left(self) -> int:
-        return sum(any(output is None for output in row) for row in self.rows)
+def _replica_env(env: Optional[Mapping[str, Union[str, int]]], replicas: int) -> Dict[str, str]:
+    """`env` plus, where nobody chose them, thread counts that share the cores among replicas."""
+    chosen = {name: str(value) for name, value in (env or {}).items()}
+    share = str(max(1, (os.cpu_count() or 1) // max(1, replicas)))
+    for name in _THREAD_VARIABLES:
+        if name not in chosen and name not in os.environ:
+            chosen[name] = share
+    return chosen
 
 
 def _check_tasks(llms: List[Member]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import List
@@ -182,3 +183,35 @@ def test_concurrent_calls_share_the_pool(task, plain: bool) -> None:
         futures = [callers.submit(pool.generate, INPUTS, 2) for _ in range(3)]
         for future in futures:
             _check_shape(future.result(timeout=60), 2)
+
+
+def test_replicas_share_the_cores_unless_told_otherwise(task, monkeypatch) -> None:
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+
+    def load(task):
+        threads = f"{os.environ['OMP_NUM_THREADS']}/{os.environ['MKL_NUM_THREADS']}"
+        return FakeLLM(task, model_name=threads)
+
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    with LLMPool.from_replicas(task, load, replicas=2) as pool:
+        assert {llm.model_name for llm in pool.llms} == {f"{share}/{share}"}
+    with LLMPool.from_devices(task, load, devices=[0, 1], env={"OMP_NUM_THREADS": 7}) as pool:
+        assert {llm.model_name for llm in pool.llms} == {f"7/{share}"}
+
+
+def test_tearing_down_mid_call_fails_the_call_without_failover(task, caplog) -> None:
+    members = [_member(task, name, latency_per_generation=0.05) for name in "ab"]
+    pool = LLMPool(members, strategy="balance")
+    started = threading.Event()
+    with ThreadPoolExecutor(1) as caller, caplog.at_level(logging.WARNING, "distilabel_llm"):
+        call = caller.submit(
+            pool.generate, INPUTS * 4, progress_callback_func=lambda advance: started.set()
+        )
+        assert started.wait(30)
+        pool.teardown(wait=False)
+        with pytest.raises(RuntimeError, match="torn down before this call finished"):
+            call.result(timeout=30)
+    assert "failed for good" not in caplog.text
+    with pytest.raises(RuntimeError, match="torn down"):
+        pool.generate(INPUTS)
