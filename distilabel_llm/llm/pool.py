@@ -31,10 +31,10 @@ from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
 from distilabel_llm.tasks.base import Task
 from distilabel_llm.utils.checks import check_positive_int
-from distilabel_llm.utils.lifecycle import ClosingContext
+from distilabel_llm.utils.lifecycle import StoppingContext
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 __all__ = ["LLMPool", "PoolStrategy"]
 
@@ -42,7 +42,7 @@ PoolStrategy = Literal["spread", "balance"]
 Member = Union[ProcessLLM, LLM]
 
 
-class LLMPool(ClosingContext):
+class LLMPool(StoppingContext):
     """Generates with several LLMs at once, as if they were one.
 
     Args:
@@ -207,17 +207,6 @@ class LLMPool(ClosingContext):
         self._executors.clear()
         for llm in self.llms:
             llm.teardown(wait=wait)
-
-    close = teardown
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        # Leaving by an exception (Ctrl-C included), nobody waits for the results: stop now.
-        self.teardown(wait=exc_type is None)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(llms={self.llms!r}, strategy={self.strategy!r})"

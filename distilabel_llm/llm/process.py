@@ -41,11 +41,9 @@ from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
-from distilabel_llm.utils.lifecycle import ClosingContext, close_at_exit, forget_at_exit
+from distilabel_llm.utils.lifecycle import StoppingContext, close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from distilabel_llm.llm.base import LLM
     from distilabel_llm.tasks.base import Task
 
@@ -79,7 +77,7 @@ class _Request:
         self.future: Future[List[List[LLMOutput]]] = Future()
 
 
-class ProcessLLM(ClosingContext):
+class ProcessLLM(StoppingContext):
     """Runs the LLM that `load_llm_fn` builds in a child process, and serves it to this one.
 
     The child loads the model once and serves `generate` requests in order until `teardown`.
@@ -258,17 +256,6 @@ class ProcessLLM(ClosingContext):
             if receiver is not threading.current_thread():
                 receiver.join(5.0)
         child.conn.close()
-
-    close = teardown
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        # Leaving by an exception (Ctrl-C included), nobody waits for the results: stop now.
-        self.teardown(wait=exc_type is None)
 
     def _stop_at_exit(self) -> None:
         self.teardown(wait=False)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["ClosingContext", "close_at_exit", "forget_at_exit"]
+__all__ = ["ClosingContext", "StoppingContext", "close_at_exit", "forget_at_exit"]
 
 logger = logging.getLogger("distilabel_llm")
 
@@ -33,6 +33,27 @@ class ClosingContext:
         tb: Optional[TracebackType],
     ) -> None:
         self.close()
+
+
+class StoppingContext(ClosingContext):
+    """Makes `with obj:` call `obj.teardown()` on the way out, letting work in flight finish,
+    or `obj.teardown(wait=False)` when leaving by an exception (Ctrl-C included), since nobody
+    will read the results of that work then."""
+
+    def teardown(self, wait: bool = True) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Same as `teardown()`."""
+        self.teardown()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.teardown(wait=exc_type is None)
 
 
 # Held weakly: an object dropped by its user is not kept alive just to be closed. Each maps to
