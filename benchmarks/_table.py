@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Stats", "measure", "parse_quick", "print_table"]
+__all__ = ["Stats", "measure", "parse_quick", "print_table", "run_script"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,24 @@ def print_table(
         if not console.is_terminal:  # a log or a pipe: no reason to squeeze to 80 columns
             console = Console(width=140)
     console.print(table)
+
+
+def run_script(
+    doc: str,
+    run: Callable[[bool], List[Any]],
+    print_results: Callable[[List[Any]], None],
+    argv: Optional[Sequence[str]] = None,
+) -> int:
+    """A benchmark script's `main`: parses `--quick`, runs, prints the table; returns 0.
+
+    Args:
+        doc: the script's docstring; its first line describes it in `--help`.
+        run: the script's `run(quick)`.
+        print_results: prints what `run` returned.
+        argv: the command line, `sys.argv[1:]` if None.
+    """
+    print_results(run(parse_quick(doc.splitlines()[0], argv)))
+    return 0
 
 
 def parse_quick(description: str, argv: Optional[Sequence[str]] = None) -> bool:

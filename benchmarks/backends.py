@@ -34,7 +34,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from benchmarks._table import Stats, parse_quick, print_table
+from benchmarks._table import Stats, print_table, run_script
 from distilabel_llm.tasks import TextGenerationTask
 
 __all__ = ["main", "run"]
@@ -251,9 +251,7 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    quick = parse_quick(__doc__.splitlines()[0], argv)
-    print_results(run(quick))
-    return 0
+    return run_script(__doc__, run, print_results, argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
-from benchmarks._table import parse_quick, print_table
+from benchmarks._table import print_table, run_script
 from benchmarks._tiny import load_tiny_transformers, missing_transformers, rows, tiny_model_path
 from distilabel_llm.tasks import TextGenerationTask
 
@@ -125,9 +125,7 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    quick = parse_quick(__doc__.splitlines()[0], argv)
-    print_results(run(quick))
-    return 0
+    return run_script(__doc__, run, print_results, argv)
 
 
 if __name__ == "__main__":

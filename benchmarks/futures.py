@@ -27,7 +27,7 @@ import time
 from concurrent.futures import Future, wait
 from typing import Any, Callable, Dict, List, Optional
 
-from benchmarks._table import Stats, parse_quick, print_table
+from benchmarks._table import Stats, print_table, run_script
 from distilabel_llm.utils.futures import when_all_complete
 
 __all__ = ["main", "run"]
@@ -168,9 +168,7 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    quick = parse_quick(__doc__.splitlines()[0], argv)
-    print_results(run(quick))
-    return 0
+    return run_script(__doc__, run, print_results, argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 from benchmarks._lifecycle import BATCH_ROWS, lifecycles
 from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
-from benchmarks._table import parse_quick, print_table
+from benchmarks._table import print_table, run_script
 from benchmarks._tiny import missing_transformers
 from benchmarks.startup import runs_for
 
@@ -80,9 +80,7 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    quick = parse_quick(__doc__.splitlines()[0], argv)
-    print_results(run(quick))
-    return 0
+    return run_script(__doc__, run, print_results, argv)
 
 
 if __name__ == "__main__":

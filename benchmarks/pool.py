@@ -24,7 +24,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from benchmarks._legacy import run_legacy
-from benchmarks._table import Stats, parse_quick, print_table
+from benchmarks._table import Stats, print_table, run_script
 from distilabel_llm.llm import LLMPool, ProcessLLM
 from distilabel_llm.tasks import TextGenerationTask
 from distilabel_llm.testing import FakeLLM
@@ -151,9 +151,7 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    quick = parse_quick(__doc__.splitlines()[0], argv)
-    print_results(run(quick))
-    return 0
+    return run_script(__doc__, run, print_results, argv)
 
 
 if __name__ == "__main__":

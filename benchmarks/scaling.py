@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from typing import Any, Dict, List, Optional
 
 from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
-from benchmarks._table import parse_quick, print_table
+from benchmarks._table import print_table, run_script
 from benchmarks._tiny import ONE_THREAD_ENV, long_rows, missing_transformers, wide_loader
 from distilabel_llm.llm import LLMPool, ProcessLLM
 from distilabel_llm.llm._scheduling import balanced_units
@@ -126,9 +126,7 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    quick = parse_quick(__doc__.splitlines()[0], argv)
-    print_results(run(quick))
-    return 0
+    return run_script(__doc__, run, print_results, argv)
 
 
 if __name__ == "__main__":

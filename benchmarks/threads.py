@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Dict, List, Optional
 
 from benchmarks._legacy import run_legacy
-from benchmarks._table import Stats, parse_quick, print_table
+from benchmarks._table import Stats, print_table, run_script
 from distilabel_llm.tasks import TextGenerationTask
 from distilabel_llm.testing import FakeLLM
 
@@ -153,9 +153,7 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    quick = parse_quick(__doc__.splitlines()[0], argv)
-    print_results(run(quick))
-    return 0
+    return run_script(__doc__, run, print_results, argv)
 
 
 if __name__ == "__main__":
