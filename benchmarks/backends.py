@@ -35,22 +35,13 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from benchmarks._table import Stats, print_table, run_script
+from benchmarks._tiny import PROMPTS
 from distilabel_llm.tasks import TextGenerationTask
 
 __all__ = ["main", "run"]
 
 BATCH = 8
 TARGETS = {"transformers": 5.0, "llama.cpp": 3.0}
-INPUTS = [
-    "Write a short poem about the sea.",
-    "Explain why the sky is blue.",
-    "Give three ideas for a dinner party.",
-    "Summarize the text below in one sentence.",
-    "What is the capital of France?",
-    "How many days are in a week?",
-    "Rate each answer from 1 to 10.",
-    "Name three colors.",
-]
 
 Run = Callable[[], int]  # generates once; returns the number of tokens generated
 
@@ -85,7 +76,7 @@ def _transformers_runs(models: Any, max_new_tokens: int) -> Tuple[Run, Run]:
     model = transformers.AutoModelForCausalLM.from_pretrained(models.hf_path).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(models.hf_path)
     llm = TransformersLLM(model, tokenizer, TextGenerationTask(), max_new_tokens=max_new_tokens)
-    rows = [{"input": text} for text in INPUTS[:BATCH]]
+    rows = [{"input": text} for text in PROMPTS[:BATCH]]
     prompts = llm.validate_prompts(rows)  # the same chat-template text ours sends
     eos = tokenizer.eos_token_id
 
@@ -121,7 +112,7 @@ def _llama_cpp_runs(models: Any, max_new_tokens: int) -> Tuple[Run, Run]:
         model_path=str(models.gguf_path), n_ctx=1024, n_threads=1, verbose=False
     )
     llm = LlamaCppLLM(model, TextGenerationTask(), max_new_tokens=max_new_tokens)
-    rows = [{"input": text} for text in INPUTS[:BATCH]]
+    rows = [{"input": text} for text in PROMPTS[:BATCH]]
     prompts = llm.validate_prompts(rows)
     settings = {
         "max_tokens": max_new_tokens,
