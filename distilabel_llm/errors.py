@@ -46,5 +46,19 @@ class ProcessLLMError(DistilabelLLMError):
         self.child_traceback = child_traceback
 
 
+class RayLLMError(DistilabelLLMError):
+    """A `RayLLM`'s actor failed: its model did not load, or it died for good.
+
+    Attributes:
+        remote_traceback: the traceback text from the actor, when it raised.
+    """
+
+    def __init__(self, message: str, remote_traceback: Optional[str] = None) -> None:
+        if remote_traceback:
+            message = f"{message}\n\nTraceback in the Ray actor:\n{remote_traceback}"
+        super().__init__(message)
+        self.remote_traceback = remote_traceback
+
+
 class PoolExhaustedError(DistilabelLLMError):
     """Every member of an `LLMPool` failed, so the work it still held cannot be done."""

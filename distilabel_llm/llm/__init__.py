@@ -1,4 +1,5 @@
-"""The LLM layer: the `LLM` base, its output type, `ProcessLLM`, `LLMPool` and the backends.
+"""The LLM layer: the `LLM` base, its output type, `ProcessLLM`, `RayLLM`, `LLMPool` and the
+backends.
 
 Backends with heavy dependencies are imported on first attribute access, so that
 `import distilabel_llm.llm` never imports torch, transformers, llama_cpp or openai.
@@ -13,6 +14,7 @@ from distilabel_llm.llm.base import LLM
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.llm.pool import LLMPool, PoolStrategy
 from distilabel_llm.llm.process import ProcessLLM
+from distilabel_llm.llm.ray import RayLLM
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.llama_cpp import LlamaCppLLM
@@ -33,6 +35,7 @@ __all__ = [
     "OpenAILLM",
     "PoolStrategy",
     "ProcessLLM",
+    "RayLLM",
     "TokenStatistics",
     "TransformersLLM",
 ]

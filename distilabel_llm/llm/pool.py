@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import (
     TYPE_CHECKING,
     Any,
+    Callable,
     Dict,
     List,
     Literal,
@@ -29,25 +30,26 @@ from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
 from distilabel_llm.llm.base import LLM, ProgressCallback
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
+from distilabel_llm.llm.ray import RayLLM
 from distilabel_llm.tasks.base import Task
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.lifecycle import StoppingContext
 
 if TYPE_CHECKING:
-    pass
+    from distilabel_llm.llm._ray_cluster import PlacementStrategy
 
 __all__ = ["LLMPool", "PoolStrategy"]
 
 PoolStrategy = Literal["spread", "balance"]
-Member = Union[ProcessLLM, LLM]
+Member = Union[ProcessLLM, RayLLM, LLM]
 
 
 class LLMPool(StoppingContext):
     """Generates with several LLMs at once, as if they were one.
 
     Args:
-        llms: two or more `ProcessLLM`s (or plain `LLM`s) whose tasks are the same class or
-            siblings of one parent class.
+        llms: two or more `ProcessLLM`s, `RayLLM`s or plain `LLM`s, mixed as you like, whose
+            tasks are the same class or siblings of one parent class.
         strategy: `"spread"` to give each member a share of every row's generations (rows mix
             the models); `"balance"` to let members pull small units of work when free.
         seed: seeds the random choice of which members make a row's extra generations.
@@ -69,8 +71,10 @@ class LLMPool(StoppingContext):
                 "The `llms` argument must contain at least 2 `ProcessLLM`s. If you want to use "
                 "a single `ProcessLLM`, use the `ProcessLLM` directly instead."
             )
-        if not all(isinstance(llm, (ProcessLLM, LLM)) for llm in llms):
-            raise ValueError("The `llms` argument must contain only `ProcessLLM`s.")
+        if not all(isinstance(llm, (ProcessLLM, RayLLM, LLM)) for llm in llms):
+            raise ValueError(
+                "The `llms` argument must contain only `ProcessLLM`s, `RayLLM`s or `LLM`s."
+            )
         _check_tasks(llms)
         if strategy not in ("spread", "balance"):
             raise ValueError(f"`strategy` must be 'spread' or 'balance', not {strategy!r}.")
@@ -80,6 +84,8 @@ class LLMPool(StoppingContext):
         self._executors: Dict[int, ThreadPoolExecutor] = {}
         self._executors_lock = threading.Lock()
         self._closed = False
+        # Called after the members' teardown: what the pool reserved for them (a placement group).
+        self._on_teardown: List[Callable[[], None]] = []
 
     @classmethod
     def from_devices(
@@ -137,6 +143,45 @@ class LLMPool(StoppingContext):
             strategy=strategy,
         )
 
+    @classmethod
+    def from_ray(
+        cls,
+        task: Task,
+        load_llm_fn: LoadLLMFn,
+        replicas: int,
+        strategy: PoolStrategy = "balance",
+        *,
+        placement_strategy: Optional[PlacementStrategy] = None,
+        **ray_kwargs: Any,
+    ) -> LLMPool:
+        """A pool of `replicas` identical `RayLLM`s, placed by Ray on a cluster's nodes.
+
+        Example:
+            >>> pool = LLMPool.from_ray(task, load_llm_fn, replicas=8, num_gpus=1)
+
+        Args:
+            task: the task of every member.
+            load_llm_fn: builds the model in each actor.
+            replicas: how many actors to start.
+            strategy: as for `LLMPool`; "balance" suits replicas.
+            placement_strategy: `"PACK"`, `"SPREAD"`, `"STRICT_PACK"` or `"STRICT_SPREAD"` to
+                reserve every replica's resources at once in a placement group (released at
+                teardown); None lets Ray place each actor on its own.
+            **ray_kwargs: passed to each `RayLLM`: `num_gpus`, `num_cpus`, `resources`,
+                `max_restarts`, `address`, `check_resources`, `actor_options`...
+
+        Raises:
+            ValueError: if the cluster cannot hold every replica at once.
+        """
+        from distilabel_llm.llm._ray_cluster import ray_members
+
+        check_positive_int("replicas", replicas)
+        members, release = ray_members(task, load_llm_fn, replicas, placement_strategy, ray_kwargs)
+        pool = cls(members, strategy=strategy)
+        if release is not None:
+            pool._on_teardown.append(release)
+        return pool
+
     @property
     def task(self) -> Task:
         """The task of the pool's first member."""
@@ -149,12 +194,13 @@ class LLMPool(StoppingContext):
 
     @property
     def member_names(self) -> List[str]:
-        """A label per member for progress displays: its model, and its GPU when pinned."""
+        """A label per member for progress displays: its model, and where it runs when known
+        (its GPU, or its Ray node)."""
         names = []
         for index, llm in enumerate(self.llms):
             name = f"#{index} {llm.model_name}"
-            device = getattr(llm, "env", {}).get("CUDA_VISIBLE_DEVICES")
-            names.append(f"{name} (GPU {device})" if device is not None else name)
+            location = getattr(llm, "location", None)
+            names.append(f"{name} ({location})" if location else name)
         return names
 
     def generate(
@@ -207,6 +253,8 @@ class LLMPool(StoppingContext):
         self._executors.clear()
         for llm in self.llms:
             llm.teardown(wait=wait)
+        while self._on_teardown:
+            self._on_teardown.pop()()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(llms={self.llms!r}, strategy={self.strategy!r})"

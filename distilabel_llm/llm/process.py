@@ -172,6 +172,12 @@ class ProcessLLM(StoppingContext):
         return self._child.pid
 
     @property
+    def location(self) -> Optional[str]:
+        """The GPU(s) the child is pinned to through `env`, e.g. `"GPU 1"`, or None."""
+        device = self.env.get("CUDA_VISIBLE_DEVICES")
+        return None if device is None else f"GPU {device}"
+
+    @property
     def in_flight(self) -> int:
         """How many requests are waiting for their answer."""
         return len(self._pending)

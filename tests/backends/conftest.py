@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,24 +10,7 @@ from typing import Any, Callable, Iterator, Sequence, Tuple
 
 import pytest
 
-_KIT_PACKAGES = ("tokenizers", "transformers", "torch", "gguf")
-
 RunWithout = Callable[[Sequence[str], str], subprocess.CompletedProcess]
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The kit's models, built in a session temp dir (or `$DISTILABEL_LLM_CACHE` if set)."""
-    missing = [name for name in _KIT_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        pytest.skip(
-            f"the tiny-model kit needs {', '.join(missing)}: pip install 'distilabel_llm[kit]'"
-        )
-    from distilabel_llm.testing import ensure_tiny_models
-
-    if os.environ.get("DISTILABEL_LLM_CACHE"):
-        return ensure_tiny_models()
-    return ensure_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ import os
 from typing import Iterator
 
 import pytest
-from process_helpers import children_of, wait_until
+from process_helpers import children_of
+from waiting import wait_until
 
 from distilabel_llm import TextGenerationTask
 

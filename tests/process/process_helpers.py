@@ -1,10 +1,9 @@
-"""Helpers for tests that start processes: find children, wait for a condition."""
+"""Helpers for tests that start processes: find a process's children."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable, List
+from typing import List
 
 
 def children_of(pid: int) -> List[int]:
@@ -18,13 +17,3 @@ def children_of(pid: int) -> List[int]:
         if fields[0] != "Z" and int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Polls `condition` until it holds or `timeout` passes; for conditions no event signals."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()

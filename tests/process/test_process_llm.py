@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from process_helpers import wait_until
+from waiting import wait_until
 
 from distilabel_llm.errors import ProcessLLMError
 from distilabel_llm.llm import ProcessLLM

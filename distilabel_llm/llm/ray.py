@@ -1,0 +1,404 @@
+"""`RayLLM`: an LLM loaded and served in a Ray actor, anywhere on a Ray cluster.
+
+It is `ProcessLLM`'s counterpart beyond one machine: the same `load_llm_fn(task) -> LLM`
+contract, `generate` returning a `Future`, and the same guarantees. Ray places the actor on a
+node with the resources asked for, sets `CUDA_VISIBLE_DEVICES` for its GPUs, and restarts it and
+re-runs its in-flight calls when `max_restarts` allows; past that, every call in flight fails
+with a `RayLLMError` and `LLMPool` re-runs the work on its other members.
+
+`ray` is imported only when a `RayLLM` is created: install it with
+`pip install 'distilabel_llm[ray]'`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import queue
+import sys
+import threading
+import traceback
+from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
+
+import cloudpickle
+
+from distilabel_llm.errors import RayLLMError
+from distilabel_llm.llm._ray_cluster import actor_demand, check_cluster_fits, import_ray
+from distilabel_llm.llm.base import ProgressCallback, report_progress
+from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.utils.checks import check_positive_int
+from distilabel_llm.utils.futures import settle
+from distilabel_llm.utils.lifecycle import StoppingContext, close_at_exit, forget_at_exit
+
+if TYPE_CHECKING:
+    from distilabel_llm.llm.process import LoadLLMFn
+    from distilabel_llm.tasks.base import Task
+
+__all__ = ["RayLLM"]
+
+Outputs = List[List[LLMOutput]]
+DEFAULT_NUM_CPUS = 1
+# What the actor's `ready` returns: the model's name, or the load's traceback, and where it runs.
+_Readiness = Tuple[Optional[str], Optional[str], str]
+
+
+class _LLMActor:
+    """The actor's side: loads the model when the actor starts (and again when Ray restarts
+    it), then serves `generate` calls one at a time."""
+
+    def __init__(self, sys_path: List[str], payload: bytes) -> None:
+        # Where the driver's modules live on this node too (a local cluster, a shared disk),
+        # objects pickled by reference to them load here.
+        sys.path.extend(p for p in sys_path if p not in sys.path and os.path.isdir(p))
+        self._llm: Any = None
+        self._load_error: Optional[str] = None
+        try:
+            from distilabel_llm.llm.base import LLM
+
+            load_llm_fn, task = cloudpickle.loads(payload)
+            llm = load_llm_fn(task)
+            if not isinstance(llm, LLM):
+                raise TypeError(
+                    f"`load_llm_fn` must return a distilabel_llm `LLM`, but it returned "
+                    f"{type(llm).__qualname__}."
+                )
+            self._model_name = llm.model_name
+            self._llm = llm
+        except BaseException:
+            self._load_error = traceback.format_exc()
+
+    def ready(self) -> _Readiness:
+        import ray
+
+        location = f"node {ray.util.get_node_ip_address()}"
+        gpus = ray.get_gpu_ids()
+        if gpus:
+            location += f", GPU {','.join(str(gpu) for gpu in gpus)}"
+        if self._llm is None:
+            return None, self._load_error, location
+        return self._model_name, None, location
+
+    def generate(self, inputs: List[Dict[str, Any]], num_generations: int) -> Any:
+        if self._llm is None:
+            raise _ModelNotLoaded(self._load_error)
+        result = self._llm.generate(inputs, num_generations=num_generations)
+        return result.result() if self._llm.return_futures else result
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+
+
+class _ModelNotLoaded(Exception):
+    """Raised by the actor's `generate` when its model failed to load; holds the traceback."""
+
+
+@functools.cache
+def _actor_class(ray: Any) -> Any:
+    """The actor class, made once: Ray exports a class's definition to the cluster each time
+    `ray.remote` wraps it."""
+    return ray.remote(_LLMActor)
+
+
+class RayLLM(StoppingContext):
+    """Runs the LLM that `load_llm_fn` builds in a Ray actor, and serves it to this process.
+
+    Args:
+        task: the task the actor's LLM uses; also available here as `task`.
+        load_llm_fn: builds the LLM from the task, in the actor. Serialised with cloudpickle,
+            so lambdas, closures and `__main__` functions work; what they import must be
+            installed on the cluster's nodes (distilabel_llm and the backend's extra).
+        num_cpus: CPUs the actor reserves; Ray also sets its `OMP_NUM_THREADS` to this.
+        num_gpus: GPUs the actor reserves; its model sees them as devices 0, 1...
+        resources: custom resources the actor reserves, e.g. `{"A100": 1}`.
+        scheduling_strategy: where Ray places the actor: `"DEFAULT"`, `"SPREAD"` or one of
+            Ray's strategy objects (a placement group bundle, a node affinity).
+        max_restarts: times Ray restarts an actor that dies (reloading the model) and re-runs
+            its in-flight calls, before those calls fail.
+        address: the cluster to connect to, e.g. `"ray://head:10001"`; by default
+            `RAY_ADDRESS`, else a new local cluster. Ignored once this program has connected.
+        check_resources: fail at once when no node of the cluster has the resources asked
+            for, rather than wait for one. Pass False on an autoscaling cluster.
+        actor_options: any other option of Ray's `.options()` for the actor, e.g.
+            `{"runtime_env": {"pip": ["transformers"]}}` or `{"memory": 8e9}`.
+
+    Raises:
+        ValueError: if no node of the cluster can hold the actor (see `check_resources`).
+        MissingExtraError: if `ray` is not installed.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        load_llm_fn: LoadLLMFn,
+        *,
+        num_cpus: float = DEFAULT_NUM_CPUS,
+        num_gpus: float = 0,
+        resources: Optional[Mapping[str, float]] = None,
+        scheduling_strategy: Any = None,
+        max_restarts: int = 0,
+        address: Optional[str] = None,
+        check_resources: bool = True,
+        actor_options: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        if not callable(load_llm_fn):
+            raise TypeError(f"`load_llm_fn` must be callable, not {type(load_llm_fn).__name__}.")
+        if max_restarts < 0:
+            raise ValueError(f"`max_restarts` must be 0 or more, not {max_restarts!r}.")
+        try:
+            payload = cloudpickle.dumps((load_llm_fn, task))
+        except Exception as error:
+            raise TypeError(
+                f"`load_llm_fn` and `task` must be serialisable with cloudpickle to reach the "
+                f"Ray actor, but serialising them failed: {error}"
+            ) from error
+        ray = import_ray(address)
+        self.task = task
+        self.demand = actor_demand(num_cpus, num_gpus, resources)
+        if check_resources and scheduling_strategy is None:
+            check_cluster_fits(ray, self.demand, count=1)
+        options: Dict[str, Any] = {
+            "num_cpus": num_cpus,
+            "num_gpus": num_gpus,
+            "resources": dict(resources or {}),
+            "max_restarts": max_restarts,
+            "max_task_retries": max_restarts,
+            **(actor_options or {}),
+        }
+        if scheduling_strategy is not None:
+            options["scheduling_strategy"] = scheduling_strategy
+        self._ray = ray
+        self._lock = threading.Lock()
+        self._pending: Dict[Future[Outputs], Any] = {}
+        self._closed = False
+        self._failure: Optional[RayLLMError] = None
+        self._model_name: Optional[str] = None
+        self._location: Optional[str] = None
+        self._ready = threading.Event()
+        # Ray calls back on its own threads, where calling Ray again can deadlock: the answers
+        # are handled on a thread of ours instead, which also runs the futures' callbacks.
+        self._answers: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
+        self._receiver = threading.Thread(target=self._receive, name="RayLLM-receiver", daemon=True)
+        self._receiver.start()
+        self._actor = _actor_class(ray).options(**options).remote(list(sys.path), payload)
+        self._when_answered(self._actor.ready.remote(), self._on_ready)
+        close_at_exit(self, "_stop_at_exit")
+
+    @property
+    def model_name(self) -> str:
+        """The actor's model name; waits for the model to load.
+
+        Raises:
+            RayLLMError: if the model failed to load or the actor died.
+        """
+        self._ready.wait()
+        if self._model_name is None:
+            assert self._failure is not None
+            raise self._failure
+        return self._model_name
+
+    @property
+    def return_futures(self) -> bool:
+        """Always True: `generate` returns a `Future`."""
+        return True
+
+    @property
+    def location(self) -> Optional[str]:
+        """Where the actor runs (its node, and its GPUs if any), once it is ready."""
+        return self._location
+
+    @property
+    def actor(self) -> Any:
+        """The Ray actor handle."""
+        return self._actor
+
+    @property
+    def in_flight(self) -> int:
+        """How many calls are waiting for their answer."""
+        return len(self._pending)
+
+    @property
+    def failure(self) -> Optional[RayLLMError]:
+        """Why this `RayLLM` can no longer generate, or None while it can."""
+        return self._failure
+
+    def generate(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        num_generations: int = 1,
+        progress_callback_func: Optional[ProgressCallback] = None,
+    ) -> Future[Outputs]:
+        """Sends `inputs` to the actor's LLM; returns a `Future` of its outputs.
+
+        Args:
+            inputs: the rows, each a dict with the task's input keys.
+            num_generations: outputs per row.
+            progress_callback_func: called as `progress_callback_func(advance=k)` when the
+                call completes, with `k = len(inputs) * num_generations`.
+
+        Returns:
+            A `Future` of `len(inputs)` rows of `num_generations` outputs, in input order.
+
+        Raises:
+            RuntimeError: after `teardown`.
+        """
+        inputs = list(inputs)
+        check_positive_int("num_generations", num_generations)
+        future: Future[Outputs] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("This RayLLM has been torn down; create a new one to generate.")
+            if self._failure is not None:
+                future.set_exception(self._failure)
+                return future
+            try:
+                ref = self._actor.generate.remote(inputs, num_generations)
+            except Exception as error:
+                raise TypeError(f"The inputs cannot reach the Ray actor: {error}") from error
+            self._pending[future] = ref
+        advance = len(inputs) * num_generations
+        self._when_answered(
+            ref, functools.partial(self._on_result, future, advance, progress_callback_func)
+        )
+        future.add_done_callback(self._on_done)
+        return future
+
+    def teardown(self, wait: bool = True) -> None:
+        """Releases the actor: after in-flight calls finish, or at once. Idempotent.
+
+        Args:
+            wait: let in-flight calls finish first; with False, they fail with `RayLLMError`.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            in_flight = list(self._pending)
+        forget_at_exit(self)
+        if wait:
+            futures_wait(in_flight)
+        else:
+            self._fail_for_good(RayLLMError(f"{self!r} was torn down before this finished."))
+        self._release_actor()
+        self._answers.put(None)
+        if self._receiver is not threading.current_thread():
+            self._receiver.join(5.0)
+
+    def _release_actor(self) -> None:
+        if self._ray.is_initialized():  # at exit, Ray may have shut down, and killed it, first
+            with contextlib.suppress(Exception):
+                self._ray.kill(self._actor)
+
+    def _stop_at_exit(self) -> None:
+        self.teardown(wait=False)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"{type(self).__name__}({fields})"
+
+    def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
+        yield "task", type(self.task).__name__
+        yield "model_name", self._model_name or "<loading>"
+        yield "resources", self.demand
+        if self._location:
+            yield "location", self._location
+
+    # The actor's answers, handled on the receiver thread.
+
+    def _when_answered(self, ref: Any, handle: Callable[[Future[Any]], None]) -> None:
+        ref.future().add_done_callback(
+            lambda ray_future: self._answers.put(functools.partial(handle, ray_future))
+        )
+
+    def _receive(self) -> None:
+        while True:
+            handle = self._answers.get()
+            if handle is None:
+                return
+            handle()
+
+    def _on_ready(self, ray_future: Future[_Readiness]) -> None:
+        try:
+            model_name, load_error, location = ray_future.result()
+        except Exception as error:
+            self._fail_for_good(self._died(error))
+            return
+        self._location = location
+        if load_error is not None:
+            self._fail_for_good(self._load_failed(load_error))
+            self._release_actor()  # its resources may serve another actor meanwhile
+            return
+        self._model_name = model_name
+        self._ready.set()
+
+    def _on_result(
+        self,
+        future: Future[Outputs],
+        advance: int,
+        progress: Optional[ProgressCallback],
+        ray_future: Future[Any],
+    ) -> None:
+        with self._lock:
+            if self._pending.pop(future, None) is None:  # cancelled or failed meanwhile
+                return
+        error = ray_future.exception()
+        if isinstance(error, self._ray.exceptions.RayActorError):
+            error = self._fail_for_good(self._died(error))
+        elif isinstance(error, _ModelNotLoaded):
+            # `ready` told this too, but its callback may not have run yet. Ray's error wraps
+            # the actor's exception as `cause`.
+            error = self._fail_for_good(self._load_failed(getattr(error, "cause", error).args[0]))
+        if error is not None:
+            settle(future, exception=error)
+            return
+        if progress is not None:
+            report_progress(progress, advance)
+        settle(future, result=ray_future.result())
+
+    def _on_done(self, future: Future[Outputs]) -> None:
+        if not future.cancelled():
+            return
+        with self._lock:
+            ref = self._pending.pop(future, None)
+        if ref is not None:
+            with contextlib.suppress(Exception):
+                self._ray.cancel(ref)
+
+    def _fail_for_good(self, error: RayLLMError) -> RayLLMError:
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+            pending = list(self._pending)
+            self._pending.clear()
+        self._ready.set()
+        for future in pending:
+            settle(future, exception=self._failure)
+        return self._failure
+
+    def _died(self, error: BaseException) -> RayLLMError:
+        return RayLLMError(
+            f"The Ray actor of {self!r} died, so this RayLLM cannot generate "
+            f"(restarts allowed: see `max_restarts`). Ray says: {error}"
+        )
+
+    def _load_failed(self, remote_traceback: str) -> RayLLMError:
+        last_line = remote_traceback.strip().splitlines()[-1]
+        return RayLLMError(
+            f"`load_llm_fn` failed in the Ray actor ({last_line}), so this RayLLM cannot "
+            "generate. Fix the error below and create a new RayLLM.",
+            remote_traceback=remote_traceback,
+        )

@@ -1,0 +1,40 @@
+"""Real models in Ray actors: the kit's tiny llama, through transformers and llama.cpp, gives
+in an actor exactly what it gives in this process."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pytest
+
+from distilabel_llm import TextGenerationTask
+from distilabel_llm.llm import LLMPool, RayLLM
+from distilabel_llm.pipeline.backends import load_llm
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
+
+ROWS = [{"input": text} for text in ("the cat", "a dog runs", "rain falls", "we read")]
+
+
+@pytest.mark.parametrize("backend", ["transformers", "llama-cpp"])
+def test_an_actor_generates_what_this_process_does(tiny_models: Any, backend: str) -> None:
+    pytest.importorskip("llama_cpp" if backend == "llama-cpp" else "transformers")
+    model = str(tiny_models.gguf_path if backend == "llama-cpp" else tiny_models.hf_path)
+    load = functools.partial(load_llm, backend=backend, model=model, max_new_tokens=8, threads=1)
+    task = TextGenerationTask()
+    expected = load(task).generate(ROWS, num_generations=2)
+    with RayLLM(task, load, num_cpus=1) as llm:
+        assert llm.generate(ROWS, num_generations=2).result(timeout=90) == expected
+        assert llm.model_name == expected[0][0]["model_name"]
+
+
+def test_a_pool_of_tiny_llamas_on_ray(tiny_models: Any) -> None:
+    pytest.importorskip("llama_cpp")
+    load = functools.partial(
+        load_llm, backend="llama-cpp", model=str(tiny_models.gguf_path), max_new_tokens=8, threads=1
+    )
+    task = TextGenerationTask()
+    expected = load(task).generate(ROWS * 4)
+    with LLMPool.from_ray(task, load, replicas=2, num_cpus=1) as pool:
+        assert pool.generate(ROWS * 4) == expected
