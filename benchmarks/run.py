@@ -50,6 +50,7 @@ BENCHMARKS = (
     "memory",
     "scaling",
     "e2e",
+    "ray_members",
 )
 
 

@@ -16,7 +16,13 @@ CLUSTER_CPUS = 2.0
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     ray = pytest.importorskip("ray", reason="the `ray` extra is not installed")
-    ray.init(num_cpus=int(CLUSTER_CPUS), include_dashboard=False, namespace="distilabel-llm-tests")
+    # No GPUs, even where there are: the tests must see the same cluster everywhere.
+    ray.init(
+        num_cpus=int(CLUSTER_CPUS),
+        num_gpus=0,
+        include_dashboard=False,
+        namespace="distilabel-llm-tests",
+    )
     yield ray
     ray.shutdown()
 

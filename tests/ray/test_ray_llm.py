@@ -6,7 +6,6 @@ import sys
 from concurrent.futures import Future
 
 import pytest
-from waiting import wait_until
 
 from distilabel_llm.errors import MissingExtraError, RayLLMError
 from distilabel_llm.llm import RayLLM
@@ -134,13 +133,16 @@ def test_leaving_a_with_block_by_an_exception_stops_at_once(task) -> None:
     assert isinstance(future.exception(timeout=0), RayLLMError)
 
 
-def test_cancelling_a_queued_call_skips_it(task) -> None:
-    with _fake(task, latency=0.2) as llm:
+def test_a_cancelled_call_is_dropped_and_the_calls_after_it_still_run(task) -> None:
+    with _fake(task, latency=0.1) as llm:
         first = llm.generate([{"input": "first"}])
         second = llm.generate([{"input": "second"}])
+        third = llm.generate([{"input": "third"}])
         assert second.cancel()
+        assert llm.in_flight == 2
         assert first.result()[0][0]["raw_output"] == "fake #0: first"
-        assert wait_until(lambda: llm.in_flight == 0)
+        assert third.result(timeout=10)[0][0]["raw_output"] == "fake #0: third"
+        assert llm.in_flight == 0
 
 
 def test_resources_the_cluster_cannot_hold_fail_at_once(task) -> None:
