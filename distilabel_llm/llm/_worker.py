@@ -14,7 +14,8 @@ the socket `FD` with pickled tuples:
 
 `error` is None or `(pickled exception or None, type name, message, traceback text)`.
 Requests queued together are served by one `generate` call when they ask for the same number
-of generations, which lets a backend batch them and amortises the bridge's cost.
+of generations, which lets a backend batch them and amortises the bridge's cost (`coalesce` and
+`run_group`, which `RayLLM`'s actor shares).
 """
 
 from __future__ import annotations
@@ -125,13 +126,17 @@ def _serve_requests(
                 requests.append(message[1:])
             cancelled.discard(message[1] if len(message) > 1 else None)
         if requests:
-            results = [result for group in _coalesce(requests) for result in _run(llm, group)]
+            results = [
+                (request_id, rows, None if error is None else error_payload(error))
+                for group in coalesce(requests)
+                for request_id, rows, error in run_group(llm, group)
+            ]
             conn.send_bytes(_dump_results(results))
         if messages[-1][0] == STOP:
             return
 
 
-def _coalesce(requests: List[Request]) -> List[List[Request]]:
+def coalesce(requests: List[Request]) -> List[List[Request]]:
     """Groups consecutive requests with the same `num_generations`, up to a row budget."""
     groups: List[List[Request]] = []
     rows = 0
@@ -146,14 +151,19 @@ def _coalesce(requests: List[Request]) -> List[List[Request]]:
     return groups
 
 
-def _run(llm: Any, group: List[Request]) -> List[Tuple[int, Any, Optional[ErrorPayload]]]:
-    """Serves a group with one `generate` call; on failure, each request alone to isolate it."""
+def run_group(llm: Any, group: List[Request]) -> List[Tuple[int, Any, Optional[Exception]]]:
+    """Serves a group with one `generate` call; on failure, each request alone to isolate it.
+
+    Returns:
+        `(request_id, rows, None)` or `(request_id, None, error)` per request, in order.
+    """
     if len(group) > 1:
         try:
             rows = _generate(llm, [row for _, inputs, _ in group for row in inputs], group[0][2])
         except Exception:
-            return [result for request in group for result in _run(llm, [request])]
-        results, start = [], 0
+            return [result for request in group for result in run_group(llm, [request])]
+        results: List[Tuple[int, Any, Optional[Exception]]] = []
+        start = 0
         for request_id, inputs, _ in group:
             results.append((request_id, rows[start : start + len(inputs)], None))
             start += len(inputs)
@@ -162,7 +172,7 @@ def _run(llm: Any, group: List[Request]) -> List[Tuple[int, Any, Optional[ErrorP
     try:
         return [(request_id, _generate(llm, inputs, num_generations), None)]
     except Exception as error:
-        return [(request_id, None, error_payload(error))]
+        return [(request_id, None, error)]
 
 
 def _generate(llm: Any, inputs: List[Dict[str, Any]], num_generations: int) -> Any:

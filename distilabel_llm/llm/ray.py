@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
+import itertools
 import queue
 import sys
 import threading
-import traceback
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from typing import (
@@ -37,6 +36,7 @@ from typing import (
 import cloudpickle
 
 from distilabel_llm.errors import RayLLMError
+from distilabel_llm.llm._ray_actor import LLMActor, ModelNotLoaded, Readiness
 from distilabel_llm.llm._ray_cluster import actor_demand, check_cluster_fits, import_ray
 from distilabel_llm.llm.base import ProgressCallback, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
@@ -52,66 +52,13 @@ __all__ = ["RayLLM"]
 
 Outputs = List[List[LLMOutput]]
 DEFAULT_NUM_CPUS = 1
-# What the actor's `ready` returns: the model's name, or the load's traceback, and where it runs.
-_Readiness = Tuple[Optional[str], Optional[str], str]
-
-
-class _LLMActor:
-    """The actor's side: loads the model when the actor starts (and again when Ray restarts
-    it), then serves `generate` calls one at a time."""
-
-    def __init__(self, sys_path: List[str], payload: bytes) -> None:
-        # Where the driver's modules live on this node too (a local cluster, a shared disk),
-        # objects pickled by reference to them load here.
-        sys.path.extend(p for p in sys_path if p not in sys.path and os.path.isdir(p))
-        self._llm: Any = None
-        self._load_error: Optional[str] = None
-        try:
-            from distilabel_llm.llm.base import LLM
-
-            load_llm_fn, task = cloudpickle.loads(payload)
-            llm = load_llm_fn(task)
-            if not isinstance(llm, LLM):
-                raise TypeError(
-                    f"`load_llm_fn` must return a distilabel_llm `LLM`, but it returned "
-                    f"{type(llm).__qualname__}."
-                )
-            self._model_name = llm.model_name
-            self._llm = llm
-        except BaseException:
-            self._load_error = traceback.format_exc()
-
-    def ready(self) -> _Readiness:
-        import ray
-
-        location = f"node {ray.util.get_node_ip_address()}"
-        gpus = ray.get_gpu_ids()
-        if gpus:
-            location += f", GPU {','.join(str(gpu) for gpu in gpus)}"
-        if self._llm is None:
-            return None, self._load_error, location
-        return self._model_name, None, location
-
-    def generate(self, inputs: List[Dict[str, Any]], num_generations: int) -> Any:
-        if self._llm is None:
-            raise _ModelNotLoaded(self._load_error)
-        result = self._llm.generate(inputs, num_generations=num_generations)
-        return result.result() if self._llm.return_futures else result
-
-    def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-
-
-class _ModelNotLoaded(Exception):
-    """Raised by the actor's `generate` when its model failed to load; holds the traceback."""
 
 
 @functools.cache
 def _actor_class(ray: Any) -> Any:
     """The actor class, made once: Ray exports a class's definition to the cluster each time
     `ray.remote` wraps it."""
-    return ray.remote(_LLMActor)
+    return ray.remote(LLMActor)
 
 
 class RayLLM(StoppingContext):
@@ -183,7 +130,8 @@ class RayLLM(StoppingContext):
             options["scheduling_strategy"] = scheduling_strategy
         self._ray = ray
         self._lock = threading.Lock()
-        self._pending: Dict[Future[Outputs], Any] = {}
+        self._ids = itertools.count()
+        self._pending: Dict[Future[Outputs], int] = {}  # each call's future, and its id
         self._closed = False
         self._failure: Optional[RayLLMError] = None
         self._model_name: Optional[str] = None
@@ -265,11 +213,12 @@ class RayLLM(StoppingContext):
             if self._failure is not None:
                 future.set_exception(self._failure)
                 return future
+            request_id = next(self._ids)
             try:
-                ref = self._actor.generate.remote(inputs, num_generations)
+                ref = self._actor.generate.remote(request_id, inputs, num_generations)
             except Exception as error:
                 raise TypeError(f"The inputs cannot reach the Ray actor: {error}") from error
-            self._pending[future] = ref
+            self._pending[future] = request_id
         advance = len(inputs) * num_generations
         self._when_answered(
             ref, functools.partial(self._on_result, future, advance, progress_callback_func)
@@ -331,7 +280,7 @@ class RayLLM(StoppingContext):
                 return
             handle()
 
-    def _on_ready(self, ray_future: Future[_Readiness]) -> None:
+    def _on_ready(self, ray_future: Future[Readiness]) -> None:
         try:
             model_name, load_error, location = ray_future.result()
         except Exception as error:
@@ -358,7 +307,7 @@ class RayLLM(StoppingContext):
         error = ray_future.exception()
         if isinstance(error, self._ray.exceptions.RayActorError):
             error = self._fail_for_good(self._died(error))
-        elif isinstance(error, _ModelNotLoaded):
+        elif isinstance(error, ModelNotLoaded):
             # `ready` told this too, but its callback may not have run yet. Ray's error wraps
             # the actor's exception as `cause`.
             error = self._fail_for_good(self._load_failed(getattr(error, "cause", error).args[0]))
@@ -370,13 +319,16 @@ class RayLLM(StoppingContext):
         settle(future, result=ray_future.result())
 
     def _on_done(self, future: Future[Outputs]) -> None:
-        # The actor still runs a cancelled call, and its answer is dropped: `ray.cancel` on a
-        # queued actor call leaves a gap in the actor's call sequence that stalls the calls
-        # after it (by 30 s with Ray 2.60, then failing them), which is far worse than the work
-        # saved.
-        if future.cancelled():
-            with self._lock:
-                self._pending.pop(future, None)
+        if not future.cancelled():
+            return
+        with self._lock:
+            request_id = self._pending.pop(future, None)
+        # The actor skips the call if it has not started. Not `ray.cancel`: on a queued actor
+        # call it leaves a gap in the actor's call sequence that stalls the calls after it
+        # (30 s with Ray 2.60, then fails them).
+        if request_id is not None:
+            with contextlib.suppress(Exception):
+                self._actor.cancel.remote(request_id)
 
     def _fail_for_good(self, error: RayLLMError) -> RayLLMError:
         with self._lock:

@@ -52,6 +52,27 @@ def test_many_calls_in_flight_resolve_in_order(task) -> None:
         assert llm.in_flight == 0
 
 
+class _BatchSizeLLM(FakeLLM):
+    """Answers each row with the number of rows its model call got."""
+
+    def _generate(self, inputs, num_generations=1):
+        rows = super()._generate(inputs, num_generations)
+        for row in rows:
+            for output in row:
+                output["raw_output"] = f"batch of {len(inputs)}"
+        return rows
+
+
+def test_calls_that_queue_while_the_model_works_share_one_model_call(task) -> None:
+    with RayLLM(task, lambda task: _BatchSizeLLM(task, latency=0.5), **HALF) as llm:
+        assert llm.model_name == "fake"
+        first = llm.generate([{"input": "first"}])
+        queued = [llm.generate([{"input": f"q{i}"}, {"input": f"r{i}"}]) for i in range(3)]
+        assert first.result()[0][0]["raw_output"] == "batch of 1"
+        for future in queued:
+            assert [row[0]["raw_output"] for row in future.result()] == ["batch of 6"] * 2
+
+
 def test_a_request_that_raises_fails_its_future_only(task) -> None:
     with _fake(task, raise_on="bad") as llm:
         failing = llm.generate([{"input": "bad"}])
