@@ -68,9 +68,10 @@ def test_calls_that_queue_while_the_model_works_share_one_model_call(task) -> No
         assert llm.model_name == "fake"
         first = llm.generate([{"input": "first"}])
         queued = [llm.generate([{"input": f"q{i}"}, {"input": f"r{i}"}]) for i in range(3)]
-        assert first.result()[0][0]["raw_output"] == "batch of 1"
-        for future in queued:
-            assert [row[0]["raw_output"] for row in future.result()] == ["batch of 6"] * 2
+        sizes = {row[0]["raw_output"] for future in queued for row in future.result()}
+        # The first call may start alone or, on a fast machine, be merged with the others.
+        assert first.result()[0][0]["raw_output"] in ("batch of 1", "batch of 7")
+        assert sizes in ({"batch of 6"}, {"batch of 7"})
 
 
 def test_a_request_that_raises_fails_its_future_only(task) -> None:
