@@ -129,8 +129,8 @@ def _pools(task: TextGenerationTask, loader: Any, count: int, runs: int, workloa
     ray_pool = LLMPool.from_ray(task, loader, replicas=MEMBERS, num_cpus=1)
     process_pool = LLMPool.from_replicas(task, loader, replicas=MEMBERS, env=ONE_THREAD_ENV)
     with ray_pool, process_pool:
-        _makespan(ray_pool, inputs[:MEMBERS])  # loaded and warm
-        _makespan(process_pool, inputs[:MEMBERS])
+        for member in [*ray_pool.llms, *process_pool.llms]:  # every member loaded and warm
+            member.generate(inputs[:1]).result()
         ours, reference = _pair(
             functools.partial(_makespan, ray_pool, inputs),
             functools.partial(_makespan, process_pool, inputs),

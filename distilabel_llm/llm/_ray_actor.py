@@ -1,18 +1,19 @@
 """The actor side of `RayLLM`: load the model once, then serve calls, merging those that queue.
 
-The actor is asynchronous so that calls arriving while the model works wait in its queue
-rather than in Ray's: the next model call then takes all of them at once, as `ProcessLLM`'s
-child does (`_worker.coalesce`), which lets a backend batch them. The model itself always runs
-on one thread of the actor's, never on the event loop.
+The actor is asynchronous so that calls arriving while the model works wait in its own queue
+rather than in Ray's: the model thread then takes all of them at once, as `ProcessLLM`'s child
+does (`_worker.coalesce`), which lets a backend batch them, and starts on them while the event
+loop sends the last answers back. The model always runs on that one thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import sys
+import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import cloudpickle
@@ -21,6 +22,8 @@ from distilabel_llm.llm._worker import Request, coalesce, run_group
 
 # What `ready` returns: the model's name, or the load's traceback, and where the actor runs.
 Readiness = Tuple[Optional[str], Optional[str], str]
+# A call's rows, or the exception it raised.
+Answer = Tuple[Any, Optional[BaseException]]
 
 
 class ModelNotLoaded(Exception):
@@ -51,11 +54,10 @@ class LLMActor:
             self._llm = llm
         except BaseException:
             self._load_error = traceback.format_exc()
-        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="model")
-        self._inbox: Optional[asyncio.Queue[Request]] = None
-        self._server: Optional[asyncio.Task[None]] = None
-        self._answers: Dict[int, asyncio.Future[Tuple[Any, Optional[Exception]]]] = {}
+        self._inbox: queue.SimpleQueue[Tuple[Request, asyncio.Future[Answer]]] = queue.SimpleQueue()
         self._cancelled: Set[int] = set()
+        if self._llm is not None:
+            threading.Thread(target=self._serve, name="model", daemon=True).start()
 
     async def ready(self) -> Readiness:
         import ray
@@ -71,13 +73,8 @@ class LLMActor:
     ) -> Any:
         if self._llm is None:
             raise ModelNotLoaded(self._load_error)
-        loop = asyncio.get_running_loop()
-        if self._inbox is None:
-            self._inbox = asyncio.Queue()
-            self._server = loop.create_task(self._serve())
-        answer = loop.create_future()
-        self._answers[request_id] = answer
-        self._inbox.put_nowait((request_id, inputs, num_generations))
+        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._inbox.put(((request_id, inputs, num_generations), answer))
         rows, error = await answer
         if error is not None:
             raise error
@@ -85,31 +82,40 @@ class LLMActor:
 
     async def cancel(self, request_id: int) -> None:
         """Skips the call if it has not started; its caller has stopped waiting for it."""
-        if request_id in self._answers:
-            self._cancelled.add(request_id)
+        self._cancelled.add(request_id)
 
-    async def _serve(self) -> None:
-        assert self._inbox is not None
-        loop = asyncio.get_running_loop()
+    def _serve(self) -> None:
+        """The model thread: takes every call queued meanwhile, merges what it can, and runs
+        it; the event loop hands the answers back while the model goes on with the next."""
         while True:
-            requests = [await self._inbox.get()]
-            while not self._inbox.empty():
-                requests.append(self._inbox.get_nowait())
-            wanted = []
-            for request in requests:
+            calls = [self._inbox.get()]
+            while True:
+                try:
+                    calls.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            answers = {}
+            for request, answer in calls:
                 if request[0] in self._cancelled:
                     self._cancelled.discard(request[0])
-                    self._answers.pop(request[0]).set_result((None, None))
+                    _answer(answer, (None, None))
                 else:
-                    wanted.append(request)
-            for group in coalesce(wanted):
+                    answers[request[0]] = answer
+            for group in coalesce([request for request, _ in calls if request[0] in answers]):
                 try:
-                    results = await loop.run_in_executor(
-                        self._model_thread, run_group, self._llm, group
-                    )
+                    results = run_group(self._llm, group)
                 except BaseException as error:  # beyond what `run_group` isolates: SystemExit
                     failure = RuntimeError(f"The model's call ended with {error!r}.")
                     results = [(request_id, None, failure) for request_id, _, _ in group]
                 for request_id, rows, error in results:
                     self._cancelled.discard(request_id)
-                    self._answers.pop(request_id).set_result((rows, error))
+                    _answer(answers[request_id], (rows, error))
+
+
+def _answer(answer: asyncio.Future[Answer], value: Answer) -> None:
+    answer.get_loop().call_soon_threadsafe(_settle, answer, value)
+
+
+def _settle(answer: asyncio.Future[Answer], value: Answer) -> None:
+    if not answer.done():
+        answer.set_result(value)
