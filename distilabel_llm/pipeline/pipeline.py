@@ -38,8 +38,9 @@ def _no_progress(advance: int = 1) -> None:
 class Pipeline:
     """Runs a generator over a dataset, then optionally a labeller over the generations.
 
-    Each model may be a plain or threaded `LLM`, a `ProcessLLM` or an `LLMPool`. The pipeline
-    does not close them: they belong to the caller, who may run several jobs with them.
+    Each model may be a plain or threaded `LLM`, a `ProcessLLM`, a `RayLLM` or an `LLMPool`.
+    The pipeline does not close them: they belong to the caller, who may run several jobs with
+    them.
 
     Args:
         generator: writes `num_generations` outputs per row; its task's outputs become lists
@@ -62,8 +63,8 @@ class Pipeline:
         for role, llm in (("generator", generator), ("labeller", labeller)):
             if llm is not None and getattr(llm, "task", None) is None:
                 raise TypeError(
-                    f"The {role} must be an LLM, ProcessLLM or LLMPool with a `task`, not a "
-                    f"{type(llm).__name__}."
+                    f"The {role} must be an LLM, ProcessLLM, RayLLM or LLMPool with a `task`, "
+                    f"not a {type(llm).__name__}."
                 )
         self.generator = generator
         self.labeller = labeller

@@ -1,12 +1,13 @@
 """Uniform submission to any generator: every `generate` call gives back a `Future`.
 
-A threaded `LLM` or a `ProcessLLM` already returns futures. A plain `LLM` runs in the calling
-thread and returns a resolved future: its model computes in this process, so another thread
-would not make it overlap with anything, and a model driven from two threads is slower (two
-torch OpenMP teams oversubscribe the cores; measured 2-3x slower here). An `LLMPool` blocks
-while its members compute in their own processes, so its calls run on two daemon threads: its
-members start on the next batch while the last units of the current one finish, the pipeline
-overlaps them with the other model's work, and a Ctrl-C never waits for a pool call to end.
+A threaded `LLM`, a `ProcessLLM` or a `RayLLM` already returns futures. A plain `LLM` runs in
+the calling thread and returns a resolved future: its model computes in this process, so
+another thread would not make it overlap with anything, and a model driven from two threads is
+slower (two torch OpenMP teams oversubscribe the cores; measured 2-3x slower here). An
+`LLMPool` blocks while its members compute in their own processes, so its calls run on two
+daemon threads: its members start on the next batch while the last units of the current one
+finish, the pipeline overlaps them with the other model's work, and a Ctrl-C never waits for a
+pool call to end.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class LLMRunner:
     """Calls `llm.generate` and returns a `Future`, whatever kind of LLM `llm` is.
 
     Args:
-        llm: an `LLM`, a `ProcessLLM` or an `LLMPool`.
+        llm: an `LLM`, a `ProcessLLM`, a `RayLLM` or an `LLMPool`.
     """
 
     def __init__(self, llm: Any) -> None:
