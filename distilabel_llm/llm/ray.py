@@ -75,7 +75,7 @@ class RayLLM(StoppingContext):
         scheduling_strategy: where Ray places the actor: `"DEFAULT"`, `"SPREAD"` or one of
             Ray's strategy objects (a placement group bundle, a node affinity).
         max_restarts: times Ray restarts an actor that dies (reloading the model) and re-runs
-            its in-flight calls, before those calls fail.
+            its in-flight calls, before those calls fail. Also available as `max_restarts`.
         address: the cluster to connect to, e.g. `"ray://head:10001"`; by default
             `RAY_ADDRESS`, else a new local cluster. Ignored once this program has connected.
         check_resources: fail at once when no node of the cluster has the resources asked
@@ -115,9 +115,10 @@ class RayLLM(StoppingContext):
             ) from error
         ray = import_ray(address)
         self.task = task
-        self.demand = actor_demand(num_cpus, num_gpus, resources)
+        self.max_restarts = max_restarts
+        self._demand = actor_demand(num_cpus, num_gpus, resources)
         if check_resources and scheduling_strategy is None:
-            check_cluster_fits(ray, self.demand, count=1)
+            check_cluster_fits(ray, self._demand, count=1)
         options: Dict[str, Any] = {
             "num_cpus": num_cpus,
             "num_gpus": num_gpus,
@@ -246,6 +247,8 @@ class RayLLM(StoppingContext):
         self._answers.put(None)
         if self._receiver is not threading.current_thread():
             self._receiver.join(5.0)
+        if not self._ready.is_set():  # nobody waiting on `model_name` may wait forever
+            self._fail_for_good(RayLLMError(f"{self!r} was torn down before its model loaded."))
 
     def _release_actor(self) -> None:
         if self._ray.is_initialized():  # at exit, Ray may have shut down, and killed it, first
@@ -262,7 +265,7 @@ class RayLLM(StoppingContext):
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield "task", type(self.task).__name__
         yield "model_name", self._model_name or "<loading>"
-        yield "resources", self.demand
+        yield "resources", self._demand
         if self._location:
             yield "location", self._location
 
@@ -342,9 +345,14 @@ class RayLLM(StoppingContext):
         return self._failure
 
     def _died(self, error: BaseException) -> RayLLMError:
+        restarts = (
+            f" after {self.max_restarts} restart(s)"
+            if self.max_restarts
+            else " (pass `max_restarts` to have Ray restart it)"
+        )
         return RayLLMError(
-            f"The Ray actor of {self!r} died, so this RayLLM cannot generate "
-            f"(restarts allowed: see `max_restarts`). Ray says: {error}"
+            f"The Ray actor of {self!r} died{restarts}, so this RayLLM cannot generate. "
+            f"Ray says: {error}"
         )
 
     def _load_failed(self, remote_traceback: str) -> RayLLMError:

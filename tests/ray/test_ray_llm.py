@@ -121,7 +121,7 @@ def test_an_actor_that_dies_fails_its_calls_for_good(task) -> None:
         assert llm.model_name == "fake"
         queued = [llm.generate([{"input": "die"}]), llm.generate([{"input": "after"}])]
         for future in queued:
-            with pytest.raises(RayLLMError, match=r"actor .* died"):
+            with pytest.raises(RayLLMError, match=r"actor .* died \(pass `max_restarts`"):
                 future.result()
         assert isinstance(llm.failure, RayLLMError)
         with pytest.raises(RayLLMError):
@@ -156,6 +156,13 @@ def test_teardown_without_waiting_fails_calls_in_flight(task) -> None:
     llm.teardown(wait=False)
     with pytest.raises(RayLLMError, match="torn down before this finished"):
         future.result(timeout=0)
+
+
+def test_teardown_before_the_model_loads_unblocks_model_name(task) -> None:
+    llm = RayLLM(task, lambda task: FakeLLM(task), **HALF)
+    llm.teardown(wait=False)
+    with pytest.raises(RayLLMError):
+        _ = llm.model_name
 
 
 def test_leaving_a_with_block_by_an_exception_stops_at_once(task) -> None:
