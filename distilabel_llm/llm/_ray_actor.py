@@ -104,8 +104,8 @@ class LLMActor:
             for group in coalesce([request for request, _ in calls if request[0] in answers]):
                 try:
                     results = run_group(self._llm, group)
-                except BaseException as error:  # beyond what `run_group` isolates: SystemExit
-                    failure = RuntimeError(f"The model's call ended with {error!r}.")
+                except BaseException as escaped:  # beyond what `run_group` isolates: SystemExit
+                    failure = RuntimeError(f"The model's call ended with {escaped!r}.")
                     results = [(request_id, None, failure) for request_id, _, _ in group]
                 for request_id, rows, error in results:
                     self._cancelled.discard(request_id)

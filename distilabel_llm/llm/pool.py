@@ -26,11 +26,11 @@ from typing import (
     Union,
 )
 
+from distilabel_llm.llm._remote import RemoteLLM
 from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
 from distilabel_llm.llm.base import LLM, ProgressCallback
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
-from distilabel_llm.llm.ray import RayLLM
 from distilabel_llm.tasks.base import Task
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.lifecycle import StoppingContext
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["LLMPool", "PoolStrategy"]
 
 PoolStrategy = Literal["spread", "balance"]
-Member = Union[ProcessLLM, RayLLM, LLM]
+Member = Union[RemoteLLM, LLM]
 
 
 class LLMPool(StoppingContext):
@@ -71,7 +71,7 @@ class LLMPool(StoppingContext):
                 "The `llms` argument must contain at least 2 `ProcessLLM`s. If you want to use "
                 "a single `ProcessLLM`, use the `ProcessLLM` directly instead."
             )
-        if not all(isinstance(llm, (ProcessLLM, RayLLM, LLM)) for llm in llms):
+        if not all(isinstance(llm, (RemoteLLM, LLM)) for llm in llms):
             raise ValueError(
                 "The `llms` argument must contain only `ProcessLLM`s, `RayLLM`s or `LLM`s."
             )

@@ -37,11 +37,12 @@ import cloudpickle
 from distilabel_llm.errors import ProcessLLMError
 from distilabel_llm.llm import _worker
 from distilabel_llm.llm._child import ChildProcess, describe_exit, rebuild_error
+from distilabel_llm.llm._remote import RemoteLLM
 from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
-from distilabel_llm.utils.lifecycle import StoppingContext, close_at_exit, forget_at_exit
+from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.base import LLM
@@ -77,7 +78,7 @@ class _Request:
         self.future: Future[List[List[LLMOutput]]] = Future()
 
 
-class ProcessLLM(StoppingContext):
+class ProcessLLM(RemoteLLM):
     """Runs the LLM that `load_llm_fn` builds in a child process, and serves it to this one.
 
     The child loads the model once and serves `generate` requests in order until `teardown`.
@@ -120,7 +121,7 @@ class ProcessLLM(StoppingContext):
             raise ValueError(f"`request_timeout` must be positive, not {request_timeout!r}.")
         if max_restarts < 0:
             raise ValueError(f"`max_restarts` must be 0 or more, not {max_restarts!r}.")
-        self.task = task
+        super().__init__(task)
         self.env = _check_env(env)
         self.start_method = start_method or "spawn"
         self.request_timeout = request_timeout
@@ -134,37 +135,14 @@ class ProcessLLM(StoppingContext):
             ) from error
         self._init_message = _worker.dumps((_worker.INIT, list(sys.path), self.env, payload))
 
-        self._lock = threading.Lock()
         self._ids = itertools.count()
         self._pending: Dict[int, _Request] = {}
         self._deadlines: Deque[Tuple[float, int]] = collections.deque()
         self._restarts_left = max_restarts
-        self._closed = False
         self._stopping = False
-        self._failure: Optional[ProcessLLMError] = None
-        self._model_name: Optional[str] = None
-        self._ready = threading.Event()
         self._receivers: List[threading.Thread] = []
         self._child = self._start_child()
         close_at_exit(self, "_stop_at_exit")
-
-    @property
-    def model_name(self) -> str:
-        """The child's model name; waits for the model to load.
-
-        Raises:
-            ProcessLLMError: if the model failed to load.
-        """
-        self._ready.wait()
-        if self._model_name is None:
-            assert self._failure is not None
-            raise self._failure
-        return self._model_name
-
-    @property
-    def return_futures(self) -> bool:
-        """Always True: `generate` returns a `Future`."""
-        return True
 
     @property
     def pid(self) -> int:
@@ -176,16 +154,6 @@ class ProcessLLM(StoppingContext):
         """The GPU(s) the child is pinned to through `env`, e.g. `"GPU 1"`, or None."""
         device = self.env.get("CUDA_VISIBLE_DEVICES")
         return None if device is None else f"GPU {device}"
-
-    @property
-    def in_flight(self) -> int:
-        """How many requests are waiting for their answer."""
-        return len(self._pending)
-
-    @property
-    def failure(self) -> Optional[ProcessLLMError]:
-        """Why this `ProcessLLM` can no longer generate, or None while it can."""
-        return self._failure
 
     def generate(
         self,
@@ -263,16 +231,8 @@ class ProcessLLM(StoppingContext):
                 receiver.join(5.0)
         child.conn.close()
 
-    def _stop_at_exit(self) -> None:
-        self.teardown(wait=False)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
-        return f"{type(self).__name__}({fields})"
-
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
-        yield "task", type(self.task).__name__
-        yield "model_name", self._model_name or "<loading>"
+        yield from super().__rich_repr__()
         yield "pid", self._child.pid
         if self.env:
             yield "env", self.env

@@ -35,14 +35,15 @@ from typing import (
 
 import cloudpickle
 
-from distilabel_llm.errors import RayLLMError
+from distilabel_llm.errors import DistilabelLLMError, RayLLMError
 from distilabel_llm.llm._ray_actor import LLMActor, ModelNotLoaded, Readiness
 from distilabel_llm.llm._ray_cluster import actor_demand, check_cluster_fits, import_ray
+from distilabel_llm.llm._remote import RemoteLLM
 from distilabel_llm.llm.base import ProgressCallback, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
-from distilabel_llm.utils.lifecycle import StoppingContext, close_at_exit, forget_at_exit
+from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.process import LoadLLMFn
@@ -61,7 +62,7 @@ def _actor_class(ray: Any) -> Any:
     return ray.remote(LLMActor)
 
 
-class RayLLM(StoppingContext):
+class RayLLM(RemoteLLM):
     """Runs the LLM that `load_llm_fn` builds in a Ray actor, and serves it to this process.
 
     Args:
@@ -114,7 +115,7 @@ class RayLLM(StoppingContext):
                 f"Ray actor, but serialising them failed: {error}"
             ) from error
         ray = import_ray(address)
-        self.task = task
+        super().__init__(task)
         self.max_restarts = max_restarts
         self._demand = actor_demand(num_cpus, num_gpus, resources)
         if check_resources and scheduling_strategy is None:
@@ -130,14 +131,9 @@ class RayLLM(StoppingContext):
         if scheduling_strategy is not None:
             options["scheduling_strategy"] = scheduling_strategy
         self._ray = ray
-        self._lock = threading.Lock()
         self._ids = itertools.count()
         self._pending: Dict[Future[Outputs], int] = {}  # each call's future, and its id
-        self._closed = False
-        self._failure: Optional[RayLLMError] = None
-        self._model_name: Optional[str] = None
         self._location: Optional[str] = None
-        self._ready = threading.Event()
         # Ray calls back on its own threads, where calling Ray again can deadlock: the answers
         # are handled on a thread of ours instead, which also runs the futures' callbacks.
         self._answers: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
@@ -148,24 +144,6 @@ class RayLLM(StoppingContext):
         close_at_exit(self, "_stop_at_exit")
 
     @property
-    def model_name(self) -> str:
-        """The actor's model name; waits for the model to load.
-
-        Raises:
-            RayLLMError: if the model failed to load or the actor died.
-        """
-        self._ready.wait()
-        if self._model_name is None:
-            assert self._failure is not None
-            raise self._failure
-        return self._model_name
-
-    @property
-    def return_futures(self) -> bool:
-        """Always True: `generate` returns a `Future`."""
-        return True
-
-    @property
     def location(self) -> Optional[str]:
         """Where the actor runs (its node, and its GPUs if any), once it is ready."""
         return self._location
@@ -174,16 +152,6 @@ class RayLLM(StoppingContext):
     def actor(self) -> Any:
         """The Ray actor handle."""
         return self._actor
-
-    @property
-    def in_flight(self) -> int:
-        """How many calls are waiting for their answer."""
-        return len(self._pending)
-
-    @property
-    def failure(self) -> Optional[RayLLMError]:
-        """Why this `RayLLM` can no longer generate, or None while it can."""
-        return self._failure
 
     def generate(
         self,
@@ -255,16 +223,8 @@ class RayLLM(StoppingContext):
             with contextlib.suppress(Exception):
                 self._ray.kill(self._actor)
 
-    def _stop_at_exit(self) -> None:
-        self.teardown(wait=False)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
-        return f"{type(self).__name__}({fields})"
-
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
-        yield "task", type(self.task).__name__
-        yield "model_name", self._model_name or "<loading>"
+        yield from super().__rich_repr__()
         yield "resources", self._demand
         if self._location:
             yield "location", self._location
@@ -333,7 +293,7 @@ class RayLLM(StoppingContext):
             with contextlib.suppress(Exception):
                 self._actor.cancel.remote(request_id)
 
-    def _fail_for_good(self, error: RayLLMError) -> RayLLMError:
+    def _fail_for_good(self, error: RayLLMError) -> DistilabelLLMError:
         with self._lock:
             if self._failure is None:
                 self._failure = error
