@@ -38,14 +38,16 @@ def _ready_s(start_method: str) -> float:
         return time.perf_counter() - start
 
 
-def _sequential_rate(llm: ProcessLLM, requests: int) -> float:
+def sequential_rate(llm: Any, requests: int) -> float:
+    """One-row requests per second, each awaited before the next is sent."""
     start = time.perf_counter()
     for _ in range(requests):
         llm.generate(ROW).result()
     return requests / (time.perf_counter() - start)
 
 
-def _pipelined_rate(llm: ProcessLLM, requests: int) -> float:
+def pipelined_rate(llm: Any, requests: int) -> float:
+    """One-row requests per second, all sent before any is awaited."""
     start = time.perf_counter()
     futures = [llm.generate(ROW) for _ in range(requests)]
     for future in futures:
@@ -67,8 +69,8 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
     }
     with ProcessLLM(TextGenerationTask(), FakeLLM) as llm:
         llm.generate(ROW).result()
-        sequential = Stats.of(_sequential_rate(llm, requests) for _ in range(repeats))
-        pipelined = Stats.of(_pipelined_rate(llm, requests) for _ in range(repeats))
+        sequential = Stats.of(sequential_rate(llm, requests) for _ in range(repeats))
+        pipelined = Stats.of(pipelined_rate(llm, requests) for _ in range(repeats))
     legacy_sequential = _legacy("process_sequential", requests, repeats)
     legacy_pipelined = _legacy("process_pipelined", requests, repeats)
     rows: List[Dict[str, Any]] = []

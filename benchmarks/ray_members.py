@@ -40,6 +40,7 @@ from benchmarks._tiny import (
     rows,
     wide_loader,
 )
+from benchmarks.process import ROW, pipelined_rate, sequential_rate
 from distilabel_llm.llm import LLMPool, ProcessLLM, RayLLM
 from distilabel_llm.tasks import TextGenerationTask
 from distilabel_llm.testing import FakeLLM
@@ -49,23 +50,7 @@ __all__ = ["main", "run"]
 BENCHMARK = "ray_members"
 POOL_TARGET = 1.05
 MEMBERS = 2
-ROW = [{"input": "ping"}]
 Factory = Callable[[], Any]
-
-
-def _sequential_rate(llm: Any, requests: int) -> float:
-    start = time.perf_counter()
-    for _ in range(requests):
-        llm.generate(ROW).result()
-    return requests / (time.perf_counter() - start)
-
-
-def _pipelined_rate(llm: Any, requests: int) -> float:
-    start = time.perf_counter()
-    futures = [llm.generate(ROW) for _ in range(requests)]
-    for future in futures:
-        future.result()
-    return requests / (time.perf_counter() - start)
 
 
 def _makespan(pool: LLMPool, inputs: List[Dict[str, Any]]) -> float:
@@ -102,9 +87,9 @@ def _round_trips(task: TextGenerationTask, quick: bool) -> List[Dict[str, Any]]:
     requests, runs = (500, 3) if quick else (2000, 5)
     results = []
     with RayLLM(task, load_fake) as ray_llm, ProcessLLM(task, load_fake) as process_llm:
-        _pipelined_rate(ray_llm, 100)  # warm both paths
-        _pipelined_rate(process_llm, 100)
-        for name, rate in (("one at a time", _sequential_rate), ("pipelined", _pipelined_rate)):
+        pipelined_rate(ray_llm, 100)  # warm both paths
+        pipelined_rate(process_llm, 100)
+        for name, rate in (("one at a time", sequential_rate), ("pipelined", pipelined_rate)):
             ours, reference = _pair(
                 functools.partial(rate, ray_llm, requests),
                 functools.partial(rate, process_llm, requests),

@@ -15,6 +15,7 @@ from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.llm.pool import LLMPool, PoolStrategy
 from distilabel_llm.llm.process import ProcessLLM
 from distilabel_llm.llm.ray import RayLLM
+from distilabel_llm.llm.remote import RemoteLLM
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.llama_cpp import LlamaCppLLM
@@ -36,6 +37,7 @@ __all__ = [
     "PoolStrategy",
     "ProcessLLM",
     "RayLLM",
+    "RemoteLLM",
     "TokenStatistics",
     "TransformersLLM",
 ]

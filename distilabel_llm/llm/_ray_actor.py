@@ -16,9 +16,7 @@ import threading
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-import cloudpickle
-
-from distilabel_llm.llm._worker import Request, coalesce, run_group
+from distilabel_llm.llm._worker import Request, coalesce, load_llm, run_group
 
 # What `ready` returns: the model's name, or the load's traceback, and where the actor runs.
 Readiness = Tuple[Optional[str], Optional[str], str]
@@ -41,15 +39,7 @@ class LLMActor:
         self._model_name: Optional[str] = None
         self._load_error: Optional[str] = None
         try:
-            from distilabel_llm.llm.base import LLM
-
-            load_llm_fn, task = cloudpickle.loads(payload)
-            llm = load_llm_fn(task)
-            if not isinstance(llm, LLM):
-                raise TypeError(
-                    f"`load_llm_fn` must return a distilabel_llm `LLM`, but it returned "
-                    f"{type(llm).__qualname__}."
-                )
+            llm = load_llm(payload)
             self._model_name = llm.model_name
             self._llm = llm
         except BaseException:

@@ -60,6 +60,22 @@ def error_payload(error: BaseException) -> ErrorPayload:
     return pickled, type(error).__qualname__, str(error), text
 
 
+def load_llm(payload: bytes) -> Any:
+    """Builds the LLM from the cloudpickled `(load_llm_fn, task)`, checking what it returns."""
+    import cloudpickle
+
+    from distilabel_llm.llm.base import LLM
+
+    load_llm_fn, task = cloudpickle.loads(payload)
+    llm = load_llm_fn(task)
+    if not isinstance(llm, LLM):
+        raise TypeError(
+            f"`load_llm_fn` must return a distilabel_llm `LLM`, but it returned "
+            f"{type(llm).__qualname__}."
+        )
+    return llm
+
+
 def serve(conn: Connection) -> None:
     """Runs the child: applies the parent's environment, loads the model, serves requests."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -68,17 +84,7 @@ def serve(conn: Connection) -> None:
     os.environ.update(env)
     sys.path.extend(path for path in sys_path if path not in sys.path)
     try:
-        import cloudpickle
-
-        from distilabel_llm.llm.base import LLM
-
-        load_llm_fn, task = cloudpickle.loads(payload)
-        llm = load_llm_fn(task)
-        if not isinstance(llm, LLM):
-            raise TypeError(
-                f"`load_llm_fn` must return a distilabel_llm `LLM`, but it returned "
-                f"{type(llm).__qualname__}."
-            )
+        llm = load_llm(payload)
         model_name = llm.model_name
     except BaseException:
         conn.send_bytes(dumps((LOAD_FAILED, traceback.format_exc())))

@@ -26,11 +26,11 @@ from typing import (
     Union,
 )
 
-from distilabel_llm.llm._remote import RemoteLLM
 from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
 from distilabel_llm.llm.base import LLM, ProgressCallback
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
+from distilabel_llm.llm.remote import RemoteLLM
 from distilabel_llm.tasks.base import Task
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.lifecycle import StoppingContext

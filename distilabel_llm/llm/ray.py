@@ -38,9 +38,9 @@ import cloudpickle
 from distilabel_llm.errors import DistilabelLLMError, RayLLMError
 from distilabel_llm.llm._ray_actor import LLMActor, ModelNotLoaded, Readiness
 from distilabel_llm.llm._ray_cluster import actor_demand, check_cluster_fits, import_ray
-from distilabel_llm.llm._remote import RemoteLLM
 from distilabel_llm.llm.base import ProgressCallback, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.remote import RemoteLLM
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
 from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
@@ -159,20 +159,7 @@ class RayLLM(RemoteLLM):
         num_generations: int = 1,
         progress_callback_func: Optional[ProgressCallback] = None,
     ) -> Future[Outputs]:
-        """Sends `inputs` to the actor's LLM; returns a `Future` of its outputs.
-
-        Args:
-            inputs: the rows, each a dict with the task's input keys.
-            num_generations: outputs per row.
-            progress_callback_func: called as `progress_callback_func(advance=k)` when the
-                call completes, with `k = len(inputs) * num_generations`.
-
-        Returns:
-            A `Future` of `len(inputs)` rows of `num_generations` outputs, in input order.
-
-        Raises:
-            RuntimeError: after `teardown`.
-        """
+        """Sends `inputs` to the actor's LLM; see `RemoteLLM.generate`."""
         inputs = list(inputs)
         check_positive_int("num_generations", num_generations)
         future: Future[Outputs] = Future()

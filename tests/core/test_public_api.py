@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "transformers", "llama_cpp", "openai")
+HEAVY = ("torch", "transformers", "llama_cpp", "openai", "ray")
 
 
 def test_top_level_exports() -> None:
@@ -54,7 +54,8 @@ def test_llm_package_exports() -> None:
 
     assert llm.LLM.__name__ == "LLM"
     assert llm.LLMOutput.__name__ == "LLMOutput"
-    assert {"LLM", "LLMOutput"} <= set(llm.__all__)
+    assert {"LLM", "LLMOutput", "ProcessLLM", "RayLLM", "RemoteLLM", "LLMPool"} <= set(llm.__all__)
+    assert issubclass(llm.ProcessLLM, llm.RemoteLLM) and issubclass(llm.RayLLM, llm.RemoteLLM)
     with pytest.raises(AttributeError, match="no attribute 'NoSuchLLM'"):
         llm.NoSuchLLM  # noqa: B018
 

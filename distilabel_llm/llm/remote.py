@@ -68,8 +68,20 @@ class RemoteLLM(StoppingContext):
         num_generations: int = 1,
         progress_callback_func: Optional[ProgressCallback] = None,
     ) -> Future[List[List[LLMOutput]]]:
-        """Sends `inputs` to the model; returns a `Future` of `len(inputs)` rows of
-        `num_generations` outputs, in input order."""
+        """Sends `inputs` to the model; returns a `Future` of its outputs at once.
+
+        Args:
+            inputs: the rows, each a dict with the task's input keys.
+            num_generations: outputs per row.
+            progress_callback_func: called as `progress_callback_func(advance=k)` when the
+                call completes, with `k = len(inputs) * num_generations`.
+
+        Returns:
+            A `Future` of `len(inputs)` rows of `num_generations` outputs, in input order.
+
+        Raises:
+            RuntimeError: after `teardown`.
+        """
         raise NotImplementedError
 
     def _stop_at_exit(self) -> None:
