@@ -24,6 +24,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command line; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "ray_gpus", 0) and not args.ray_replicas:
+        parser.error("--ray-gpus needs --ray-replicas")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     console = Console()
     try:
@@ -80,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     placement.add_argument("--devices", type=_devices, help="GPUs, one replica each: 0,1")
+    placement.add_argument(
+        "--ray-replicas",
+        type=_positive,
+        help="replicas as Ray actors, on the cluster of $RAY_ADDRESS or a local one "
+        "(pip install 'distilabel_llm[ray]')",
+    )
+    generate.add_argument(
+        "--ray-gpus", type=_gpus, default=0.0, help="GPUs per Ray replica (default: 0)"
+    )
     generate.add_argument("--threads", type=_positive, help="CPU threads per model process")
     generate.add_argument(
         "--num-generations", type=_positive, default=1, help="outputs per row (default: 1)"
@@ -154,6 +165,8 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
             args.model,
             processes=args.processes,
             devices=args.devices,
+            ray_replicas=args.ray_replicas or 0,
+            ray_gpus=args.ray_gpus,
             **options,
         )
         llms.append(generator)
@@ -231,6 +244,16 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
+    return value
+
+
+def _gpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, not {text!r}")
     return value
 
 

@@ -60,5 +60,9 @@ class RayLLMError(DistilabelLLMError):
         self.remote_traceback = remote_traceback
 
 
+class ClusterTooSmallError(DistilabelLLMError, ValueError):
+    """The Ray cluster has no room for the actors asked for, even with nothing else running."""
+
+
 class PoolExhaustedError(DistilabelLLMError):
     """Every member of an `LLMPool` failed, so the work it still held cannot be done."""

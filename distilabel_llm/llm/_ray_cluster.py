@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple
 
-from distilabel_llm.errors import MissingExtraError
+from distilabel_llm.errors import ClusterTooSmallError, MissingExtraError
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.process import LoadLLMFn
@@ -65,7 +65,7 @@ def check_cluster_fits(
         for name in demand:
             totals[name] = totals.get(name, 0) + have.get(name, 0)
     placement = f" with placement strategy {strategy}" if strategy else ""
-    raise ValueError(
+    raise ClusterTooSmallError(
         f"The Ray cluster cannot hold {count} actor(s) asking for {dict(demand)} each"
         f"{placement}: its {len(nodes)} node(s) have {totals} in all, and hold {fits}. Ask for "
         "fewer replicas or resources, or add nodes; on an autoscaling cluster pass "

@@ -171,7 +171,8 @@ class LLMPool(StoppingContext):
                 `max_restarts`, `address`, `check_resources`, `actor_options`...
 
         Raises:
-            ValueError: if the cluster cannot hold every replica at once.
+            ClusterTooSmallError: (a `ValueError`) if the cluster cannot hold every replica
+                at once.
         """
         from distilabel_llm.llm._ray_cluster import ray_members
 

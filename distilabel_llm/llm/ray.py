@@ -85,7 +85,8 @@ class RayLLM(RemoteLLM):
             `{"runtime_env": {"pip": ["transformers"]}}` or `{"memory": 8e9}`.
 
     Raises:
-        ValueError: if no node of the cluster can hold the actor (see `check_resources`).
+        ClusterTooSmallError: (a `ValueError`) if no node of the cluster can hold the actor
+            (see `check_resources`).
         MissingExtraError: if `ray` is not installed.
     """
 

@@ -120,6 +120,9 @@ def build_llm(
     processes: int = 1,
     devices: Optional[Sequence[Union[int, str]]] = None,
     env: Optional[Dict[str, str]] = None,
+    ray_replicas: int = 0,
+    ray_gpus: float = 0,
+    ray_address: Optional[str] = None,
     **options: Any,
 ) -> Any:
     """Builds the generator or labeller of a job, ready to hand to `Pipeline`.
@@ -131,10 +134,14 @@ def build_llm(
             `LLMPool` of that many replicas. An OpenAI client always runs in this process.
         devices: GPUs for an `LLMPool` with one replica on each; overrides `processes`.
         env: environment variables for the model processes.
+        ray_replicas: 1 for a `RayLLM`, more for an `LLMPool` of that many Ray replicas;
+            overrides `processes` and `devices`.
+        ray_gpus: GPUs each Ray replica reserves (a fraction shares a GPU).
+        ray_address: the Ray cluster; by default `RAY_ADDRESS`, else a new local one.
         **options: further arguments of `load_llm`.
 
     Returns:
-        An `LLM`, a `ProcessLLM` or an `LLMPool`; the caller tears it down.
+        An `LLM`, a `ProcessLLM`, a `RayLLM` or an `LLMPool`; the caller tears it down.
     """
     check_backend(backend, model)
     if processes < 0:
@@ -145,6 +152,18 @@ def build_llm(
     from distilabel_llm.llm.pool import LLMPool
     from distilabel_llm.llm.process import ProcessLLM
 
+    if ray_replicas:
+        from distilabel_llm.llm.ray import RayLLM
+
+        ray_load = functools.partial(load, gpu=ray_gpus > 0)
+        ray_kwargs = {
+            "num_cpus": options.get("threads") or 1,
+            "num_gpus": ray_gpus,
+            "address": ray_address,
+        }
+        if ray_replicas == 1:
+            return RayLLM(task, ray_load, **ray_kwargs)
+        return LLMPool.from_ray(task, ray_load, replicas=ray_replicas, **ray_kwargs)
     if devices:
         if len(devices) == 1:
             device_env = {**(env or {}), "CUDA_VISIBLE_DEVICES": str(devices[0])}
