@@ -176,7 +176,10 @@ class LLMPool(StoppingContext):
         """
         from distilabel_llm.llm._ray_cluster import ray_members
 
-        check_positive_int("replicas", replicas)
+        if not isinstance(replicas, int) or replicas < 2:
+            raise ValueError(
+                f"A pool needs 2 or more `replicas`, not {replicas!r}; for one, use `RayLLM`."
+            )
         members, release = ray_members(task, load_llm_fn, replicas, placement_strategy, ray_kwargs)
         pool = cls(members, strategy=strategy)
         if release is not None:

@@ -118,8 +118,8 @@ def test_from_ray_refuses_what_the_cluster_cannot_hold(task) -> None:
         )
     with pytest.raises(ValueError, match="`placement_strategy` must be one of"):
         LLMPool.from_ray(task, _fake_loader("r"), replicas=2, placement_strategy="NEARBY")
-    with pytest.raises(ValueError, match="`replicas` must be a positive"):
-        LLMPool.from_ray(task, _fake_loader("r"), replicas=0)
+    with pytest.raises(ValueError, match="2 or more `replicas`, not 1; for one, use `RayLLM`"):
+        LLMPool.from_ray(task, _fake_loader("r"), replicas=1)
 
 
 def test_pipeline_takes_a_ray_pool_unchanged(task) -> None:
