@@ -10,6 +10,8 @@ the ratio is taken run by run (ours = Ray, reference = ProcessLLM):
   a pool user sees. Target: within 1.05x of the `ProcessLLM` pool;
 - the same with 2 replicas of the widened tiny llama (CPU-bound, one thread each; see
   `benchmarks/scaling.py`);
+- where a CUDA GPU is present, a GPU-bound model (`load_gpu_llama`) in each kind of member,
+  and called directly;
 - start-up: construction to first result of a no-op model, Ray already running.
 
 Legacy distilabel 0.6.0 has no Ray member, so nothing is compared with it here.
@@ -27,6 +29,7 @@ if __package__ in (None, ""):  # run as a script: import from the repository, no
 
 import functools
 import importlib.util
+import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -38,6 +41,7 @@ from benchmarks._tiny import (
     long_rows,
     missing_transformers,
     rows,
+    tiny_model_path,
     wide_loader,
 )
 from benchmarks.process import ROW, pipelined_rate, sequential_rate
@@ -134,6 +138,66 @@ def _pools(task: TextGenerationTask, loader: Any, count: int, runs: int, workloa
     return row
 
 
+def load_gpu_llama(task: Any, *, path: str, max_new_tokens: int = 32) -> Any:
+    """The tiny llama widened to 1024 x 8 layers, on the GPU, every output `max_new_tokens`
+    long: a model whose calls are bound by the GPU and its kernel launches."""
+    import torch
+    import transformers
+
+    from distilabel_llm.llm.transformers import TransformersLLM
+
+    config = transformers.AutoConfig.from_pretrained(path)
+    config.hidden_size, config.intermediate_size, config.num_hidden_layers = 1024, 2816, 8
+    config.num_attention_heads, config.num_key_value_heads = 16, 8
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval().to("cuda")
+    model.generation_config.min_new_tokens = max_new_tokens
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    return TransformersLLM(model, tokenizer, task, max_new_tokens=max_new_tokens)
+
+
+def _gpu_member(task: TextGenerationTask, runs: int) -> Dict[str, Any]:
+    """One GPU model called directly, in a `ProcessLLM` and in a `RayLLM`: 8 calls of 16 rows,
+    sent at once to the members (which merge them) and one after another directly."""
+    workload = "GPU model (tiny llama widened to 1024x8), 8 calls of 16 rows, 32 tokens each"
+    import torch
+
+    if not torch.cuda.is_available():
+        return skipped_row(BENCHMARK, "no CUDA GPU here", workload)
+    load = functools.partial(load_gpu_llama, path=tiny_model_path())
+    batches = [rows(128)[i : i + 16] for i in range(0, 128, 16)]
+    direct = load(task)
+
+    def direct_s() -> float:
+        start = time.perf_counter()
+        for batch in batches:
+            direct.generate(batch)
+        return time.perf_counter() - start
+
+    def member_s(llm: Any) -> float:
+        start = time.perf_counter()
+        for future in [llm.generate(batch) for batch in batches]:
+            future.result()
+        return time.perf_counter() - start
+
+    with RayLLM(task, load, num_gpus=0.3) as ray_llm, ProcessLLM(task, load) as process_llm:
+        direct_s(), member_s(ray_llm), member_s(process_llm)  # all three loaded and warm
+        ours, reference = _pair(
+            functools.partial(member_s, ray_llm), functools.partial(member_s, process_llm), runs
+        )
+        raw = [direct_s() for _ in range(runs)]
+    return summary_row(
+        BENCHMARK,
+        workload,
+        "s",
+        ours,
+        reference=reference,
+        reference_kind="ProcessLLM",
+        note=f"called directly, one call after another: {statistics.median(raw):.2f} s",
+        direct_s=raw,
+    )
+
+
 def run(quick: bool = False) -> List[Dict[str, Any]]:
     """Times Ray and `ProcessLLM` members side by side; returns summary rows."""
     if importlib.util.find_spec("ray") is None:
@@ -163,6 +227,10 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
                     "widened tiny llama, 1 thread each",
                 )
             )
+        if missing_transformers():
+            results.append(skipped_row(BENCHMARK, missing_transformers(), "GPU model"))
+        else:
+            results.append(_gpu_member(task, runs))
         ours, reference = _pair(
             functools.partial(_first_result_s, lambda: RayLLM(task, load_fake)),
             functools.partial(_first_result_s, lambda: ProcessLLM(task, load_fake)),
