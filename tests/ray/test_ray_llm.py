@@ -20,9 +20,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(60)]
 HALF = {"num_cpus": 0.5}
 
 
-def _fake(task, name: str = "fake", **kwargs) -> RayLLM:
-    ray_kwargs = {key: kwargs.pop(key) for key in ("max_restarts",) if key in kwargs}
-    return RayLLM(task, lambda task: FakeLLM(task, model_name=name, **kwargs), **HALF, **ray_kwargs)
+def _fake(task, name: str = "fake", max_restarts: int = 0, **kwargs) -> RayLLM:
+    load = functools.partial(FakeLLM, model_name=name, **kwargs)
+    return RayLLM(task, load, max_restarts=max_restarts, **HALF)
 
 
 def test_generate_returns_a_future_of_rows_and_reports_progress(task) -> None:
