@@ -217,6 +217,8 @@ class ProcessLLM(RemoteLLM):
             if receiver is not threading.current_thread():
                 receiver.join(5.0)
         child.conn.close()
+        if not self._ready.is_set():  # a child killed while loading: release `model_name`
+            self._fail_for_good(ProcessLLMError(f"{self!r} was torn down before its model loaded."))
 
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield from super().__rich_repr__()

@@ -197,6 +197,23 @@ def test_teardown_lets_in_flight_requests_finish(task) -> None:
         llm.generate([{"input": "b"}])
 
 
+def _slow_load(task):
+    import time
+
+    time.sleep(30)
+    return FakeLLM(task)
+
+
+def test_a_child_killed_while_loading_releases_model_name(task, monkeypatch) -> None:
+    from distilabel_llm.llm import process
+
+    monkeypatch.setattr(process, "_STOP_SECONDS", 0.5)  # teardown's patience with the child
+    llm = ProcessLLM(task, _slow_load)
+    llm.teardown()  # the child is still loading: it is killed after 0.5 s
+    with pytest.raises(ProcessLLMError, match="torn down before its model loaded"):
+        _ = llm.model_name
+
+
 def test_bad_arguments_are_reported_clearly(task) -> None:
     with pytest.raises(ValueError, match="start_method"):
         ProcessLLM(task, _fake, start_method="forkserver")
