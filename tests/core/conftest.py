@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
 from distilabel_llm.llm.base import LLM
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.tasks import TextGenerationTask
-from distilabel_llm.testing import FakeLLM
 
 
 class GatedLLM(LLM):
@@ -59,21 +58,6 @@ class GatedLLM(LLM):
         for row in inputs:
             self._finished[row["input"]].set()
         return outputs
-
-
-@pytest.fixture
-def make_llm() -> Iterator[Callable[..., FakeLLM]]:
-    """Builds `FakeLLM`s (TextGenerationTask by default) and closes them after the test."""
-    made: List[LLM] = []
-
-    def make(task: Optional[Any] = None, **kwargs: Any) -> FakeLLM:
-        llm = FakeLLM(task if task is not None else TextGenerationTask(), **kwargs)
-        made.append(llm)
-        return llm
-
-    yield make
-    for llm in made:
-        llm.close()
 
 
 @pytest.fixture

@@ -12,10 +12,6 @@ from typing import Any, Callable, Iterator, List
 
 import pytest
 
-from distilabel_llm.llm.base import LLM
-from distilabel_llm.tasks import TextGenerationTask
-from distilabel_llm.testing import FakeLLM
-
 HERE = Path(__file__).parent
 FAKE_JOB = HERE / "fake_job.py"
 
@@ -57,18 +53,3 @@ def fake_job(spawn: Callable[..., subprocess.Popen]) -> Callable[..., subprocess
         return spawn([sys.executable, *args, str(batch_size)])
 
     return start
-
-
-@pytest.fixture
-def make_llm() -> Iterator[Callable[..., FakeLLM]]:
-    """Builds `FakeLLM`s (TextGenerationTask by default) and closes them after the test."""
-    made: List[LLM] = []
-
-    def make(task: Any = None, **kwargs: Any) -> FakeLLM:
-        llm = FakeLLM(task if task is not None else TextGenerationTask(), **kwargs)
-        made.append(llm)
-        return llm
-
-    yield make
-    for llm in made:
-        llm.close()

@@ -9,8 +9,6 @@ import pytest
 from process_helpers import children_of
 from waiting import wait_until
 
-from distilabel_llm import TextGenerationTask
-
 
 @pytest.fixture(autouse=True)
 def no_process_left_behind() -> Iterator[None]:
@@ -19,8 +17,3 @@ def no_process_left_behind() -> Iterator[None]:
     assert wait_until(lambda: not set(children_of(os.getpid())) - before, 10.0), (
         f"child processes left behind: {set(children_of(os.getpid())) - before}"
     )
-
-
-@pytest.fixture
-def task() -> TextGenerationTask:
-    return TextGenerationTask(system_prompt="sys")

@@ -8,8 +8,6 @@ from typing import Any, Iterator
 import pytest
 from waiting import wait_until
 
-from distilabel_llm import TextGenerationTask
-
 CLUSTER_CPUS = 2.0
 
 
@@ -34,8 +32,3 @@ def no_actor_left_behind(ray_cluster: Any) -> Iterator[None]:
     assert wait_until(lambda: ray_cluster.available_resources().get("CPU") == CLUSTER_CPUS, 20.0), (
         f"resources still held after the test: {ray_cluster.available_resources()}"
     )
-
-
-@pytest.fixture
-def task() -> TextGenerationTask:
-    return TextGenerationTask(system_prompt="sys")
