@@ -17,6 +17,7 @@ from distilabel_llm.pipeline.backends import BACKENDS, ModelError, build_llm
 __all__ = ["main"]
 
 _EXIT_ERROR = 1
+_EXIT_ROWS_FAILED = 3  # the job ran to its end, but some rows have an error
 _EXIT_INTERRUPTED = 130  # the shell's code for a Ctrl-C
 
 
@@ -67,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
         help="generate (and label) for every row of a JSONL file, resumably",
         description="Generates for every row of --input (one JSON object with an 'input' "
         "field per line) and writes each finished row to --output at once. Re-running the "
-        "same command after a stop or a crash generates only the rows still missing.",
+        "same command after a stop or a crash generates only the rows still missing, and "
+        "retries those saved with an error. Exit codes: 0 every row done; 1 the job could not "
+        "run or stopped (a model that cannot load, a rejected API key); 3 the job ran to its "
+        "end but some rows failed; 130 interrupted.",
     )
     generate.add_argument("--input", required=True, help="JSONL file of input rows")
     generate.add_argument("--output", required=True, help="JSONL file of results (checkpoint)")
@@ -196,11 +200,16 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
         # After Ctrl-C or an error, the rows in flight are not wanted: stop the models now.
         for llm in reversed(llms):
             llm.teardown(wait=finished)
+    console.print(f"Wrote {len(rows)} rows to [bold]{escape(args.output)}[/bold]", soft_wrap=True)
     failed = pipeline.stats.rows_failed
-    note = f" ({failed} failed: see their 'error' field)" if failed else ""
-    console.print(
-        f"Wrote {len(rows)} rows to [bold]{escape(args.output)}[/bold]{note}", soft_wrap=True
-    )
+    if failed:
+        Console(stderr=True).print(
+            f"[bold red]error:[/bold red] {failed} of {len(rows)} rows failed; their 'error' "
+            "field says why. Run the same command again to retry them.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return _EXIT_ROWS_FAILED
     return 0
 
 

@@ -64,5 +64,11 @@ class ClusterTooSmallError(DistilabelLLMError, ValueError):
     """The Ray cluster has no room for the actors asked for, even with nothing else running."""
 
 
-class PoolExhaustedError(DistilabelLLMError):
+class ModelUnavailableError(DistilabelLLMError):
+    """No request to this model can succeed: every pool member is gone, or the server rejected
+    the credentials or the model name. A `Pipeline` job stops at once on it, rather than fail
+    every row one by one."""
+
+
+class PoolExhaustedError(ModelUnavailableError):
     """Every member of an `LLMPool` failed, so the work it still held cannot be done."""

@@ -27,10 +27,25 @@ if TYPE_CHECKING:
 
     from rich.progress import Task as RichTask
 
-__all__ = ["AdvanceFn", "ProgressDisplay", "progress_bar"]
+__all__ = ["AdvanceFn", "ProgressBar", "ProgressDisplay", "progress_bar"]
 
 AdvanceFn = Callable[..., None]
 """Called as `advance()` or `advance(advance=k)`: k more units are done."""
+
+
+class ProgressBar:
+    """One bar of a `ProgressDisplay`: call it as `bar(advance=k)`; `describe` relabels it."""
+
+    def __init__(self, advance: AdvanceFn, describe: Callable[[str], None]) -> None:
+        self._advance = advance
+        self._describe = describe
+
+    def __call__(self, advance: int = 1) -> None:
+        self._advance(advance)
+
+    def describe(self, description: str) -> None:
+        """Changes the bar's label (shown as plain text)."""
+        self._describe(description)
 
 
 class _EtaColumn(TimeRemainingColumn):
@@ -111,8 +126,8 @@ class ProgressDisplay:
 
     def add_bar(
         self, description: str, total: Optional[int] = None, show_eta: bool = True
-    ) -> AdvanceFn:
-        """Adds a bar; returns the function that advances it.
+    ) -> ProgressBar:
+        """Adds a bar; returns it, to call as the function that advances it.
 
         Args:
             description: the bar's label, shown as plain text.
@@ -122,11 +137,14 @@ class ProgressDisplay:
         """
         if self._live:
             task_id = self._progress.add_task(escape(description), total=total, show_eta=show_eta)
-            return self._live_advance(task_id)
+            return ProgressBar(
+                self._live_advance(task_id),
+                lambda text: self._progress.update(task_id, description=escape(text)),
+            )
         bar = _PlainBar(description, total, show_eta=show_eta)
         with self._lock:
             self._plain.append(bar)
-        return self._plain_advance(bar)
+        return ProgressBar(self._plain_advance(bar), lambda text: setattr(bar, "description", text))
 
     def start(self) -> None:
         self._progress.start()

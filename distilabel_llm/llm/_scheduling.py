@@ -1,4 +1,14 @@
-"""How an `LLMPool` call runs: the job cut into units, handed to members, gathered back."""
+"""How an `LLMPool` call runs: the job cut into units, handed to members, gathered back.
+
+Beyond handing out work, a job keeps three promises:
+
+- A member that dies or hangs does not lose work: its units are re-run on the others, and an
+  idle member backs up a unit still running elsewhere (first answer wins).
+- A row that crashes its member cannot take the pool down: the rows of a unit whose member died
+  are re-run one at a time, each on a member running nothing else, so the row at fault is
+  singled out; a row in flight at two deaths is not sent again and comes back with an `error`.
+- Every slot of the result holds an output, or the call raises: never a silent `None`.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +16,19 @@ import collections
 import math
 import queue
 import random
+import threading
+import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
-from distilabel_llm.errors import PoolExhaustedError
+from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
 from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
-
-if TYPE_CHECKING:
-    from distilabel_llm.llm.pool import LLMPool
+from distilabel_llm.llm.remote import model_name_now
 
 MemberProgressCallback = Callable[[int, int], None]
+Submit = Callable[[int, List[Dict[str, Any]], int], "Future[Any]"]
 
 # Units each member holds at once under "balance": one running, one queued behind it so the
 # member never waits on the bridge between two units.
@@ -28,6 +39,8 @@ _UNITS_PER_MEMBER = 16
 # ...and never more row-generations per unit than this, so a backend still gets useful batches
 # without a slow member sitting on a large share of the job.
 _MAX_UNIT_SIZE = 32
+# A row in flight on this many members that died is not sent again.
+_MAX_CRASHES_PER_ROW = 2
 
 
 @dataclass(eq=False)
@@ -39,16 +52,65 @@ class Unit:
         offsets: for each row, the index of its first generation slot this unit fills.
         num_generations: generations to make for each row.
         member: the member this unit is meant for ("spread"), or None for any ("balance").
+        origin: under "spread", the member whose share of the rows this is: the rows keep
+            its model's share when it fails, on another member of that model.
+        suspect: a single row re-run alone after its member died.
+        crashes: deaths of members this unit's row was in flight on (counting, once it is a
+            suspect, only the runs where the member ran nothing else).
+        alone: whether its latest run had its member to itself.
         done: set once one member has returned it.
         backed_up: set while a second member also runs it.
+        started: when its latest run began (`time.monotonic()`).
     """
 
     rows: List[int]
     offsets: List[int]
     num_generations: int
     member: Optional[int] = None
-    done: bool = field(default=False)
-    backed_up: bool = field(default=False)
+    origin: Optional[int] = None
+    suspect: bool = False
+    crashes: int = 0
+    alone: bool = False
+    done: bool = False
+    backed_up: bool = False
+    started: float = 0.0
+
+
+class Isolation:
+    """The members running a suspect row alone, shared by every call on one pool.
+
+    Calls skip these members; releasing one wakes every call, since one may be waiting for it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: Set[int] = set()
+        self._listeners: List[queue.SimpleQueue[Any]] = []
+
+    def busy(self, member: int) -> bool:
+        return member in self._held
+
+    def hold(self, member: int) -> bool:
+        with self._lock:
+            if member in self._held:
+                return False
+            self._held.add(member)
+            return True
+
+    def release(self, member: int) -> None:
+        with self._lock:
+            self._held.discard(member)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener.put(None)
+
+    def listen(self, listener: queue.SimpleQueue[Any]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def forget(self, listener: queue.SimpleQueue[Any]) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
 
 
 def balanced_units(num_rows: int, num_generations: int, members: int) -> List[Unit]:
@@ -96,57 +158,109 @@ def spread_units(
 
 
 class Job:
-    """One `LLMPool.generate` call: hands units to members and gathers what they return."""
+    """One `LLMPool.generate` call: hands units to members and gathers what they return.
+
+    Args:
+        members: the pool's members.
+        submit: starts `members[m].generate(rows, n)` and returns its future.
+        inputs: the call's rows.
+        num_generations: outputs per row.
+        balanced: "balance" (units pulled by any member) rather than "spread".
+        rng: the pool's random source (the order of extra generations under "spread").
+        isolation: the pool's record of members running a suspect row alone.
+        closed: whether the pool has been torn down.
+        stall_timeout: under "spread", seconds after which a unit still running may be backed
+            up by a member of another model; None: only by members of its own model.
+        progress, member_progress: the caller's progress callbacks.
+
+    Raises:
+        PoolExhaustedError: if no member can generate.
+    """
 
     def __init__(
         self,
-        pool: LLMPool,
+        members: Sequence[Any],
+        submit: Submit,
         inputs: List[Dict[str, Any]],
         num_generations: int,
+        *,
+        balanced: bool,
+        rng: random.Random,
+        isolation: Isolation,
+        closed: Callable[[], bool],
+        stall_timeout: Optional[float],
         progress: Optional[ProgressCallback],
         member_progress: Optional[MemberProgressCallback],
     ) -> None:
-        self.pool = pool
+        self.members = list(members)
+        self.submit = submit
         self.inputs = inputs
+        self.balanced = balanced
+        self.rng = rng
+        self.isolation = isolation
+        self.closed = closed
+        self.stall_timeout = stall_timeout
         self.progress = progress
         self.member_progress = member_progress
-        members = len(pool.llms)
-        self.balanced = pool.strategy == "balance"
-        self.alive = [getattr(llm, "failure", None) is None for llm in pool.llms]
-        self.failures: Dict[int, BaseException] = {}
+        self.failures: Dict[int, BaseException] = {
+            m: llm.failure for m, llm in enumerate(members) if getattr(llm, "failure", None)
+        }
+        self.alive = [m not in self.failures for m in range(len(members))]
+        if not any(self.alive):
+            raise PoolExhaustedError(self._exhausted(len(inputs)))
         self.rows: List[List[Optional[LLMOutput]]] = [[None] * num_generations for _ in inputs]
         self.shared: Deque[Unit] = collections.deque()
-        self.own: List[Deque[Unit]] = [collections.deque() for _ in range(members)]
-        if self.balanced:
-            self.shared.extend(balanced_units(len(inputs), num_generations, members))
+        self.own: List[Deque[Unit]] = [collections.deque() for _ in members]
+        self.suspects: Deque[Unit] = collections.deque()
+        self.alone: Set[int] = set()  # members running one of this job's suspects alone
+        if balanced:
+            self.shared.extend(balanced_units(len(inputs), num_generations, len(members)))
         else:
-            for unit in spread_units(len(inputs), num_generations, members, pool._random):
-                self.own[unit.member].append(unit)
-        self.in_flight: Dict[Future[Any], tuple[Unit, int]] = {}
-        self.load = [0] * members
-        self.events: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+            for unit in spread_units(len(inputs), num_generations, len(members), rng):
+                unit.origin = unit.member
+                self._requeue(unit)
+        self.in_flight: Dict[Future[Any], Tuple[Unit, int]] = {}
+        self.load = [0] * len(members)
+        self.events: queue.SimpleQueue[Optional[Future[Any]]] = queue.SimpleQueue()
 
     def run(self) -> List[List[LLMOutput]]:
+        self.isolation.listen(self.events)
         try:
             while True:
                 self._dispatch()
-                if not self.in_flight:
+                if not self.in_flight and not self._queued():
                     break
-                self._collect(self.events.get())
+                try:
+                    event = self.events.get(timeout=self._next_stall_check())
+                except queue.Empty:
+                    continue
+                if event is not None:  # None: another call released a member
+                    self._collect(event)
         except BaseException as error:
             for future in list(self.in_flight):
                 future.cancel()
-            if self.pool._closed and not isinstance(error, KeyboardInterrupt):
+            if self.closed() and not isinstance(error, KeyboardInterrupt):
                 # Members fail because the pool is going away: no failover, one clear error.
                 raise RuntimeError(
                     "The LLMPool was torn down before this call finished."
                 ) from error
             raise
-        return self.rows  # type: ignore[return-value]  # every slot is filled by now
+        finally:
+            self.isolation.forget(self.events)
+            for member in self.alone:
+                self.isolation.release(member)
+        unfilled = sum(output is None for row in self.rows for output in row)
+        if unfilled:  # a broken promise must never pass as `None` outputs
+            raise RuntimeError(f"LLMPool left {unfilled} generation(s) unfilled; please report.")
+        return self.rows  # type: ignore[return-value]
+
+    # Handing out work.
 
     def _dispatch(self) -> None:
         for member, alive in enumerate(self.alive):
-            if not alive:
+            if not alive or self.isolation.busy(member):
+                continue
+            if self.load[member] == 0 and self._start_suspect(member):
                 continue
             while self._wants_work(member):
                 unit = self._next_unit(member)
@@ -154,53 +268,106 @@ class Job:
                     break
                 self._start(unit, member)
 
+    def _start_suspect(self, member: int) -> bool:
+        """Starts a suspect row on `member` if one suits it, holding the member for it."""
+        for unit in self.suspects:
+            if self._suits(unit, member) and self.isolation.hold(member):
+                self.suspects.remove(unit)
+                self.alone.add(member)
+                # Another call's work already sent to the member would share the blame.
+                unit.alone = not getattr(self.members[member], "in_flight", 0)
+                self._start(unit, member)
+                return True
+        return False
+
     def _wants_work(self, member: int) -> bool:
+        if self.suspects and self.load[member] > 0:
+            return False  # drain, so that the member can take a suspect alone
         return not self.balanced or self.load[member] < _UNITS_IN_FLIGHT
 
     def _next_unit(self, member: int) -> Optional[Unit]:
         if self.own[member]:
             return self.own[member].popleft()
-        if not self.balanced:
-            return None
-        if self.shared:
+        if self.balanced and self.shared:
             return self.shared.popleft()
         # A member working for another call on this pool is not idle: no backup for it.
-        if self.load[member] == 0 and not getattr(self.pool.llms[member], "in_flight", 0):
+        if self.load[member] == 0 and not getattr(self.members[member], "in_flight", 0):
             return self._backup_for(member)
         return None
 
     def _backup_for(self, member: int) -> Optional[Unit]:
         """An idle member re-runs the oldest unit still running elsewhere; first answer wins.
 
-        This bounds the end of a job by the fastest member, not the slowest.
+        This bounds the end of a job by the fastest member, not the slowest. Under "spread" a
+        member only backs up its own model's units, so rows keep their mix of models, unless
+        the unit has been running for `stall_timeout` seconds.
         """
+        now = time.monotonic()
+        model = model_name_now(self.members[member])
         for unit, owner in self.in_flight.values():
-            if owner != member and not unit.done and not unit.backed_up:
+            if owner == member or unit.done or unit.backed_up or unit.suspect:
+                continue
+            stalled = self.stall_timeout is not None and now - unit.started >= self.stall_timeout
+            if self.balanced or stalled or (model is not None and self._model(unit) == model):
                 unit.backed_up = True
                 return unit
         return None
 
     def _start(self, unit: Unit, member: int) -> None:
-        future = self.pool._submit(
-            member, [self.inputs[row] for row in unit.rows], unit.num_generations
-        )
+        future = self.submit(member, [self.inputs[row] for row in unit.rows], unit.num_generations)
+        unit.started = time.monotonic()
         self.in_flight[future] = (unit, member)
         self.load[member] += 1
         future.add_done_callback(self.events.put)
 
+    def _queued(self) -> bool:
+        return bool(self.shared or self.suspects or any(self.own))
+
+    def _next_stall_check(self) -> Optional[float]:
+        """Seconds until a unit in flight counts as stalled, when an idle member could then
+        back it up; None to wait for the next answer instead."""
+        if self.balanced or self.stall_timeout is None:
+            return None
+        idle = any(
+            alive
+            and self.load[m] == 0
+            and not self.isolation.busy(m)
+            and not getattr(self.members[m], "in_flight", 0)
+            for m, alive in enumerate(self.alive)
+        )
+        starts = [
+            unit.started
+            for unit, _ in self.in_flight.values()
+            if not (unit.done or unit.backed_up or unit.suspect)
+        ]
+        if not idle or not starts:
+            return None
+        return max(0.01, min(starts) + self.stall_timeout - time.monotonic())
+
+    # Gathering results.
+
     def _collect(self, future: Future[Any]) -> None:
         unit, member = self.in_flight.pop(future)
         self.load[member] -= 1
+        if member in self.alone:
+            self.alone.discard(member)
+            self.isolation.release(member)
         if future.cancelled() or unit.done:
             return
         error = future.exception()
         if error is None:
             self._complete(unit, member, future.result())
-        elif self.pool._closed:
+        elif self.closed():
             raise error  # `run` reports it as the pool's teardown
         elif self._member_lost(member, error):
+            loaded = model_name_now(self.members[member]) is not None
             self._fail_member(member, error)
-            self._requeue(unit)
+            if loaded:
+                self._crashed(unit, member, error)
+            else:  # it never loaded: its units are not to blame
+                self._requeue(unit)
+        elif _is_crash(error):  # the member died and came back (`max_restarts`)
+            self._crashed(unit, member, error)
         else:
             raise error
 
@@ -211,51 +378,127 @@ class Job:
         for other, (twin, _) in list(self.in_flight.items()):
             if twin is unit:
                 other.cancel()
-        advance = len(unit.rows) * unit.num_generations
+        self._advance(len(unit.rows) * unit.num_generations, member)
+
+    def _advance(self, advance: int, member: Optional[int]) -> None:
         if self.progress is not None:
             report_progress(self.progress, advance=advance)
-        if self.member_progress is not None:
+        if self.member_progress is not None and member is not None:
             report_progress(self.member_progress, member, advance)
+
+    # Failures.
 
     def _member_lost(self, member: int, error: BaseException) -> bool:
         """Whether `error` means the member can no longer generate (not a bad request)."""
         return (
             isinstance(error, TimeoutError)
-            or getattr(self.pool.llms[member], "failure", None) is not None
+            or getattr(self.members[member], "failure", None) is not None
         )
+
+    def _crashed(self, unit: Unit, member: int, error: BaseException) -> None:
+        """A member died (or timed out) while running `unit`: re-run its rows alone."""
+        if any(twin is unit for twin, _ in self.in_flight.values()):
+            unit.backed_up = False  # still running elsewhere: that run may finish it
+            return
+        if not unit.suspect:
+            unit.done = True  # replaced by one suspect per row
+            self.suspects.extend(
+                Unit([row], [offset], unit.num_generations, origin=unit.origin, suspect=True)
+                for row, offset in zip(unit.rows, unit.offsets)
+            )
+            for suspect in list(self.suspects)[-len(unit.rows) :]:
+                suspect.crashes = 1
+            return
+        unit.crashes += unit.alone
+        if unit.crashes < _MAX_CRASHES_PER_ROW:
+            self.suspects.append(unit)
+            return
+        unit.done = True
+        row = unit.rows[0]
+        model = model_name_now(self.members[member]) or "unknown model"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = (
+            f"this row was in flight on {unit.crashes} pool members that died ({reason}), so it "
+            "is not sent again; it may crash the model (too long for its memory, or a bug)"
+        )
+        logger.error("LLMPool: input row %d is not sent again: %s", row, message)
+        self.rows[row][unit.offsets[0] : unit.offsets[0] + unit.num_generations] = [
+            LLMOutput(
+                model_name=model,
+                prompt_used=None,
+                raw_output=None,
+                parsed_output=None,
+                error=message,
+            )
+            for _ in range(unit.num_generations)
+        ]
+        self._advance(unit.num_generations, None)
 
     def _fail_member(self, member: int, error: BaseException) -> None:
         if not self.alive[member]:
             return
         self.alive[member] = False
         self.failures[member] = error
-        survivors = [m for m, alive in enumerate(self.alive) if alive]
+        survivors = sum(self.alive)
         if not survivors:
-            reasons = "\n".join(f"- member #{m}: {error}" for m, error in self.failures.items())
-            raise PoolExhaustedError(
-                f"Every member of the LLMPool failed, so {self._rows_left()} row(s) cannot be "
-                f"generated:\n{reasons}"
-            )
+            raise PoolExhaustedError(self._exhausted(self._rows_left()))
         logger.warning(
             "LLMPool member #%d failed for good (%s); its unfinished work is re-run on the "
             "%d remaining member(s).",
             member,
-            str(error).splitlines()[0],
-            len(survivors),
+            str(error).splitlines()[0] if str(error) else type(error).__name__,
+            survivors,
         )
-        for unit in self.own[member]:
-            self._requeue(unit)
+        units = list(self.own[member])
         self.own[member].clear()
+        for unit in units:
+            self._requeue(unit)
 
     def _requeue(self, unit: Unit) -> None:
+        """Queues `unit` again: for any member, or for a live member of its model if one is
+        left (else the live member with least work queued)."""
         if unit.done:
             return
         unit.backed_up = False
-        if self.balanced:
+        if unit.suspect:
+            self.suspects.appendleft(unit)
+        elif self.balanced:
             self.shared.appendleft(unit)
-            return
-        survivors = [m for m, alive in enumerate(self.alive) if alive]
-        self.own[survivors[self.pool._random.randrange(len(survivors))]].append(unit)
+        else:
+            live = [m for m, alive in enumerate(self.alive) if alive]
+            if unit.member is not None and self.alive[unit.member]:
+                target = unit.member
+            else:
+                model = self._model(unit)
+                same = [m for m in live if model and model_name_now(self.members[m]) == model]
+                target = min(same or live, key=lambda m: (len(self.own[m]), self.load[m]))
+            unit.member = target
+            self.own[target].append(unit)
+
+    def _model(self, unit: Unit) -> Optional[str]:
+        """The model whose share `unit` is, under "spread", once known."""
+        return None if unit.origin is None else model_name_now(self.members[unit.origin])
+
+    def _suits(self, unit: Unit, member: int) -> bool:
+        """Under "spread", a suspect goes to a member of its model while one is alive."""
+        model = self._model(unit)
+        if self.balanced or model is None or model_name_now(self.members[member]) == model:
+            return True
+        return not any(
+            alive and model_name_now(self.members[m]) == model for m, alive in enumerate(self.alive)
+        )
 
     def _rows_left(self) -> int:
         return sum(any(output is None for output in row) for row in self.rows)
+
+    def _exhausted(self, rows_left: int) -> str:
+        reasons = "\n".join(f"- member #{m}: {error}" for m, error in self.failures.items())
+        return (
+            f"Every member of the LLMPool failed, so {rows_left} row(s) cannot be "
+            f"generated:\n{reasons}"
+        )
+
+
+def _is_crash(error: BaseException) -> bool:
+    """Whether `error` says the member's process died while running the call."""
+    return isinstance(error, ProcessLLMError) and error.exit_code is not None

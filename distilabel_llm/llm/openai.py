@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import urllib.parse
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
-from distilabel_llm.errors import DistilabelLLMError, MissingExtraError
+from distilabel_llm.errors import DistilabelLLMError, MissingExtraError, ModelUnavailableError
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from distilabel_llm.tasks.base import Task
 
-__all__ = ["OpenAILLM", "OpenAIRequestError"]
+__all__ = ["OpenAIAccessError", "OpenAILLM", "OpenAIRequestError"]
 
 logger = logging.getLogger("distilabel_llm")
 
@@ -33,6 +34,11 @@ _MODEL_CHECK_TIMEOUT = 10.0
 
 class OpenAIRequestError(DistilabelLLMError):
     """A request to an OpenAI-compatible server failed for good (retries spent or not retryable)."""
+
+
+class OpenAIAccessError(OpenAIRequestError, ModelUnavailableError):
+    """The server rejected the API key (401), the project's access (403) or the model (404): no
+    request can succeed, so it is raised at once, never absorbed into a row."""
 
 
 def _import_openai() -> Any:
@@ -162,8 +168,8 @@ class OpenAILLM(LLM):
 
     @property
     def base_url(self) -> str:
-        """The server's URL."""
-        return str(self._client.base_url)
+        """The server's URL, with any password in it masked."""
+        return _redact_url(str(self._client.base_url))
 
     @property
     def max_retries(self) -> int:
@@ -227,14 +233,14 @@ class OpenAILLM(LLM):
                 wanted = num_generations - len(outputs)
                 async with limiter:
                     completion = await self._complete(messages, wanted)
-                texts, statistics = _read_completion(completion)
-                if not texts:
+                choices = _read_completion(completion)
+                if not choices:
                     raise OpenAIRequestError(
                         f"{self.base_url} returned a completion with no choices."
                     )
                 outputs.extend(
-                    self._output(prompt, text, stats)
-                    for text, stats in list(zip(texts, statistics))[:wanted]
+                    self._output(prompt, text, stats, error=why)
+                    for text, stats, why in choices[:wanted]
                 )
         except Exception as error:
             failure = self._explain(error)
@@ -276,7 +282,7 @@ class OpenAILLM(LLM):
         try:
             served = [model.id async for model in client.models.list()]
         except (self._openai.AuthenticationError, self._openai.PermissionDeniedError) as error:
-            raise OpenAIRequestError(
+            raise OpenAIAccessError(
                 f"{self.base_url} rejected the API key ({error.status_code}): {error}. Pass a "
                 "valid `api_key` or set OPENAI_API_KEY."
             ) from error
@@ -312,15 +318,16 @@ class OpenAILLM(LLM):
         if isinstance(error, OpenAIRequestError):
             return error
         where = f"A request to {self.base_url} for model {self.model!r}"
+        what = _redact(f"{type(error).__name__}: {error}", str(self._client.base_url))
+        if isinstance(error, self._fatal_errors()):
+            return OpenAIAccessError(f"{where} was refused, and so would every other: {what}")
         retried = isinstance(error, self._openai.APIConnectionError) or (
             isinstance(error, self._openai.APIStatusError)
             and (error.status_code in (408, 409, 429) or error.status_code >= 500)
         )
         if retried:
-            return OpenAIRequestError(
-                f"{where} failed after {self.max_retries} retries: {type(error).__name__}: {error}"
-            )
-        return OpenAIRequestError(f"{where} failed: {type(error).__name__}: {error}")
+            return OpenAIRequestError(f"{where} failed after {self.max_retries} retries: {what}")
+        return OpenAIRequestError(f"{where} failed: {what}")
 
 
 def _async_client(
@@ -369,26 +376,51 @@ def _async_client(
 
 def _read_completion(
     completion: Any,
-) -> Tuple[List[Optional[str]], List[Optional[TokenStatistics]]]:
-    """The choices' texts and, split over them, the token counts the server reported."""
+) -> List[Tuple[Optional[str], Optional[TokenStatistics], Optional[str]]]:
+    """Each choice's text, its share of the token counts the server reported, and why it has no
+    text when its content is null (a refusal, a tool call, a filtered answer)."""
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list):
         raise OpenAIRequestError(
             f"The server's response is not a chat completion: {str(completion)[:200]!r}"
         )
-    texts = [choice.message.content if choice.message else None for choice in choices]
     usage = getattr(completion, "usage", None)
-    if usage is None or not choices:
-        return texts, [None] * len(choices)
-    share, remainder = divmod(usage.completion_tokens or 0, len(choices))
-    statistics: List[Optional[TokenStatistics]] = [
-        TokenStatistics(
-            input_tokens=usage.prompt_tokens or 0,
-            output_tokens=share + (1 if position < remainder else 0),
-        )
-        for position in range(len(choices))
-    ]
-    return texts, statistics
+    share, remainder = divmod((usage.completion_tokens or 0) if usage else 0, len(choices) or 1)
+    read = []
+    for position, choice in enumerate(choices):
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None)
+        statistics = None
+        if usage is not None:
+            statistics = TokenStatistics(
+                input_tokens=usage.prompt_tokens or 0,
+                output_tokens=share + (1 if position < remainder else 0),
+            )
+        why = None
+        if text is None:
+            refusal = getattr(message, "refusal", None)
+            why = (
+                "the server returned no text for this choice (finish_reason="
+                f"{getattr(choice, 'finish_reason', None)!r}"
+                + (f", refusal: {refusal!r})" if refusal else ")")
+            )
+        read.append((text, statistics, why))
+    return read
+
+
+def _redact_url(url: str) -> str:
+    """`url` with its password, if it has one, replaced by `***`."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _redact(text: str, url: str) -> str:
+    """`text` with the password of `url` masked wherever it appears."""
+    password = urllib.parse.urlsplit(url).password
+    return text.replace(password, "***") if password else text
 
 
 def _seconds(timeout: Any) -> float:

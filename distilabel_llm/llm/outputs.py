@@ -1,7 +1,7 @@
 """The record every LLM returns for one generation."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: TypedDict reads `NotRequired` from evaluated
+# annotations, and postponed ones would list `statistics` and `error` as required at runtime.
 from typing import Any, Dict, List, Optional, Union
 
 from typing_extensions import NotRequired, TypedDict

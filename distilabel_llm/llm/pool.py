@@ -26,11 +26,11 @@ from typing import (
     Union,
 )
 
-from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
+from distilabel_llm.llm._scheduling import Isolation, Job, MemberProgressCallback
 from distilabel_llm.llm.base import LLM, ProgressCallback
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
-from distilabel_llm.llm.remote import RemoteLLM
+from distilabel_llm.llm.remote import RemoteLLM, model_name_now
 from distilabel_llm.tasks.base import Task
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.lifecycle import StoppingContext
@@ -43,6 +43,8 @@ __all__ = ["LLMPool", "PoolStrategy"]
 PoolStrategy = Literal["spread", "balance"]
 Member = Union[RemoteLLM, LLM]
 
+DEFAULT_STALL_TIMEOUT = 600.0
+
 
 class LLMPool(StoppingContext):
     """Generates with several LLMs at once, as if they were one.
@@ -53,6 +55,10 @@ class LLMPool(StoppingContext):
         strategy: `"spread"` to give each member a share of every row's generations (rows mix
             the models); `"balance"` to let members pull small units of work when free.
         seed: seeds the random choice of which members make a row's extra generations.
+        stall_timeout: under "spread", seconds a unit may run without an answer before an
+            idle member of another model re-runs it (first answer wins, so those rows lose
+            their mix of models rather than wait forever on a hung member); None never does.
+            Members of the same model back each other up at once, as under "balance".
 
     Raises:
         ValueError: if `llms` has fewer than two members, a member that is not an LLM, or
@@ -64,6 +70,7 @@ class LLMPool(StoppingContext):
         llms: Sequence[Member],
         strategy: PoolStrategy = "spread",
         seed: Optional[int] = None,
+        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
     ) -> None:
         llms = list(llms)
         if len(llms) < 2:
@@ -78,9 +85,13 @@ class LLMPool(StoppingContext):
         _check_tasks(llms)
         if strategy not in ("spread", "balance"):
             raise ValueError(f"`strategy` must be 'spread' or 'balance', not {strategy!r}.")
+        if stall_timeout is not None and not stall_timeout > 0:
+            raise ValueError(f"`stall_timeout` must be positive or None, not {stall_timeout!r}.")
         self.llms: List[Member] = llms
         self.strategy: PoolStrategy = strategy
         self._random = random.Random(seed)
+        self.stall_timeout = stall_timeout
+        self._isolation = Isolation()
         self._executors: Dict[int, ThreadPoolExecutor] = {}
         self._executors_lock = threading.Lock()
         self._closed = False
@@ -199,12 +210,15 @@ class LLMPool(StoppingContext):
     @property
     def member_names(self) -> List[str]:
         """A label per member for progress displays: its model, and where it runs when known
-        (its GPU, or its Ray node)."""
+        (its GPU, or its Ray node). Never waits: a member still loading is labelled
+        "loading", one that failed "failed"."""
         names = []
         for index, llm in enumerate(self.llms):
-            name = f"#{index} {llm.model_name}"
+            model = model_name_now(llm)
+            if model is None:
+                model = "failed" if getattr(llm, "failure", None) is not None else "loading"
             location = getattr(llm, "location", None)
-            names.append(f"{name} ({location})" if location else name)
+            names.append(f"#{index} {model} ({location})" if location else f"#{index} {model}")
         return names
 
     def generate(
@@ -231,7 +245,8 @@ class LLMPool(StoppingContext):
             `model_name` tells which model made it.
 
         Raises:
-            PoolExhaustedError: if every member failed for good before the work was done.
+            PoolExhaustedError: if every member failed for good before the work was done (or
+                before the call: a pool with no live member raises every time).
         """
         if self._closed:
             raise RuntimeError("This LLMPool has been torn down; create a new one to generate.")
@@ -240,7 +255,17 @@ class LLMPool(StoppingContext):
         if not inputs:
             return []
         job = Job(
-            self, inputs, num_generations, progress_callback_func, member_progress_callback_func
+            self.llms,
+            self._submit,
+            inputs,
+            num_generations,
+            balanced=self.strategy == "balance",
+            rng=self._random,
+            isolation=self._isolation,
+            closed=lambda: self._closed,
+            stall_timeout=self.stall_timeout,
+            progress=progress_callback_func,
+            member_progress=member_progress_callback_func,
         )
         return job.run()
 

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from concurrent.futures import wait as futures_wait
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -42,7 +41,7 @@ from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import RemoteLLM
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
-from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
+from distilabel_llm.utils.lifecycle import close_at_exit
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.base import LLM
@@ -59,10 +58,12 @@ _REAP_SECONDS = 1.0
 # How long a child gets to finish its queue and exit after `teardown`.
 _STOP_SECONDS = 10.0
 _START_METHODS = ("spawn", "fork")
+# A request in flight at this many deaths of the child fails instead of being re-sent.
+_MAX_CRASHES_PER_REQUEST = 2
 
 
 class _Request:
-    __slots__ = ("future", "inputs", "message", "num_generations", "progress_callback")
+    __slots__ = ("crashes", "future", "inputs", "message", "num_generations", "progress_callback")
 
     def __init__(
         self,
@@ -76,6 +77,7 @@ class _Request:
         self.num_generations = num_generations
         self.progress_callback = progress_callback
         self.future: Future[List[List[LLMOutput]]] = Future()
+        self.crashes = 0  # times the child died while this was in flight
 
 
 class ProcessLLM(RemoteLLM):
@@ -98,7 +100,11 @@ class ProcessLLM(RemoteLLM):
         request_timeout: seconds a request may wait for its answer, counted from `generate`;
             past that its future fails with `TimeoutError`.
         max_restarts: times a child that dies is restarted, its in-flight requests re-sent,
-            before those requests fail.
+            before those requests fail. A request in flight at two deaths is not re-sent
+            again: it fails with `ProcessLLMError`, so one bad request cannot use up every
+            restart.
+        load_timeout: seconds each load of the model may take; past that the child is
+            killed and the load fails like any other load failure.
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class ProcessLLM(RemoteLLM):
         start_method: Optional[str] = None,
         request_timeout: Optional[float] = None,
         max_restarts: int = 0,
+        load_timeout: Optional[float] = None,
     ) -> None:
         if not callable(load_llm_fn):
             raise TypeError(f"`load_llm_fn` must be callable, not {type(load_llm_fn).__name__}.")
@@ -121,7 +128,7 @@ class ProcessLLM(RemoteLLM):
             raise ValueError(f"`request_timeout` must be positive, not {request_timeout!r}.")
         if max_restarts < 0:
             raise ValueError(f"`max_restarts` must be 0 or more, not {max_restarts!r}.")
-        super().__init__(task)
+        super().__init__(task, load_timeout)
         self.env = _check_env(env)
         self.start_method = start_method or "spawn"
         self.request_timeout = request_timeout
@@ -141,6 +148,7 @@ class ProcessLLM(RemoteLLM):
         self._restarts_left = max_restarts
         self._stopping = False
         self._receivers: List[threading.Thread] = []
+        self._load_deadline: Optional[float] = None  # while the current child loads
         self._child = self._start_child()
         close_at_exit(self, "_stop_at_exit")
 
@@ -187,26 +195,7 @@ class ProcessLLM(RemoteLLM):
         request.future.add_done_callback(lambda future: self._on_request_done(request_id, future))
         return request.future
 
-    def teardown(self, wait: bool = True) -> None:
-        """Stops the child: after in-flight requests finish, or at once. Idempotent.
-
-        Args:
-            wait: let in-flight requests finish first, so futures returned before `teardown`
-                still resolve. With False, they fail with `ProcessLLMError` and the child is
-                stopped at once (killed if it does not stop within a second).
-
-        `generate` afterwards raises.
-        """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            in_flight = [request.future for request in self._pending.values()]
-        forget_at_exit(self)
-        if wait:
-            futures_wait(in_flight)
-        else:
-            self._fail_for_good(ProcessLLMError(f"{self!r} was torn down before this finished."))
+    def _stop_model(self, wait: bool) -> None:
         with self._lock:
             self._stopping = True
             child = self._child
@@ -217,8 +206,9 @@ class ProcessLLM(RemoteLLM):
             if receiver is not threading.current_thread():
                 receiver.join(5.0)
         child.conn.close()
-        if not self._ready.is_set():  # a child killed while loading: release `model_name`
-            self._fail_for_good(ProcessLLMError(f"{self!r} was torn down before its model loaded."))
+
+    def _error(self, message: str) -> ProcessLLMError:
+        return ProcessLLMError(message)
 
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield from super().__rich_repr__()
@@ -230,6 +220,8 @@ class ProcessLLM(RemoteLLM):
 
     def _start_child(self) -> ChildProcess:
         child = ChildProcess.start(self.start_method, self.env, self._init_message)
+        if self.load_timeout is not None:
+            self._load_deadline = time.monotonic() + self.load_timeout
         receiver = threading.Thread(
             target=self._receive, args=(child,), name=f"ProcessLLM-{child.pid}", daemon=True
         )
@@ -250,6 +242,7 @@ class ProcessLLM(RemoteLLM):
             try:
                 if not conn.poll(self._poll_timeout()):
                     self._expire_deadlines()
+                    self._check_load_deadline(child)
                     if child.exit_code(0) is not None and not conn.poll(0):
                         break
                     continue
@@ -260,6 +253,7 @@ class ProcessLLM(RemoteLLM):
             if kind == _worker.RESULTS:
                 self._resolve(message[1])
             elif kind == _worker.READY:
+                self._load_deadline = None
                 self._model_name = message[1]
                 self._ready.set()
             elif kind == _worker.LOAD_FAILED:
@@ -267,7 +261,7 @@ class ProcessLLM(RemoteLLM):
                     ProcessLLMError(
                         f"`load_llm_fn` failed in the child process ("
                         f"{message[1].strip().splitlines()[-1]}), so this ProcessLLM cannot "
-                        "generate. Fix the error below and create a new ProcessLLM.",
+                        "generate.",
                         child_traceback=message[1],
                     )
                 )
@@ -284,8 +278,10 @@ class ProcessLLM(RemoteLLM):
                 return
             if self._stopping and not self._pending:
                 return
-            if self._restarts_left > 0:
+            restart = self._restarts_left > 0
+            if restart:
                 self._restarts_left -= 1
+                given_up = self._count_crash()
                 logger.warning(
                     "The child process of %r exited with %s; restarting it (%d restart(s) "
                     "left) and re-sending %d request(s).",
@@ -299,7 +295,18 @@ class ProcessLLM(RemoteLLM):
                     self._send(request.message)
                 if self._stopping:
                     self._send(_worker.dumps((_worker.STOP,)))
-                return
+        if restart:
+            for request in given_up:
+                settle(
+                    request.future,
+                    exception=ProcessLLMError(
+                        f"The child process of {self!r} died twice ({describe_exit(code)} the "
+                        "second time) while this request was in flight, so it is not sent "
+                        "again; the child was restarted for the other requests.",
+                        exit_code=code,
+                    ),
+                )
+            return
         self._fail_for_good(
             ProcessLLMError(
                 f"The child process of {self!r} exited with {describe_exit(code)} while "
@@ -309,15 +316,22 @@ class ProcessLLM(RemoteLLM):
             )
         )
 
-    def _fail_for_good(self, error: ProcessLLMError) -> None:
-        with self._lock:
-            if self._failure is None:
-                self._failure = error
-            pending = list(self._pending.values())
-            self._pending.clear()
-        self._ready.set()
-        for request in pending:
-            settle(request.future, exception=self._failure)
+    def _count_crash(self) -> List[_Request]:
+        """Counts a death against each request in flight; removes and returns those at two."""
+        given_up = []
+        for request_id, request in list(self._pending.items()):
+            request.crashes += 1
+            if request.crashes >= _MAX_CRASHES_PER_REQUEST:
+                given_up.append(self._pending.pop(request_id))
+        return given_up
+
+    def _check_load_deadline(self, child: ChildProcess) -> None:
+        deadline = self._load_deadline
+        if deadline is None or child is not self._child or time.monotonic() < deadline:
+            return
+        self._load_deadline = None
+        self._fail_for_good(self._load_timed_out())
+        child.kill()
 
     # Requests.
 

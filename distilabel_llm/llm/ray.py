@@ -19,7 +19,6 @@ import queue
 import sys
 import threading
 from concurrent.futures import Future
-from concurrent.futures import wait as futures_wait
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -35,7 +34,7 @@ from typing import (
 
 import cloudpickle
 
-from distilabel_llm.errors import DistilabelLLMError, RayLLMError
+from distilabel_llm.errors import RayLLMError
 from distilabel_llm.llm._ray_actor import LLMActor, ModelNotLoaded, Readiness
 from distilabel_llm.llm._ray_cluster import actor_demand, check_cluster_fits, import_ray
 from distilabel_llm.llm.base import ProgressCallback, report_progress
@@ -43,7 +42,7 @@ from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import RemoteLLM
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
-from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
+from distilabel_llm.utils.lifecycle import close_at_exit
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.process import LoadLLMFn
@@ -53,6 +52,15 @@ __all__ = ["RayLLM"]
 
 Outputs = List[List[LLMOutput]]
 DEFAULT_NUM_CPUS = 1
+
+
+class _Call:
+    """A call in flight: the future its caller holds."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: Future[Outputs] = Future()
 
 
 @functools.cache
@@ -83,6 +91,9 @@ class RayLLM(RemoteLLM):
             for, rather than wait for one. Pass False on an autoscaling cluster.
         actor_options: any other option of Ray's `.options()` for the actor, e.g.
             `{"runtime_env": {"pip": ["transformers"]}}` or `{"memory": 8e9}`.
+        load_timeout: seconds from construction until the model must have loaded (Ray
+            placing the actor included); past that the actor is killed and the load fails
+            like any other load failure.
 
     Raises:
         ClusterTooSmallError: (a `ValueError`) if no node of the cluster can hold the actor
@@ -103,6 +114,7 @@ class RayLLM(RemoteLLM):
         address: Optional[str] = None,
         check_resources: bool = True,
         actor_options: Optional[Mapping[str, Any]] = None,
+        load_timeout: Optional[float] = None,
     ) -> None:
         if not callable(load_llm_fn):
             raise TypeError(f"`load_llm_fn` must be callable, not {type(load_llm_fn).__name__}.")
@@ -115,8 +127,8 @@ class RayLLM(RemoteLLM):
                 f"`load_llm_fn` and `task` must be serialisable with cloudpickle to reach the "
                 f"Ray actor, but serialising them failed: {error}"
             ) from error
+        super().__init__(task, load_timeout)
         ray = import_ray(address)
-        super().__init__(task)
         self.max_restarts = max_restarts
         self._demand = actor_demand(num_cpus, num_gpus, resources)
         if check_resources and scheduling_strategy is None:
@@ -133,8 +145,8 @@ class RayLLM(RemoteLLM):
             options["scheduling_strategy"] = scheduling_strategy
         self._ray = ray
         self._ids = itertools.count()
-        self._pending: Dict[Future[Outputs], int] = {}  # each call's future, and its id
         self._location: Optional[str] = None
+        self._load_timer: Optional[threading.Timer] = None
         # Ray calls back on its own threads, where calling Ray again can deadlock: the answers
         # are handled on a thread of ours instead, which also runs the futures' callbacks.
         self._answers: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
@@ -142,6 +154,12 @@ class RayLLM(RemoteLLM):
         self._receiver.start()
         self._actor = _actor_class(ray).options(**options).remote(list(sys.path), payload)
         self._when_answered(self._actor.ready.remote(), self._on_ready)
+        if load_timeout is not None:
+            self._load_timer = threading.Timer(
+                load_timeout, self._answers.put, args=(self._check_loaded,)
+            )
+            self._load_timer.daemon = True
+            self._load_timer.start()
         close_at_exit(self, "_stop_at_exit")
 
     @property
@@ -163,48 +181,36 @@ class RayLLM(RemoteLLM):
         """Sends `inputs` to the actor's LLM; see `RemoteLLM.generate`."""
         inputs = list(inputs)
         check_positive_int("num_generations", num_generations)
-        future: Future[Outputs] = Future()
+        call = _Call()
         with self._lock:
             if self._closed:
                 raise RuntimeError("This RayLLM has been torn down; create a new one to generate.")
             if self._failure is not None:
-                future.set_exception(self._failure)
-                return future
+                call.future.set_exception(self._failure)
+                return call.future
             request_id = next(self._ids)
             try:
                 ref = self._actor.generate.remote(request_id, inputs, num_generations)
             except Exception as error:
                 raise TypeError(f"The inputs cannot reach the Ray actor: {error}") from error
-            self._pending[future] = request_id
+            self._pending[request_id] = call
         advance = len(inputs) * num_generations
         self._when_answered(
-            ref, functools.partial(self._on_result, future, advance, progress_callback_func)
+            ref, functools.partial(self._on_result, request_id, advance, progress_callback_func)
         )
-        future.add_done_callback(self._on_done)
-        return future
+        call.future.add_done_callback(functools.partial(self._on_done, request_id))
+        return call.future
 
-    def teardown(self, wait: bool = True) -> None:
-        """Releases the actor: after in-flight calls finish, or at once. Idempotent.
-
-        Args:
-            wait: let in-flight calls finish first; with False, they fail with `RayLLMError`.
-        """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            in_flight = list(self._pending)
-        forget_at_exit(self)
-        if wait:
-            futures_wait(in_flight)
-        else:
-            self._fail_for_good(RayLLMError(f"{self!r} was torn down before this finished."))
+    def _stop_model(self, wait: bool) -> None:
+        if self._load_timer is not None:
+            self._load_timer.cancel()
         self._release_actor()
         self._answers.put(None)
         if self._receiver is not threading.current_thread():
             self._receiver.join(5.0)
-        if not self._ready.is_set():  # nobody waiting on `model_name` may wait forever
-            self._fail_for_good(RayLLMError(f"{self!r} was torn down before its model loaded."))
+
+    def _error(self, message: str) -> RayLLMError:
+        return RayLLMError(message)
 
     def _release_actor(self) -> None:
         if self._ray.is_initialized():  # at exit, Ray may have shut down, and killed it, first
@@ -244,17 +250,26 @@ class RayLLM(RemoteLLM):
             return
         self._model_name = model_name
         self._ready.set()
+        if self._load_timer is not None:
+            self._load_timer.cancel()
+
+    def _check_loaded(self) -> None:
+        if not self._ready.is_set():
+            self._fail_for_good(self._load_timed_out())
+            self._release_actor()
 
     def _on_result(
         self,
-        future: Future[Outputs],
+        request_id: int,
         advance: int,
         progress: Optional[ProgressCallback],
         ray_future: Future[Any],
     ) -> None:
         with self._lock:
-            if self._pending.pop(future, None) is None:  # cancelled or failed meanwhile
-                return
+            call = self._pending.pop(request_id, None)
+        if call is None:  # cancelled or failed meanwhile
+            return
+        future = call.future
         error = ray_future.exception()
         if isinstance(error, self._ray.exceptions.RayActorError):
             error = self._fail_for_good(self._died(error))
@@ -269,28 +284,17 @@ class RayLLM(RemoteLLM):
             report_progress(progress, advance)
         settle(future, result=ray_future.result())
 
-    def _on_done(self, future: Future[Outputs]) -> None:
+    def _on_done(self, request_id: int, future: Future[Outputs]) -> None:
         if not future.cancelled():
             return
         with self._lock:
-            request_id = self._pending.pop(future, None)
+            call = self._pending.pop(request_id, None)
         # The actor skips the call if it has not started. Not `ray.cancel`: on a queued actor
         # call it leaves a gap in the actor's call sequence that stalls the calls after it
         # (30 s with Ray 2.60, then fails them).
-        if request_id is not None:
+        if call is not None:
             with contextlib.suppress(Exception):
                 self._actor.cancel.remote(request_id)
-
-    def _fail_for_good(self, error: RayLLMError) -> DistilabelLLMError:
-        with self._lock:
-            if self._failure is None:
-                self._failure = error
-            pending = list(self._pending)
-            self._pending.clear()
-        self._ready.set()
-        for future in pending:
-            settle(future, exception=self._failure)
-        return self._failure
 
     def _died(self, error: BaseException) -> RayLLMError:
         restarts = (
@@ -306,7 +310,6 @@ class RayLLM(RemoteLLM):
     def _load_failed(self, remote_traceback: str) -> RayLLMError:
         last_line = remote_traceback.strip().splitlines()[-1]
         return RayLLMError(
-            f"`load_llm_fn` failed in the Ray actor ({last_line}), so this RayLLM cannot "
-            "generate. Fix the error below and create a new RayLLM.",
+            f"`load_llm_fn` failed in the Ray actor ({last_line}), so this RayLLM cannot generate.",
             remote_traceback=remote_traceback,
         )

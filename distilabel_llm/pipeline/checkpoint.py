@@ -3,21 +3,20 @@
 The file only ever holds a prefix of the input, in input order: line k is input row k. A job
 killed at any moment leaves at worst one torn last line, which the next run cuts off before it
 appends the rows still missing. So the file that a finished job leaves holds each input row
-exactly once, in input order.
+exactly once, in input order. Rows that a later run redoes (those that failed) are put in place
+by `rewrite`, which replaces the whole file atomically.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Collection, Dict, List, Optional, Union
+from typing import IO, Any, Collection, Dict, List, Optional, Union
 
 from distilabel_llm.errors import DistilabelLLMError
 from distilabel_llm.utils.lifecycle import ClosingContext
-
-if TYPE_CHECKING:
-    pass
 
 try:  # POSIX only; elsewhere two jobs on one checkpoint are not detected.
     import fcntl
@@ -34,16 +33,26 @@ class CheckpointError(DistilabelLLMError, ValueError):
 class Checkpoint(ClosingContext):
     """An append-only JSONL file of the rows a job has finished.
 
-    Use `open` to lock the file and read back the rows finished by earlier runs, `append`
-    to add finished rows (written, flushed and fsynced before it returns), then `close`.
+    Use `open` to lock the file and read back the rows finished by earlier runs, `redo` to name
+    rows of those that the job does again, `append` to add finished rows (written, flushed and
+    fsynced before it returns), then `close`.
 
     Args:
         path: the JSONL file; created, with its parent folders, when missing.
     """
 
+    # A long run of redone rows is written to disk at least this often, so that a kill loses
+    # little of it.
+    REWRITE_EVERY_S = 60.0
+
     def __init__(self, path: Union[str, os.PathLike[str]]) -> None:
         self.path = Path(path)
         self._file: Optional[IO[bytes]] = None
+        self._rows: List[Dict[str, Any]] = []
+        self._redo: List[int] = []  # positions whose new rows `append` receives first
+        self._redone = 0
+        self._unsaved = False
+        self._saved_at = 0.0
 
     def open(
         self, inputs: List[Dict[str, Any]], output_columns: Collection[str]
@@ -62,6 +71,12 @@ class Checkpoint(ClosingContext):
         """
         if self._file is not None:
             raise RuntimeError(f"Checkpoint {self.path} is already open.")
+        if self.path.exists() and not self.path.is_file():
+            raise CheckpointError(
+                f"Checkpoint {str(self.path)!r} is not a regular file (a device, a directory or "
+                "a pipe): a job appends rows to it and reads them back to resume. Give the path "
+                "of a file."
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
@@ -78,23 +93,66 @@ class Checkpoint(ClosingContext):
             file.close()
             raise
         self._file = file
+        self._rows = list(rows)
         return rows
 
+    def redo(self, positions: List[int]) -> None:
+        """Makes the next `len(positions)` rows given to `append` replace the rows at these
+        positions (in this order) rather than follow the file's last row."""
+        self._redo, self._redone = list(positions), 0
+
     def append(self, rows: List[Dict[str, Any]]) -> None:
-        """Appends `rows`, one JSON line each, and syncs them to disk before returning."""
+        """Appends `rows`, one JSON line each, and syncs them to disk before returning (rows
+        that replace redone ones reach the disk by `rewrite`, at latest on `close`)."""
         if self._file is None:
             raise RuntimeError(f"Checkpoint {self.path} is not open; call `open` first.")
+        rows = list(rows)
+        while rows and self._redone < len(self._redo):
+            self._rows[self._redo[self._redone]] = rows.pop(0)
+            self._redone += 1
+            self._unsaved = True
+        if self._unsaved and (
+            rows
+            or self._redone == len(self._redo)
+            or time.monotonic() - self._saved_at >= self.REWRITE_EVERY_S
+        ):
+            self.rewrite(self._rows)
         if not rows:
             return
-        data = "".join(
-            json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows
-        ).encode("utf-8")
-        self._file.write(data)
+        self._rows.extend(rows)
+        self._file.write(_encode(rows))
         self._file.flush()
         os.fsync(self._file.fileno())
 
+    def rewrite(self, rows: List[Dict[str, Any]]) -> None:
+        """Replaces the file's content with `rows` at once: a crash leaves the old file or the
+        new one, never a mix. The lock moves to the new file with it."""
+        if self._file is None:
+            raise RuntimeError(f"Checkpoint {self.path} is not open; call `open` first.")
+        temporary = self.path.with_name(f".{self.path.name}.rewrite")
+        file = open(temporary, "w+b")  # noqa: SIM115 - becomes the checkpoint's file
+        try:
+            self._lock(file)
+            file.write(_encode(rows))
+            file.flush()
+            os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            file.close()
+            temporary.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+        self._file.close()
+        self._file = file
+        self._rows = list(rows)
+        self._unsaved = False
+        self._saved_at = time.monotonic()
+
     def close(self) -> None:
-        """Releases the file (and its lock). Idempotent."""
+        """Saves the redone rows not yet on disk, then releases the file (and its lock).
+        Idempotent."""
+        if self._file is not None and self._unsaved:
+            self.rewrite(self._rows)
         file, self._file = self._file, None
         if file is not None:
             file.close()
@@ -143,6 +201,11 @@ class Checkpoint(ClosingContext):
             file.flush()
             os.fsync(file.fileno())
         return rows
+
+
+def _encode(rows: List[Dict[str, Any]]) -> bytes:
+    lines = [json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows]
+    return "".join(lines).encode("utf-8")
 
 
 def _parse_or_none(line: bytes) -> Optional[Dict[str, Any]]:

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
-from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.errors import DistilabelLLMError, ModelUnavailableError
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.pipeline.rows import (
     ERROR_COLUMN,
@@ -27,7 +27,8 @@ from distilabel_llm.pipeline.rows import (
 )
 from distilabel_llm.pipeline.runner import LLMRunner, Outputs
 from distilabel_llm.pipeline.stats import JobStats
-from distilabel_llm.progress import AdvanceFn
+from distilabel_llm.pipeline.summary import display_name
+from distilabel_llm.progress import AdvanceFn, ProgressBar
 
 __all__ = ["JobInterrupted", "PipelineError", "run_job"]
 
@@ -80,8 +81,9 @@ class _BatchProgress:
 
 @dataclass
 class _Stage:
-    """One model's part of the job: the model's task, its runner and its progress bar."""
+    """One model's part of the job: its role, its runner and its progress bar."""
 
+    role: str  # "generator" or "labeller"
     runner: LLMRunner
     advance: AdvanceFn
     member_advances: List[AdvanceFn] = field(default_factory=list)
@@ -249,6 +251,7 @@ class _Job:
             try:
                 results = list(batch.future.result())
             except Exception as error:
+                self._stop_if_unusable(stage, error)
                 results = self._retry_rows(stage, batch, num_generations, error)
             # Only now: on Ctrl-C the batch must stay in flight so that `cancel` stops it.
             self._in_flight.remove(batch)
@@ -272,8 +275,23 @@ class _Job:
                     stage.runner.submit([batch.rows[position]], num_generations).result()[0]
                 )
             except Exception as row_error:
+                self._stop_if_unusable(stage, row_error)
                 results.append(row_error)
         return results
+
+    def _stop_if_unusable(self, stage: _Stage, error: Exception) -> None:
+        """Stops the job at once when no row can succeed: the model did not load, its process
+        is gone for good, its server refused the key. Trying every row would only fail each
+        one and save it as failed."""
+        if isinstance(error, ModelUnavailableError) or (
+            getattr(stage.runner.llm, "failure", None) is not None
+        ):
+            raise PipelineError(
+                f"The {stage.role} cannot generate, so the job stopped after "
+                f"{len(self.finished)} finished rows (fix it and run the job again to "
+                f"resume): {error}",
+                self.finished,
+            )
 
     def _fail_unsendable(
         self,
@@ -294,14 +312,18 @@ class _Job:
                 )
 
     def _member_progress(self, stage: _Stage) -> Optional[Callable[[int, int], None]]:
-        names = stage.runner.member_names
-        if not names:
+        if not stage.runner.member_names:
             return None
 
         def advance(member_index: int, advance: int) -> None:
-            self.stats.count_member(names[member_index], advance)
+            # Read now, not once: a member that was loading when the job began has a name now.
+            name = stage.runner.member_names[member_index]
+            self.stats.count_member(name, advance)
             if member_index < len(stage.member_advances):
-                stage.member_advances[member_index](advance=advance)
+                bar = stage.member_advances[member_index]
+                bar(advance=advance)
+                if isinstance(bar, ProgressBar):
+                    bar.describe(f"  {display_name(name)}")
 
         return advance
 

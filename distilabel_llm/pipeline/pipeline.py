@@ -89,8 +89,8 @@ class Pipeline:
             batch_size: rows per model call. A kill loses only the batches in flight (at most
                 three: two generating, one labelling), which the next run redoes.
             checkpoint: a JSONL file that receives each finished row at once. Running the same
-                job again with it generates only the rows missing from it, and the finished
-                file holds every input row once, in input order.
+                job again with it generates only the rows missing from it or saved with an
+                `error`, and the finished file holds every input row once, in input order.
             display_progress_bar: show progress (rich bars on a terminal, plain lines else).
             console: the rich console to draw progress on; standard error by default.
 
@@ -103,7 +103,9 @@ class Pipeline:
             DatasetError: the dataset cannot be read, or lacks a column a task needs.
             CheckpointError: the checkpoint belongs to another job or is held by one.
             JobInterrupted: (a `KeyboardInterrupt`) Ctrl-C, after saving the finished rows.
-            PipelineError: a model failed on every row of several batches in a row.
+            PipelineError: a model cannot generate at all (its load failed, its process is
+                gone, its server refused the key) or failed on every row of several batches
+                in a row; its `rows` are the rows finished so far.
         """
         check_positive_int("num_generations", num_generations)
         check_positive_int("batch_size", batch_size)
@@ -111,27 +113,37 @@ class Pipeline:
         self._check_columns(rows)
         store = Checkpoint(checkpoint) if checkpoint is not None else None
         done = store.open(rows, self._output_columns()) if store is not None else []
-        self.stats = stats = JobStats(rows_total=len(rows), rows_resumed=len(done))
+        # Rows saved with an error are done again, and put back in their place.
+        redo = [i for i, row in enumerate(done) if row.get(ERROR_COLUMN) is not None]
+        if store is not None:
+            store.redo(redo)
+        self.stats = stats = JobStats(rows_total=len(rows), rows_resumed=len(done) - len(redo))
         display = ProgressDisplay(console=console) if display_progress_bar else None
-        todo = rows[len(done) :]
+        todo = [rows[i] for i in redo] + rows[len(done) :]
         runners: Dict[int, LLMRunner] = {}
         started = time.monotonic()
         try:
             if done and display is not None:
+                retrying = f"; retrying the {len(redo)} that failed" if redo else ""
                 display.console.print(
-                    f"Resuming: {len(done)} of {len(rows)} rows are already in {checkpoint}.",
+                    f"Resuming: {stats.rows_resumed} of {len(rows)} rows are already in "
+                    f"{checkpoint}{retrying}.",
                     highlight=False,
                     markup=False,
                 )
             generations = len(todo) * num_generations
-            generator = self._stage(self.generator, runners, display, "Generating", generations)
+            generator = self._stage(
+                self.generator, "generator", runners, display, "Generating", generations
+            )
             if generator is not None:
                 # One line per pool member, on the scale of the whole job: its share of it.
                 generator.member_advances = [
                     _bar(display, f"  {display_name(name)}", generations, show_eta=False)
                     for name in generator.runner.member_names
                 ]
-            labeller = self._stage(self.labeller, runners, display, "Labelling", len(todo))
+            labeller = self._stage(
+                self.labeller, "labeller", runners, display, "Labelling", len(todo)
+            )
             started = time.monotonic()  # models are loaded now: time the generation only
             with display if display is not None else contextlib.nullcontext():
                 new = run_job(
@@ -144,12 +156,12 @@ class Pipeline:
                     stats,
                 )
         except JobInterrupted as stopped:
-            stopped.rows = [*done, *stopped.rows]
+            stopped.rows = _merge(done, redo, stopped.rows)
             where = f", saved in {checkpoint}; run the job again to resume" if store else ""
             stopped.args = (f"Stopped with {len(stopped.rows)} of {len(rows)} rows done{where}.",)
             raise
         except PipelineError as stopped:
-            stopped.rows = [*done, *stopped.rows]
+            stopped.rows = _merge(done, redo, stopped.rows)
             raise
         finally:
             stats.elapsed_s = time.monotonic() - started
@@ -157,12 +169,13 @@ class Pipeline:
                 runner.close()
             if store is not None:
                 store.close()
-        results = [*done, *new]
+        results = _merge(done, redo, new)
         return to_hf(results) if is_hf_dataset(dataset) else results
 
     def _stage(
         self,
         llm: Optional[Any],
+        role: str,
         runners: Dict[int, LLMRunner],
         display: Optional[ProgressDisplay],
         description: str,
@@ -172,7 +185,7 @@ class Pipeline:
             return None
         # One runner per model: a model used as generator and labeller gets one call at a time.
         runner = runners.setdefault(id(llm), LLMRunner(llm))
-        return _Stage(runner, _bar(display, description, total))
+        return _Stage(role, runner, _bar(display, description, total))
 
     def _output_columns(self) -> Set[str]:
         columns = {ERROR_COLUMN}
@@ -213,3 +226,14 @@ def _bar(
 
 def _ignore_rows(rows: List[Dict[str, Any]]) -> None:
     pass
+
+
+def _merge(
+    done: List[Dict[str, Any]], redo: List[int], finished: List[Dict[str, Any]]
+) -> List[Dict[str, Any]]:
+    """The rows in input order: `done`, with its rows at `redo` replaced by the first rows of
+    `finished` (as many as there are), then the rest of `finished`."""
+    merged = list(done)
+    for position, row in zip(redo, finished):
+        merged[position] = row
+    return merged + finished[len(redo) :]

@@ -9,6 +9,7 @@ from typing import Any, List, Tuple
 from rich.markup import escape
 from rich.table import Table
 
+from distilabel_llm.llm.remote import model_name_now
 from distilabel_llm.pipeline.stats import JobStats
 
 __all__ = ["display_name", "summary_table"]
@@ -69,11 +70,12 @@ def _lines(stats: JobStats, generator: Any) -> List[Tuple[str, int, float]]:
             for model, generations in stats.generations_by_model.items()
         ]
     names = generator.member_names
-    models = [member.model_name for member in members]
+    models = [model_name_now(member) for member in members]  # a hung member: never wait
     lines = []
     for name, model in zip(names, models):
         generations = stats.generations_by_member.get(name, 0)
-        model_generations = stats.generations_by_model.get(model, 0)
+        model_generations = stats.generations_by_model.get(model or "", 0)
         share = generations / model_generations if model_generations else 0.0
-        lines.append((name, generations, stats.output_tokens_by_model.get(model, 0) * share))
+        tokens = stats.output_tokens_by_model.get(model or "", 0) * share
+        lines.append((name, generations, tokens))
     return lines

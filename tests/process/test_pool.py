@@ -161,6 +161,8 @@ def test_from_devices_pins_one_gpu_per_member(task) -> None:
 
     with LLMPool.from_devices(task, load, devices=[0, 1]) as pool:
         assert pool.strategy == "balance"
+        for member in pool.llms:
+            member.wait_loaded()
         assert pool.member_names == ["#0 gpu0 (GPU 0)", "#1 gpu1 (GPU 1)"]
         rows = pool.generate(INPUTS * 2)
     assert {output["model_name"] for row in rows for output in row} == {"gpu0", "gpu1"}
