@@ -31,6 +31,7 @@ class ProcessLLMError(DistilabelLLMError):
     Attributes:
         exit_code: the child's exit code when it died (negative: killed by that signal).
         child_traceback: the traceback text from the child, when it raised.
+        in_flight: when it died, how many requests it held (1: this one alone).
     """
 
     def __init__(
@@ -38,12 +39,14 @@ class ProcessLLMError(DistilabelLLMError):
         message: str,
         exit_code: Optional[int] = None,
         child_traceback: Optional[str] = None,
+        in_flight: Optional[int] = None,
     ) -> None:
         if child_traceback:
             message = f"{message}\n\nTraceback in the child process:\n{child_traceback}"
         super().__init__(message)
         self.exit_code = exit_code
         self.child_traceback = child_traceback
+        self.in_flight = in_flight
 
 
 class RayLLMError(DistilabelLLMError):

@@ -55,8 +55,6 @@ class Unit:
         origin: under "spread", the member whose share of the rows this is: the rows keep
             its model's share when it fails, on another member of that model.
         suspect: a single row re-run alone after its member died.
-        crashes: deaths of members this unit's row was in flight on (counting, once it is a
-            suspect, only the runs where the member ran nothing else).
         alone: whether its latest run had its member to itself.
         done: set once one member has returned it.
         backed_up: set while a second member also runs it.
@@ -69,7 +67,6 @@ class Unit:
     member: Optional[int] = None
     origin: Optional[int] = None
     suspect: bool = False
-    crashes: int = 0
     alone: bool = False
     done: bool = False
     backed_up: bool = False
@@ -213,15 +210,19 @@ class Job:
         self.own: List[Deque[Unit]] = [collections.deque() for _ in members]
         self.suspects: Deque[Unit] = collections.deque()
         self.alone: Set[int] = set()  # members running one of this job's suspects alone
+        # The deaths, as (member, error), each row was in flight at (once a suspect, only when
+        # run alone), and the rows not sent again because of them.
+        self.crashes: Dict[int, Set[Tuple[int, BaseException]]] = collections.defaultdict(set)
+        self.given_up: Set[int] = set()
+        self.in_flight: Dict[Future[Any], Tuple[Unit, int]] = {}
+        self.load = [0] * len(members)
+        self.events: queue.SimpleQueue[Optional[Future[Any]]] = queue.SimpleQueue()
         if balanced:
             self.shared.extend(balanced_units(len(inputs), num_generations, len(members)))
         else:
             for unit in spread_units(len(inputs), num_generations, len(members), rng):
                 unit.origin = unit.member
                 self._requeue(unit)
-        self.in_flight: Dict[Future[Any], Tuple[Unit, int]] = {}
-        self.load = [0] * len(members)
-        self.events: queue.SimpleQueue[Optional[Future[Any]]] = queue.SimpleQueue()
 
     def run(self) -> List[List[LLMOutput]]:
         self.isolation.listen(self.events)
@@ -270,8 +271,12 @@ class Job:
 
     def _start_suspect(self, member: int) -> bool:
         """Starts a suspect row on `member` if one suits it, holding the member for it."""
+        running = self._rows_in_flight()
         for unit in self.suspects:
-            if self._suits(unit, member) and self.isolation.hold(member):
+            # A suspect row runs nowhere else meanwhile: the run's verdict must be its own.
+            if running[unit.rows[0]] or not self._suits(unit, member):
+                continue
+            if self.isolation.hold(member):
                 self.suspects.remove(unit)
                 self.alone.add(member)
                 # Another call's work already sent to the member would share the blame.
@@ -300,12 +305,19 @@ class Job:
 
         This bounds the end of a job by the fastest member, not the slowest. Under "spread" a
         member only backs up its own model's units, so rows keep their mix of models, unless
-        the unit has been running for `stall_timeout` seconds.
+        the unit has been running for `stall_timeout` seconds. A unit whose rows are also in
+        flight in another unit is not backed up: a row that crashes its member must not be
+        running in more than two places when it does.
         """
         now = time.monotonic()
         model = model_name_now(self.members[member])
+        placed = self._rows_in_flight()
         for unit, owner in self.in_flight.values():
             if owner == member or unit.done or unit.backed_up or unit.suspect:
+                continue
+            if getattr(self.members[owner], "failure", None) is not None:
+                continue  # its owner died: the crash path decides what becomes of it
+            if any(placed[row] > 1 for row in unit.rows):
                 continue
             stalled = self.stall_timeout is not None and now - unit.started >= self.stall_timeout
             if self.balanced or stalled or (model is not None and self._model(unit) == model):
@@ -314,11 +326,21 @@ class Job:
         return None
 
     def _start(self, unit: Unit, member: int) -> None:
+        if self.given_up.intersection(unit.rows):
+            kept = [(r, o) for r, o in zip(unit.rows, unit.offsets) if r not in self.given_up]
+            unit.rows, unit.offsets = [r for r, _ in kept], [o for _, o in kept]
+            if not unit.rows:
+                unit.done = True
+                return
         future = self.submit(member, [self.inputs[row] for row in unit.rows], unit.num_generations)
         unit.started = time.monotonic()
         self.in_flight[future] = (unit, member)
         self.load[member] += 1
         future.add_done_callback(self.events.put)
+
+    def _rows_in_flight(self) -> Dict[int, int]:
+        """How many units in flight hold each row."""
+        return collections.Counter(row for unit, _ in self.in_flight.values() for row in unit.rows)
 
     def _queued(self) -> bool:
         return bool(self.shared or self.suspects or any(self.own))
@@ -373,12 +395,15 @@ class Job:
 
     def _complete(self, unit: Unit, member: int, rows: List[List[LLMOutput]]) -> None:
         unit.done = True
+        filled = 0
         for row, offset, outputs in zip(unit.rows, unit.offsets, rows):
-            self.rows[row][offset : offset + unit.num_generations] = outputs
+            slots = slice(offset, offset + unit.num_generations)
+            filled += sum(output is None for output in self.rows[row][slots])
+            self.rows[row][slots] = outputs
         for other, (twin, _) in list(self.in_flight.items()):
             if twin is unit:
                 other.cancel()
-        self._advance(len(unit.rows) * unit.num_generations, member)
+        self._advance(filled, member)
 
     def _advance(self, advance: int, member: Optional[int]) -> None:
         if self.progress is not None:
@@ -396,43 +421,51 @@ class Job:
         )
 
     def _crashed(self, unit: Unit, member: int, error: BaseException) -> None:
-        """A member died (or timed out) while running `unit`: re-run its rows alone."""
+        """A member died (or timed out) while running `unit`: re-run its rows alone, except
+        those in flight at `_MAX_CRASHES_PER_ROW` deaths, which are not sent again."""
+        # A suspect's run counts when it had its member to itself: as the dead process
+        # reports, else as it was when the run began.
+        alone = getattr(error, "in_flight", None) == 1 or unit.alone
+        for row in unit.rows if not unit.suspect or alone else []:
+            # Every call in flight on a member that died fails with the same error: two units
+            # holding one row at that death count once.
+            self.crashes[row].add((member, error))
         if any(twin is unit for twin, _ in self.in_flight.values()):
-            unit.backed_up = False  # still running elsewhere: that run may finish it
-            return
-        if not unit.suspect:
-            unit.done = True  # replaced by one suspect per row
-            self.suspects.extend(
-                Unit([row], [offset], unit.num_generations, origin=unit.origin, suspect=True)
-                for row, offset in zip(unit.rows, unit.offsets)
-            )
-            for suspect in list(self.suspects)[-len(unit.rows) :]:
-                suspect.crashes = 1
-            return
-        unit.crashes += unit.alone
-        if unit.crashes < _MAX_CRASHES_PER_ROW:
-            self.suspects.append(unit)
-            return
-        unit.done = True
-        row = unit.rows[0]
+            return  # still running elsewhere: that run decides
+        unit.done = True  # replaced by one suspect per row
+        for row, offset in zip(unit.rows, unit.offsets):
+            if row in self.given_up:
+                continue
+            if len(self.crashes[row]) >= _MAX_CRASHES_PER_ROW:
+                self._give_up(row, member, error)
+            else:
+                self.suspects.append(
+                    Unit([row], [offset], unit.num_generations, origin=unit.origin, suspect=True)
+                )
+
+    def _give_up(self, row: int, member: int, error: BaseException) -> None:
+        """Fills the row's empty slots with an output that says why it was not sent again."""
+        self.given_up.add(row)
+        self.suspects = collections.deque(u for u in self.suspects if u.rows != [row])
         model = model_name_now(self.members[member]) or "unknown model"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         message = (
-            f"this row was in flight on {unit.crashes} pool members that died ({reason}), so it "
-            "is not sent again; it may crash the model (too long for its memory, or a bug)"
+            f"this row was in flight on {len(self.crashes[row])} pool members that died "
+            f"({reason}), so it is not sent again; it may crash the model (too long for its "
+            "memory, or a bug)"
         )
         logger.error("LLMPool: input row %d is not sent again: %s", row, message)
-        self.rows[row][unit.offsets[0] : unit.offsets[0] + unit.num_generations] = [
-            LLMOutput(
+        slots = self.rows[row]
+        empty = [k for k, output in enumerate(slots) if output is None]
+        for k in empty:
+            slots[k] = LLMOutput(
                 model_name=model,
                 prompt_used=None,
                 raw_output=None,
                 parsed_output=None,
                 error=message,
             )
-            for _ in range(unit.num_generations)
-        ]
-        self._advance(unit.num_generations, None)
+        self._advance(len(empty), None)
 
     def _fail_member(self, member: int, error: BaseException) -> None:
         if not self.alive[member]:
@@ -440,7 +473,7 @@ class Job:
         self.alive[member] = False
         self.failures[member] = error
         survivors = sum(self.alive)
-        if not survivors:
+        if not survivors and self._rows_left():
             raise PoolExhaustedError(self._exhausted(self._rows_left()))
         logger.warning(
             "LLMPool member #%d failed for good (%s); its unfinished work is re-run on the "

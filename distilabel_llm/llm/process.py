@@ -279,6 +279,7 @@ class ProcessLLM(RemoteLLM):
             if self._stopping and not self._pending:
                 return
             restart = self._restarts_left > 0
+            in_flight = len(self._pending)
             if restart:
                 self._restarts_left -= 1
                 given_up = self._count_crash()
@@ -296,23 +297,24 @@ class ProcessLLM(RemoteLLM):
                 if self._stopping:
                     self._send(_worker.dumps((_worker.STOP,)))
         if restart:
+            # One error for all: a pool counts the requests failed by one death as one crash.
+            crashed = ProcessLLMError(
+                f"The child process of {self!r} died twice ({describe_exit(code)} the second "
+                "time) while this request was in flight, so it is not sent again; the child "
+                "was restarted for the other requests.",
+                exit_code=code,
+                in_flight=in_flight,
+            )
             for request in given_up:
-                settle(
-                    request.future,
-                    exception=ProcessLLMError(
-                        f"The child process of {self!r} died twice ({describe_exit(code)} the "
-                        "second time) while this request was in flight, so it is not sent "
-                        "again; the child was restarted for the other requests.",
-                        exit_code=code,
-                    ),
-                )
+                settle(request.future, exception=crashed)
             return
         self._fail_for_good(
             ProcessLLMError(
                 f"The child process of {self!r} exited with {describe_exit(code)} while "
-                f"{len(self._pending)} request(s) were in flight. Look above for what it "
-                "printed; if it ran out of memory, lower the batch size.",
+                f"{in_flight} request(s) were in flight. Look above for what it printed; if "
+                "it ran out of memory, lower the batch size.",
                 exit_code=code,
+                in_flight=in_flight,
             )
         )
 

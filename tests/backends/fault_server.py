@@ -40,6 +40,8 @@ class Fault:
         malformed: answer 200 with a JSON content type and a body that is not JSON.
         choices: answer at most this many choices.
         drop: close the connection without answering.
+        null_content: answer 200 with `"content": null` in every choice (as a refusal or a
+            filtered answer does), `finish_reason` "content_filter".
     """
 
     status: Optional[int] = None
@@ -49,6 +51,7 @@ class Fault:
     malformed: bool = False
     choices: Optional[int] = None
     drop: bool = False
+    null_content: bool = False
 
 
 @dataclass
@@ -229,7 +232,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.malformed:
             self._send_bytes(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
             return
-        self._send_json(200, _completion(body, self._choice_limit(fault)))
+        completion = _completion(body, self._choice_limit(fault))
+        if fault.null_content:
+            for choice in completion["choices"]:
+                choice["message"]["content"] = None
+                choice["finish_reason"] = "content_filter"
+        self._send_json(200, completion)
 
     def _choice_limit(self, fault: Fault) -> Optional[int]:
         limits = [limit for limit in (fault.choices, self._state.max_choices) if limit is not None]

@@ -16,14 +16,19 @@ from typing import Any, Callable, Iterator, List
 
 import pytest
 
-from distilabel_llm.errors import MissingExtraError
+from distilabel_llm.errors import MissingExtraError, ModelUnavailableError
 from distilabel_llm.tasks import TextGenerationTask
 
 openai = pytest.importorskip("openai", reason="the `openai` extra is not installed")
 
 from fault_server import Fault, FaultServer  # noqa: E402
 
-from distilabel_llm.llm.openai import OpenAILLM, OpenAIRequestError, _read_completion  # noqa: E402
+from distilabel_llm.llm.openai import (  # noqa: E402
+    OpenAIAccessError,
+    OpenAILLM,
+    OpenAIRequestError,
+    _read_completion,
+)
 
 MODEL = "fault-model"
 # Faults answered with a tiny Retry-After so retries cost milliseconds, not the client's backoff.
@@ -138,13 +143,14 @@ def test_usage_is_split_evenly_over_choices_remainder_first() -> None:
             "usage": {"prompt_tokens": 5, "completion_tokens": 8, "total_tokens": 13},
         }
     )
-    texts, statistics = _read_completion(completion)
-    assert texts == ["t0", "t1", "t2"]
-    assert statistics == [
+    choices = _read_completion(completion)
+    assert [text for text, _, _ in choices] == ["t0", "t1", "t2"]
+    assert [statistics for _, statistics, _ in choices] == [
         {"input_tokens": 5, "output_tokens": 3},
         {"input_tokens": 5, "output_tokens": 3},
         {"input_tokens": 5, "output_tokens": 2},
     ]
+    assert [error for _, _, error in choices] == [None, None, None]
 
 
 def test_choices_missing_from_a_response_are_topped_up(
@@ -267,8 +273,9 @@ def test_generations_received_before_a_failure_are_kept(
 def test_a_rejected_key_raises_even_without_fail_fast(make_llm: MakeLLM) -> None:
     with FaultServer(models=[MODEL], api_key="secret") as locked:
         llm = make_llm(base_url=locked.url, api_key="wrong", validate_model=False)
-        with pytest.raises(OpenAIRequestError, match="AuthenticationError"):
+        with pytest.raises(OpenAIAccessError, match="AuthenticationError") as raised:
             llm.generate(rows("a", "b"))
+        assert isinstance(raised.value, ModelUnavailableError)  # a Pipeline stops on it
         with pytest.raises(OpenAIRequestError, match="rejected the API key"):
             make_llm(base_url=locked.url, api_key="wrong")
 
@@ -542,3 +549,28 @@ def _wait_until_serving(
         probe.close()
     log = log_path.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"llama_cpp.server did not start serving at {url}:\n{log}")
+
+
+# What a failed row tells.
+
+
+def test_a_choice_with_null_content_says_why(make_llm: MakeLLM, server: FaultServer) -> None:
+    server.rule("refuse me", Fault(null_content=True))
+    generated = make_llm().generate(rows("refuse me", "fine"))
+    refused, fine = generated[0][0], generated[1][0]
+    assert refused["raw_output"] is None
+    assert "no text for this choice" in refused["error"] and "content_filter" in refused["error"]
+    assert fine["raw_output"] == "echo 0: fine" and "error" not in fine
+
+
+def test_a_password_in_the_base_url_never_shows(
+    make_llm: MakeLLM, server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(Fault(status=500), Fault(status=500))
+    url = server.url.replace("http://", "http://alice:hunter2@")
+    with caplog.at_level(logging.INFO, logger="distilabel_llm"):
+        llm = make_llm(base_url=url, max_retries=1)
+        generated = llm.generate(rows("a"))
+    error = generated[0][0]["error"]
+    assert "alice:***@" in error and "hunter2" not in error
+    assert "hunter2" not in caplog.text and "hunter2" not in repr(llm)
