@@ -149,11 +149,13 @@ def _run_demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run_generate(args: argparse.Namespace, console: Console) -> int:
+    from distilabel_llm.pipeline.checkpoint import check_checkpoint_path
     from distilabel_llm.pipeline.dataset import read_jsonl
     from distilabel_llm.pipeline.pipeline import Pipeline
     from distilabel_llm.pipeline.summary import summary_table
 
-    rows = read_jsonl(args.input)  # a bad input fails before any model starts
+    rows = read_jsonl(args.input)  # a bad input or output fails before any model starts
+    check_checkpoint_path(args.output)
     options = {
         "max_new_tokens": args.max_new_tokens,
         "threads": args.threads,

@@ -23,7 +23,7 @@ try:  # POSIX only; elsewhere two jobs on one checkpoint are not detected.
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Checkpoint", "CheckpointError"]
+__all__ = ["Checkpoint", "CheckpointError", "check_checkpoint_path"]
 
 
 class CheckpointError(DistilabelLLMError, ValueError):
@@ -71,12 +71,7 @@ class Checkpoint(ClosingContext):
         """
         if self._file is not None:
             raise RuntimeError(f"Checkpoint {self.path} is already open.")
-        if self.path.exists() and not self.path.is_file():
-            raise CheckpointError(
-                f"Checkpoint {str(self.path)!r} is not a regular file (a device, a directory or "
-                "a pipe): a job appends rows to it and reads them back to resume. Give the path "
-                "of a file."
-            )
+        check_checkpoint_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
@@ -201,6 +196,21 @@ class Checkpoint(ClosingContext):
             file.flush()
             os.fsync(file.fileno())
         return rows
+
+
+def check_checkpoint_path(path: Union[str, os.PathLike[str]]) -> None:
+    """Raises `CheckpointError` if `path` exists but is not a regular file.
+
+    A job appends rows to its checkpoint and reads them back to resume; a device such as
+    `/dev/full` would be read forever, a directory or a pipe cannot be.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is not a regular file (a device, a directory or a "
+            "pipe): a job appends rows to it and reads them back to resume. Give the path of "
+            "a file."
+        )
 
 
 def _encode(rows: List[Dict[str, Any]]) -> bytes:

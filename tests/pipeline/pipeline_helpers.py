@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Dict, List
 
 import pytest
@@ -56,3 +59,16 @@ def wait_for_rows(path: Path, count: int, process: subprocess.Popen, timeout: fl
             pytest.fail(f"job exited with {process.returncode} before {count} rows: {output}")
         time.sleep(0.005)
     pytest.fail(f"{path} did not reach {count} rows in {timeout}s")
+
+
+def fault_server_module() -> ModuleType:
+    """The backends tests' OpenAI-compatible server (a real HTTP server on 127.0.0.1)."""
+    if "fault_server" in sys.modules:  # already imported by the backends tests
+        return sys.modules["fault_server"]
+    path = Path(__file__).parents[1] / "backends" / "fault_server.py"
+    spec = importlib.util.spec_from_file_location("fault_server", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fault_server"] = module
+    spec.loader.exec_module(module)
+    return module

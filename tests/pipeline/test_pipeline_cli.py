@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, List
 
 import pytest
-from pipeline_helpers import read_rows, wait_for_rows
+from pipeline_helpers import fault_server_module, read_rows, wait_for_rows
 
 from distilabel_llm.cli import main
 from distilabel_llm.errors import MissingExtraError
@@ -193,24 +193,12 @@ def test_bad_arguments_exit_with_usage(capsys) -> None:
     assert "invalid choice: 'vllm'" in capsys.readouterr().err
 
 
-def _fault_server_module():
-    """The backends tests' OpenAI-compatible server (a real HTTP server on 127.0.0.1)."""
-    if "fault_server" in sys.modules:  # already imported by the backends tests
-        return sys.modules["fault_server"]
-    path = Path(__file__).parents[1] / "backends" / "fault_server.py"
-    spec = importlib.util.spec_from_file_location("fault_server", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fault_server"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(
     importlib.util.find_spec("openai") is None,
     reason="needs the 'openai' extra: pip install 'distilabel_llm[openai]'",
 )
 def test_generate_with_openai_server_keeps_failed_rows(tmp_path: Path, capsys) -> None:
-    fault_server = _fault_server_module()
+    fault_server = fault_server_module()
     prompts = _prompts(tmp_path / "in.jsonl", 5)
     out = tmp_path / "out.jsonl"
     with fault_server.FaultServer(api_key="secret") as server:

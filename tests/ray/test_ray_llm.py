@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -156,6 +157,33 @@ def test_teardown_without_waiting_fails_calls_in_flight(task) -> None:
     llm.teardown(wait=False)
     with pytest.raises(RayLLMError, match="torn down before this finished"):
         future.result(timeout=0)
+
+
+def test_teardown_without_waiting_overtakes_a_waiting_teardown(task) -> None:
+    llm = _fake(task, latency=30)
+    future = llm.generate([{"input": "x"}])
+    waiting = threading.Thread(target=llm.teardown)  # would wait 30 s for `future`
+    waiting.start()
+    assert wait_until(lambda: llm._closed, 5.0)
+    llm.teardown(wait=False)
+    with pytest.raises(RayLLMError, match="torn down before this finished"):
+        future.result(timeout=5)
+    waiting.join(10)
+    assert not waiting.is_alive()
+
+
+def _hang_on_load(task):
+    threading.Event().wait()
+
+
+def test_a_load_that_takes_too_long_fails_and_frees_the_actor(task) -> None:
+    llm = RayLLM(task, _hang_on_load, load_timeout=1.0, **HALF)
+    future = llm.generate([{"input": "x"}])
+    with pytest.raises(RayLLMError, match=r"did not load within load_timeout=1.0s"):
+        future.result(timeout=20)
+    with pytest.raises(RayLLMError, match="did not load"):
+        _ = llm.model_name
+    llm.teardown()
 
 
 def test_teardown_before_the_model_loads_unblocks_model_name(task) -> None:

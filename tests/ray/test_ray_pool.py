@@ -46,6 +46,8 @@ def test_balance_shares_the_work_and_reports_each_member(task) -> None:
     by_member: Counter = Counter()
     total = []
     with LLMPool.from_ray(task, _fake_loader("r", latency=0.02), replicas=2, num_cpus=0.5) as pool:
+        for member in pool.llms:
+            member.wait_loaded()
         assert [name.split(" (")[0] for name in pool.member_names] == ["#0 r", "#1 r"]
         assert all("(node " in name for name in pool.member_names)
         pool.generate(

@@ -1,0 +1,153 @@
+"""A job never saves a failed row as done: failed rows are retried on resume, and a model that
+cannot generate at all stops the job at once, with one clear message."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import pytest
+from pipeline_helpers import fault_server_module
+
+from distilabel_llm.cli import main
+from distilabel_llm.llm import ProcessLLM
+from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.pipeline import CheckpointError, Pipeline, PipelineError
+from distilabel_llm.testing import FakeLLM
+
+pytestmark = pytest.mark.timeout(60)
+
+MakeLLM = Callable[..., FakeLLM]
+
+
+def _prompts(n: int) -> List[Dict[str, Any]]:
+    return [{"input": f"q{i}"} for i in range(n)]
+
+
+def _lines(path: Path) -> List[Dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_rows_saved_with_an_error_are_retried_on_resume(make_llm: MakeLLM, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "out.jsonl"
+    rows = _prompts(7)
+    first = Pipeline(generator=make_llm(raise_on="q3")).generate(
+        rows, batch_size=2, checkpoint=checkpoint, display_progress_bar=False
+    )
+    assert [row["error"] is not None for row in first] == [i == 3 for i in range(7)]
+    pipeline = Pipeline(generator=make_llm(model_name="fixed"))
+    again = pipeline.generate(rows, batch_size=2, checkpoint=checkpoint, display_progress_bar=False)
+    assert [row["generation_model"] for row in again] == [["fake"]] * 3 + [["fixed"]] + [
+        ["fake"]
+    ] * 3
+    assert all(row["error"] is None for row in again)
+    assert pipeline.stats is not None and pipeline.stats.rows_resumed == 6
+    saved = _lines(checkpoint)  # each row once, in input order, the retried one in its place
+    assert [row["input"] for row in saved] == [row["input"] for row in rows]
+    assert saved[3]["generation_model"] == ["fixed"] and saved[3]["error"] is None
+
+
+def test_a_resumed_job_retries_failed_rows_and_appends_the_missing_ones(
+    make_llm: MakeLLM, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "out.jsonl"
+    Pipeline(generator=make_llm(raise_on="q1")).generate(
+        _prompts(3), checkpoint=checkpoint, display_progress_bar=False
+    )
+    rows = Pipeline(generator=make_llm(model_name="fixed")).generate(
+        _prompts(5), batch_size=2, checkpoint=checkpoint, display_progress_bar=False
+    )
+    models = [row["generation_model"][0] for row in rows]
+    assert models == ["fake", "fixed", "fake", "fixed", "fixed"]
+    assert [row["input"] for row in _lines(checkpoint)] == [f"q{i}" for i in range(5)]
+
+
+def _broken_load(task: Any) -> FakeLLM:
+    raise OSError("CUDA out of memory while loading the weights")
+
+
+def test_a_model_that_cannot_load_stops_the_job_at_once(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "out.jsonl"
+    with (
+        ProcessLLM(_task(), _broken_load) as llm,
+        pytest.raises(PipelineError, match="The generator cannot generate") as stopped,
+    ):
+        Pipeline(generator=llm).generate(
+            _prompts(40), batch_size=4, checkpoint=checkpoint, display_progress_bar=False
+        )
+    message = str(stopped.value)
+    assert message.count("Traceback in the child process") == 1
+    assert "OSError: CUDA out of memory" in message and "create a new" not in message
+    assert stopped.value.rows == [] and checkpoint.read_text() == ""
+
+
+def _task() -> Any:
+    from distilabel_llm.tasks import TextGenerationTask
+
+    return TextGenerationTask()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openai") is None, reason="needs the openai extra")
+def test_a_rejected_api_key_stops_the_job_and_the_cli_exits_with_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from distilabel_llm.llm.openai import OpenAILLM
+
+    with fault_server_module().FaultServer(api_key="secret") as server:
+        llm = OpenAILLM(
+            _task(), model="m", base_url=server.url, api_key="wrong", validate_model=False
+        )
+        with llm, pytest.raises(PipelineError, match="refused"):
+            Pipeline(generator=llm).generate(_prompts(3), display_progress_bar=False)
+        prompts = tmp_path / "in.jsonl"
+        prompts.write_text("".join(json.dumps(row) + "\n" for row in _prompts(3)))
+        code = main(
+            [
+                "generate", "--input", str(prompts), "--output", str(tmp_path / "out.jsonl"),
+                "--backend", "openai", "--model", "m", "--base-url", server.url,
+                "--api-key", "wrong", "--no-progress",
+            ]
+        )  # fmt: skip
+    assert code == 1  # the model check at start-up: before any row
+    assert "rejected the API key" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("path", ["/dev/full", "directory"])
+def test_a_checkpoint_that_is_not_a_regular_file_is_refused(tmp_path: Path, path: str) -> None:
+    target = Path(path) if path.startswith("/") else tmp_path
+    if not target.exists():
+        pytest.skip(f"{target} does not exist here")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        Pipeline(generator=FakeLLM(_task())).generate(
+            _prompts(1), checkpoint=target, display_progress_bar=False
+        )
+
+
+def test_outputs_declare_statistics_and_error_optional_at_runtime() -> None:
+    assert LLMOutput.__required_keys__ == {
+        "model_name",
+        "prompt_used",
+        "raw_output",
+        "parsed_output",
+    }
+    assert LLMOutput.__optional_keys__ == {"statistics", "error"}
+
+
+def test_cli_refuses_a_device_as_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    prompts = tmp_path / "in.jsonl"
+    prompts.write_text(json.dumps({"input": "a"}) + "\n")
+    code = main(
+        [
+            "generate", "--input", str(prompts), "--output", "/dev/full",
+            "--backend", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1",
+            "--api-key", "k",
+        ]
+    )  # fmt: skip
+    assert code == 1
+    assert "not a regular file" in " ".join(capsys.readouterr().err.split())
