@@ -38,8 +38,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         Console(stderr=True).print(message, highlight=False, markup=False)
         return _EXIT_INTERRUPTED
     except (DistilabelLLMError, ModelError, ImportError, OSError) as error:
+        # soft_wrap: a command or a path in the message must stay copyable off a terminal.
         Console(stderr=True).print(
-            f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False
+            f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True
         )
         return _EXIT_ERROR
 

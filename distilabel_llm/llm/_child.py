@@ -79,6 +79,17 @@ def describe_exit(code: Optional[int]) -> str:
     return f"exit code {code}"
 
 
+def error_summary(traceback_text: str) -> str:
+    """The `Type: first line of the message` of the exception a traceback ends with."""
+    lines = traceback_text.strip().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    start = frames[-1] + 1 if frames else 0
+    for line in lines[start:]:
+        if line and not line[0].isspace():
+            return line
+    return lines[-1] if lines else "no traceback"
+
+
 def rebuild_error(error: _worker.ErrorPayload) -> BaseException:
     """The child's exception, with its traceback as a note, or a `ProcessLLMError` saying it."""
     pickled, type_name, message, text = error

@@ -35,7 +35,7 @@ import cloudpickle
 
 from distilabel_llm.errors import ProcessLLMError
 from distilabel_llm.llm import _worker
-from distilabel_llm.llm._child import ChildProcess, describe_exit, rebuild_error
+from distilabel_llm.llm._child import ChildProcess, describe_exit, error_summary, rebuild_error
 from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import RemoteLLM
@@ -259,9 +259,8 @@ class ProcessLLM(RemoteLLM):
             elif kind == _worker.LOAD_FAILED:
                 self._fail_for_good(
                     ProcessLLMError(
-                        f"`load_llm_fn` failed in the child process ("
-                        f"{message[1].strip().splitlines()[-1]}), so this ProcessLLM cannot "
-                        "generate.",
+                        f"`load_llm_fn` failed in the child process ({error_summary(message[1])}),"
+                        " so this ProcessLLM cannot generate.",
                         child_traceback=message[1],
                     )
                 )

@@ -35,6 +35,7 @@ from typing import (
 import cloudpickle
 
 from distilabel_llm.errors import RayLLMError
+from distilabel_llm.llm._child import error_summary
 from distilabel_llm.llm._ray_actor import LLMActor, ModelNotLoaded, Readiness
 from distilabel_llm.llm._ray_cluster import actor_demand, check_cluster_fits, import_ray
 from distilabel_llm.llm.base import ProgressCallback, report_progress
@@ -308,8 +309,8 @@ class RayLLM(RemoteLLM):
         )
 
     def _load_failed(self, remote_traceback: str) -> RayLLMError:
-        last_line = remote_traceback.strip().splitlines()[-1]
         return RayLLMError(
-            f"`load_llm_fn` failed in the Ray actor ({last_line}), so this RayLLM cannot generate.",
+            f"`load_llm_fn` failed in the Ray actor ({error_summary(remote_traceback)}), so this "
+            "RayLLM cannot generate.",
             remote_traceback=remote_traceback,
         )

@@ -224,3 +224,13 @@ def test_spread_backs_up_a_stopped_member_with_another_model_after_stall_timeout
         assert {output["model_name"] for row in rows for output in row} == {"a"}
     finally:
         pool.teardown(wait=False)
+
+
+def test_a_load_failure_is_summed_up_by_its_exception_not_its_last_line(task) -> None:
+    def load(task: Any) -> FakeLLM:
+        raise ValueError("Unknown architecture.\n\nYou can update with `pip install -U x`.")
+
+    with ProcessLLM(task, load) as llm, pytest.raises(ProcessLLMError) as raised:
+        _ = llm.model_name
+    first_line = str(raised.value).splitlines()[0]
+    assert "(ValueError: Unknown architecture.)" in first_line
