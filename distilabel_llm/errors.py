@@ -13,6 +13,10 @@ class OutputParsingError(DistilabelLLMError, ValueError):
     """A task could not parse the text a model returned."""
 
 
+class GenerationSettingsError(DistilabelLLMError, ValueError):
+    """A generation setting is unknown, not taken by the backend, or of the wrong kind."""
+
+
 class MissingExtraError(DistilabelLLMError, ImportError):
     """An optional backend was used without its extra installed."""
 

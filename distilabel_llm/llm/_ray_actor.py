@@ -18,8 +18,9 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from distilabel_llm.llm._worker import Request, coalesce, load_llm, run_group
 
-# What `ready` returns: the model's name, or the load's traceback, and where the actor runs.
-Readiness = Tuple[Optional[str], Optional[str], str]
+# What `ready` returns: the model's name and the settings it takes, or the load's traceback,
+# and where the actor runs.
+Readiness = Tuple[Optional[str], Optional[Tuple[str, ...]], Optional[str], str]
 # A call's rows, or the exception it raised.
 Answer = Tuple[Any, Optional[BaseException]]
 
@@ -37,10 +38,12 @@ class LLMActor:
         sys.path.extend(p for p in sys_path if p not in sys.path and os.path.isdir(p))
         self._llm: Any = None
         self._model_name: Optional[str] = None
+        self._supported: Optional[Tuple[str, ...]] = None
         self._load_error: Optional[str] = None
         try:
             llm = load_llm(payload)
             self._model_name = llm.model_name
+            self._supported = tuple(llm.supported_generation_kwargs)
             self._llm = llm
         except BaseException:
             self._load_error = traceback.format_exc()
@@ -56,15 +59,19 @@ class LLMActor:
         gpus = ray.get_gpu_ids()
         if gpus:
             location += f", GPU {','.join(str(gpu) for gpu in gpus)}"
-        return self._model_name, self._load_error, location
+        return self._model_name, self._supported, self._load_error, location
 
     async def generate(
-        self, request_id: int, inputs: List[Dict[str, Any]], num_generations: int
+        self,
+        request_id: int,
+        inputs: List[Dict[str, Any]],
+        num_generations: int,
+        generation_kwargs: Dict[str, Any],
     ) -> Any:
         if self._llm is None:
             raise ModelNotLoaded(self._load_error)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._inbox.put(((request_id, inputs, num_generations), answer))
+        self._inbox.put(((request_id, inputs, num_generations, generation_kwargs), answer))
         rows, error = await answer
         if error is not None:
             raise error
@@ -96,7 +103,7 @@ class LLMActor:
                     results = run_group(self._llm, group)
                 except BaseException as escaped:  # beyond what `run_group` isolates: SystemExit
                     failure = RuntimeError(f"The model's call ended with {escaped!r}.")
-                    results = [(request_id, None, failure) for request_id, _, _ in group]
+                    results = [(request_id, None, failure) for request_id, *_ in group]
                 for request_id, rows, error in results:
                     self._cancelled.discard(request_id)
                     _answer(answers[request_id], (rows, error))

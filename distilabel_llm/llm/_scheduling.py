@@ -24,11 +24,12 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tu
 
 from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
 from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
+from distilabel_llm.llm.generation import OFFSET, row_offsets, without_offset
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import model_name_now
 
 MemberProgressCallback = Callable[[int, int], None]
-Submit = Callable[[int, List[Dict[str, Any]], int], "Future[Any]"]
+Submit = Callable[[int, List[Dict[str, Any]], int, Dict[str, Any]], "Future[Any]"]
 
 # Units each member holds at once under "balance": one running, one queued behind it so the
 # member never waits on the bridge between two units.
@@ -159,9 +160,11 @@ class Job:
 
     Args:
         members: the pool's members.
-        submit: starts `members[m].generate(rows, n)` and returns its future.
+        submit: starts `members[m].generate(rows, n, generation_kwargs=settings)` and returns
+            its future.
         inputs: the call's rows.
         num_generations: outputs per row.
+        settings: the call's generation settings; each unit adds its rows' first slots.
         balanced: "balance" (units pulled by any member) rather than "spread".
         rng: the pool's random source (the order of extra generations under "spread").
         isolation: the pool's record of members running a suspect row alone.
@@ -180,6 +183,7 @@ class Job:
         submit: Submit,
         inputs: List[Dict[str, Any]],
         num_generations: int,
+        settings: Dict[str, Any],
         *,
         balanced: bool,
         rng: random.Random,
@@ -192,6 +196,8 @@ class Job:
         self.members = list(members)
         self.submit = submit
         self.inputs = inputs
+        self.settings = without_offset(settings)
+        self.first_slots = row_offsets(settings, len(inputs))  # the caller's, usually all 0
         self.balanced = balanced
         self.rng = rng
         self.isolation = isolation
@@ -332,7 +338,13 @@ class Job:
             if not unit.rows:
                 unit.done = True
                 return
-        future = self.submit(member, [self.inputs[row] for row in unit.rows], unit.num_generations)
+        slots = [self.first_slots[row] + offset for row, offset in zip(unit.rows, unit.offsets)]
+        future = self.submit(
+            member,
+            [self.inputs[row] for row in unit.rows],
+            unit.num_generations,
+            {**self.settings, OFFSET: slots},
+        )
         unit.started = time.monotonic()
         self.in_flight[future] = (unit, member)
         self.load[member] += 1

@@ -5,17 +5,18 @@ so that neither the parent's threads nor its `__main__` module come along, then 
 the socket `FD` with pickled tuples:
 
     parent -> child   (INIT, sys_path, env, cloudpickled (load_llm_fn, task))
-                      (GENERATE, request_id, inputs, num_generations)
+                      (GENERATE, request_id, inputs, num_generations, generation_kwargs)
                       (CANCEL, request_id)      drop the request if it has not started
                       (STOP,)                   finish what is queued, then exit
-    child -> parent   (READY, model_name)
+    child -> parent   (READY, model_name, supported_generation_kwargs)
                       (LOAD_FAILED, traceback_text)
                       (RESULTS, [(request_id, rows, error), ...])
 
 `error` is None or `(pickled exception or None, type name, message, traceback text)`.
 Requests queued together are served by one `generate` call when they ask for the same number
-of generations, which lets a backend batch them and amortises the bridge's cost (`coalesce` and
-`run_group`, which `RayLLM`'s actor shares).
+of generations with the same settings (their rows' `generation_offset`s may differ: they are
+merged into one list), which lets a backend batch them and amortises the bridge's cost
+(`coalesce` and `run_group`, which `RayLLM`'s actor shares).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from distilabel_llm.llm.generation import OFFSET, row_offsets, without_offset
+
 INIT, GENERATE, CANCEL, STOP = "init", "generate", "cancel", "stop"
 READY, LOAD_FAILED, RESULTS = "ready", "load_failed", "results"
 
@@ -42,7 +45,8 @@ _MAX_COALESCED_ROWS = 64
 _PARENT_CHECK_SECONDS = 0.25
 
 ErrorPayload = Tuple[Optional[bytes], str, str, str]
-Request = Tuple[int, List[Dict[str, Any]], int]
+# (request_id, inputs, num_generations, generation_kwargs)
+Request = Tuple[int, List[Dict[str, Any]], int, Dict[str, Any]]
 
 
 def dumps(message: Any) -> bytes:
@@ -89,7 +93,7 @@ def serve(conn: Connection) -> None:
     except BaseException:
         conn.send_bytes(dumps((LOAD_FAILED, traceback.format_exc())))
         return
-    conn.send_bytes(dumps((READY, model_name)))
+    conn.send_bytes(dumps((READY, model_name, tuple(llm.supported_generation_kwargs))))
 
     inbox: queue.SimpleQueue[Tuple[Any, ...]] = queue.SimpleQueue()
     cancelled: Set[int] = set()
@@ -143,12 +147,18 @@ def _serve_requests(
 
 
 def coalesce(requests: List[Request]) -> List[List[Request]]:
-    """Groups consecutive requests with the same `num_generations`, up to a row budget."""
+    """Groups consecutive requests with the same `num_generations` and settings (but for
+    their offsets), up to a row budget."""
     groups: List[List[Request]] = []
     rows = 0
     for request in requests:
         group = groups[-1] if groups else None
-        if group and group[-1][2] == request[2] and rows + len(request[1]) <= _MAX_COALESCED_ROWS:
+        if (
+            group
+            and group[-1][2] == request[2]
+            and without_offset(group[-1][3]) == without_offset(request[3])
+            and rows + len(request[1]) <= _MAX_COALESCED_ROWS
+        ):
             group.append(request)
             rows += len(request[1])
         else:
@@ -165,24 +175,46 @@ def run_group(llm: Any, group: List[Request]) -> List[Tuple[int, Any, Optional[E
     """
     if len(group) > 1:
         try:
-            rows = _generate(llm, [row for _, inputs, _ in group for row in inputs], group[0][2])
+            rows = _generate(
+                llm,
+                [row for _, inputs, _, _ in group for row in inputs],
+                group[0][2],
+                _merged_settings(group),
+            )
         except Exception:
             return [result for request in group for result in run_group(llm, [request])]
         results: List[Tuple[int, Any, Optional[Exception]]] = []
         start = 0
-        for request_id, inputs, _ in group:
+        for request_id, inputs, _, _ in group:
             results.append((request_id, rows[start : start + len(inputs)], None))
             start += len(inputs)
         return results
-    request_id, inputs, num_generations = group[0]
+    request_id, inputs, num_generations, settings = group[0]
     try:
-        return [(request_id, _generate(llm, inputs, num_generations), None)]
+        return [(request_id, _generate(llm, inputs, num_generations, settings), None)]
     except Exception as error:
         return [(request_id, None, error)]
 
 
-def _generate(llm: Any, inputs: List[Dict[str, Any]], num_generations: int) -> Any:
-    result = llm.generate(inputs, num_generations=num_generations)
+def _merged_settings(group: List[Request]) -> Dict[str, Any]:
+    """The settings of one call serving `group`: theirs, with their rows' offsets in a list."""
+    settings = without_offset(group[0][3])
+    if any(OFFSET in request[3] for request in group):
+        settings[OFFSET] = [
+            offset
+            for _, inputs, _, request_settings in group
+            for offset in row_offsets(request_settings, len(inputs))
+        ]
+    return settings
+
+
+def _generate(
+    llm: Any, inputs: List[Dict[str, Any]], num_generations: int, settings: Dict[str, Any]
+) -> Any:
+    if settings:
+        result = llm.generate(inputs, num_generations=num_generations, generation_kwargs=settings)
+    else:  # an LLM whose `generate` predates settings still works
+        result = llm.generate(inputs, num_generations=num_generations)
     return result.result() if llm.return_futures else result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -10,6 +12,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
+    ClassVar,
     Dict,
     Iterator,
     List,
@@ -19,6 +22,7 @@ from typing import (
     Union,
 )
 
+from distilabel_llm.llm.generation import check_generation_kwargs, row_offsets, sliced_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
@@ -52,12 +56,23 @@ class LLM(ClosingContext, ABC):
     `_generate` once for all rows in the calling thread, or, with `num_threads`, once per row
     on a thread pool and returns a `Future`.
 
+    A subclass that takes generation settings lists their names in
+    `supported_generation_kwargs` and gives `_generate` a `generation_kwargs` parameter, which
+    receives the call's settings: the defaults with the call's overrides on top, checked.
+
     Args:
         task: the task that builds prompts and parses outputs.
         num_threads: run each row on a pool of this many threads and return futures.
         prompt_format: render `Prompt`s in this format instead of the backend's default.
         prompt_formatting_fn: render `Prompt`s with this function; wins over `prompt_format`.
+        generation_kwargs: default generation settings, e.g. `{"temperature": 0.7}`.
+
+    Raises:
+        GenerationSettingsError: (a `ValueError`) for a setting this LLM does not take.
     """
+
+    supported_generation_kwargs: ClassVar[Tuple[str, ...]] = ()
+    """The generation settings this LLM takes (`generation_offset` is always taken)."""
 
     def __init__(
         self,
@@ -65,6 +80,7 @@ class LLM(ClosingContext, ABC):
         num_threads: Optional[int] = None,
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
         check_positive_int("num_threads", num_threads, allow_none=True)
         if prompt_format is not None:
@@ -72,6 +88,8 @@ class LLM(ClosingContext, ABC):
         self.task = task
         self.prompt_format = prompt_format
         self.prompt_formatting_fn = prompt_formatting_fn
+        self.generation_kwargs: Dict[str, Any] = self.check_generation_kwargs(generation_kwargs)
+        """The default generation settings; a call's `generation_kwargs` override them."""
         self._num_threads = num_threads
         self._thread_pool: Optional[ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
@@ -90,7 +108,8 @@ class LLM(ClosingContext, ABC):
         """Generates `num_generations` outputs for each of `inputs`.
 
         Every row in `inputs` has the keys the task needs. Build prompts with
-        `self._generate_prompts(inputs)` and outputs with `self._output(...)`.
+        `self._generate_prompts(inputs)` and outputs with `self._output(...)`. A subclass that
+        takes generation settings adds a `generation_kwargs: Dict[str, Any]` parameter.
         """
 
     @property
@@ -108,6 +127,7 @@ class LLM(ClosingContext, ABC):
         inputs: Sequence[Dict[str, Any]],
         num_generations: int = 1,
         progress_callback_func: Optional[ProgressCallback] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> GenerateResult:
         """Generates `num_generations` outputs for every row of `inputs`.
 
@@ -119,19 +139,43 @@ class LLM(ClosingContext, ABC):
             num_generations: outputs per row.
             progress_callback_func: called as `progress_callback_func(advance=k)` as work
                 completes; the advances sum to `len(inputs) * num_generations`.
+            generation_kwargs: settings for this call, over the LLM's `generation_kwargs`.
 
         Returns:
             `len(inputs)` rows of `num_generations` outputs, in input order; a `Future` of
             them when `return_futures` is True.
+
+        Raises:
+            GenerationSettingsError: (a `ValueError`) for a setting this LLM does not take, or
+                a value of the wrong kind, before any work starts.
         """
         inputs, valid = self._check_generate_args(inputs, num_generations)
+        settings = {**self.generation_kwargs, **self.check_generation_kwargs(generation_kwargs)}
+        row_offsets(settings, len(inputs))  # one offset per row, if a list: checked now
         if not self.return_futures:
-            generated = self._generate([inputs[i] for i in valid], num_generations) if valid else []
+            generated = (
+                self._call_generate(valid, inputs, num_generations, settings) if valid else []
+            )
             rows = self._assemble(len(inputs), valid, generated, num_generations)
             if progress_callback_func is not None and inputs:
                 report_progress(progress_callback_func, advance=len(inputs) * num_generations)
             return rows
-        return self._generate_threaded(inputs, valid, num_generations, progress_callback_func)
+        return self._generate_threaded(
+            inputs, valid, num_generations, progress_callback_func, settings
+        )
+
+    def check_generation_kwargs(
+        self, generation_kwargs: Optional[Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        """`generation_kwargs` checked against the settings this LLM takes.
+
+        Raises:
+            GenerationSettingsError: (a `ValueError`) naming the setting at fault and the
+                settings this LLM takes.
+        """
+        return check_generation_kwargs(
+            generation_kwargs, self.supported_generation_kwargs, type(self).__name__
+        )
 
     def validate_prompts(
         self, inputs: Sequence[Dict[str, Any]]
@@ -306,15 +350,33 @@ class LLM(ClosingContext, ABC):
             rows[position] = row
         return [row if row is not None else self._empty_row(num_generations) for row in rows]
 
+    def _call_generate(
+        self,
+        positions: List[int],
+        inputs: List[Dict[str, Any]],
+        num_generations: int,
+        settings: Dict[str, Any],
+    ) -> List[List[LLMOutput]]:
+        """`_generate` for the rows at `positions`, with their settings if it takes any."""
+        rows = [inputs[i] for i in positions]
+        if not _takes_settings(type(self)):
+            return self._generate(rows, num_generations)
+        return self._generate(  # type: ignore[call-arg]
+            rows, num_generations, generation_kwargs=sliced_offsets(settings, positions)
+        )
+
     def _generate_threaded(
         self,
         inputs: List[Dict[str, Any]],
         valid: List[int],
         num_generations: int,
         progress_callback_func: Optional[ProgressCallback],
+        settings: Dict[str, Any],
     ) -> Future[List[List[LLMOutput]]]:
         pool = self._get_thread_pool()
-        futures = [pool.submit(self._generate, [inputs[i]], num_generations) for i in valid]
+        futures = [
+            pool.submit(self._call_generate, [i], inputs, num_generations, settings) for i in valid
+        ]
         if progress_callback_func is not None:
             skipped = len(inputs) - len(valid)
             if skipped:
@@ -341,3 +403,9 @@ class LLM(ClosingContext, ABC):
                     thread_name_prefix=f"{type(self).__name__}-generate",
                 )
             return self._thread_pool
+
+
+@functools.cache
+def _takes_settings(cls: type) -> bool:
+    """Whether `cls._generate` has a `generation_kwargs` parameter (legacy ones do not)."""
+    return "generation_kwargs" in inspect.signature(cls._generate).parameters

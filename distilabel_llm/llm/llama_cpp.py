@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Un
 
 from distilabel_llm.errors import MissingExtraError
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
+from distilabel_llm.llm.generation import OFFSET, row_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
-from distilabel_llm.utils.checks import check_positive_int
 
 try:
     import llama_cpp
@@ -23,30 +23,45 @@ if TYPE_CHECKING:
 __all__ = ["LlamaCppLLM"]
 
 DEFAULT_SEED = 1234
+# Our setting names that llama-cpp-python spells otherwise.
+_LLAMA_CPP_NAMES = {"max_new_tokens": "max_tokens", "repetition_penalty": "repeat_penalty"}
 
 
 class LlamaCppLLM(LLM):
     """Generates with a `llama_cpp.Llama` model.
 
     String prompts use text completion; chat messages (`prompt_format="openai"`) use chat
-    completion with the chat template stored in the GGUF file. Each generation of a row is
-    sampled with seed `seed + i` (i = 0 .. num_generations - 1), so outputs are reproducible
-    and do not depend on batching or on the other rows. A temperature of 0 decodes greedily,
-    once per row. Calls into the model are serialised, since a `Llama` is not thread-safe.
+    completion with the chat template stored in the GGUF file. Generation slot `k` of a row is
+    sampled with seed `seed + k`, so outputs are reproducible and do not depend on batching, on
+    the other rows, or on how a pool splits the generations (it passes each call's first slot
+    as `generation_offset`). A temperature of 0 decodes greedily, once per row. Calls into the
+    model are serialised, since a `Llama` is not thread-safe.
 
     Args:
         model: the loaded model, e.g. from `llama_cpp.Llama(model_path=...)`.
         task: the task that builds prompts and parses outputs.
-        max_new_tokens: most tokens generated per output.
-        temperature: sampling temperature; 0 for greedy decoding.
-        top_p: nucleus sampling threshold.
-        top_k: sample from the `top_k` likeliest tokens.
-        repeat_penalty: penalty on repeated tokens; 1.0 for none.
-        seed: base seed of the sampler.
+        max_new_tokens, temperature, top_p, top_k, seed: shortcuts for the default
+            `generation_kwargs` of the same names.
+        repeat_penalty: shortcut for `repetition_penalty` (1.0 for none).
         num_threads: run each row on a pool of this many threads and return futures.
         prompt_format: render `Prompt`s in this format.
         prompt_formatting_fn: render `Prompt`s with this function; wins over `prompt_format`.
+        generation_kwargs: default settings, over the shortcuts; see
+            `supported_generation_kwargs`.
     """
+
+    supported_generation_kwargs = (
+        "max_new_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "repetition_penalty",
+        "frequency_penalty",
+        "presence_penalty",
+        "stop",
+        "seed",
+    )
 
     def __init__(
         self,
@@ -61,26 +76,29 @@ class LlamaCppLLM(LLM):
         num_threads: Optional[int] = None,
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
-        super().__init__(
-            task,
-            num_threads=num_threads,
-            prompt_format=prompt_format,
-            prompt_formatting_fn=prompt_formatting_fn,
-        )
         if not isinstance(model, llama_cpp.Llama):
             raise TypeError(
                 f"`model` must be a llama_cpp.Llama, not {type(model).__name__}; "
                 "use LlamaCppLLM.from_path to load a GGUF file."
             )
-        check_positive_int("max_new_tokens", max_new_tokens)
+        shortcuts = {
+            "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "repetition_penalty": repeat_penalty,
+            "seed": seed,
+        }
+        super().__init__(
+            task,
+            num_threads=num_threads,
+            prompt_format=prompt_format,
+            prompt_formatting_fn=prompt_formatting_fn,
+            generation_kwargs={**shortcuts, **(generation_kwargs or {})},
+        )
         self.model = model
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
-        self.top_p = top_p
-        self.top_k = top_k
-        self.repeat_penalty = repeat_penalty
-        self.seed = seed
         self._model_lock = threading.Lock()
         bos_id = model.token_bos()
         self._bos_text = model.detokenize([bos_id], special=True) if bos_id >= 0 else b""
@@ -124,34 +142,55 @@ class LlamaCppLLM(LLM):
         """The path of the GGUF file."""
         return self.model.model_path
 
+    @property
+    def max_new_tokens(self) -> int:
+        """The default `max_new_tokens`."""
+        return int(self.generation_kwargs["max_new_tokens"])
+
+    @property
+    def temperature(self) -> float:
+        """The default `temperature`."""
+        return float(self.generation_kwargs["temperature"])
+
+    @property
+    def seed(self) -> int:
+        """The default base `seed`."""
+        return int(self.generation_kwargs["seed"])
+
     def _generate(
-        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+        self,
+        inputs: List[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> List[List[LLMOutput]]:
+        settings = dict(generation_kwargs or self.generation_kwargs)
+        offsets = row_offsets(settings, len(inputs))
+        sampling = {
+            _LLAMA_CPP_NAMES.get(name, name): value
+            for name, value in settings.items()
+            if name not in ("seed", OFFSET)
+        }
+        seed = settings.get("seed", DEFAULT_SEED)
         rows: List[List[LLMOutput]] = []
         # Greedy decoding gives identical outputs, so each row is generated once.
-        distinct = num_generations if self.temperature > 0 else 1
-        for prompt in self._generate_prompts(inputs):
-            outputs = [self._generate_one(prompt, self.seed + i) for i in range(distinct)]
-            rows.append([outputs[i % distinct] for i in range(num_generations)])
+        distinct = num_generations if sampling.get("temperature", 0.8) > 0 else 1
+        for prompt, offset in zip(self._generate_prompts(inputs), offsets):
+            outputs = [
+                self._generate_one(prompt, {**sampling, "seed": seed + offset + k})
+                for k in range(distinct)
+            ]
+            rows.append([outputs[k % distinct] for k in range(num_generations)])
         return rows
 
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield from super().__rich_repr__()
-        yield "max_new_tokens", self.max_new_tokens
-        yield "temperature", self.temperature
-        yield "seed", self.seed
+        yield "generation_kwargs", self.generation_kwargs
 
     # Internals.
 
-    def _generate_one(self, prompt: Union[str, ChatMessages], seed: int) -> LLMOutput:
-        sampling = {
-            "max_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "repeat_penalty": self.repeat_penalty,
-            "seed": seed,
-        }
+    def _generate_one(
+        self, prompt: Union[str, ChatMessages], sampling: Dict[str, Any]
+    ) -> LLMOutput:
         with self._model_lock:
             if isinstance(prompt, str):
                 response = self.model.create_completion(self._tokenize(prompt), **sampling)

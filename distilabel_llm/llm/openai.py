@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Un
 
 from distilabel_llm.errors import DistilabelLLMError, MissingExtraError, ModelUnavailableError
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
+from distilabel_llm.llm.generation import OFFSET, check_generation_kwargs, row_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
@@ -25,6 +26,8 @@ __all__ = ["OpenAIAccessError", "OpenAILLM", "OpenAIRequestError"]
 logger = logging.getLogger("distilabel_llm")
 
 _DEFAULT_MODEL = "gpt-4o-mini"
+# Our setting names that the chat completions API spells otherwise.
+_OPENAI_NAMES = {"max_new_tokens": "max_tokens"}
 _DEFAULT_MAX_RETRIES = 5
 _DEFAULT_TIMEOUT = 120.0
 # The model check at construction should fail fast, not wait out a long retry schedule.
@@ -80,8 +83,9 @@ class OpenAILLM(LLM):
         api_key: the key; defaults to `OPENAI_API_KEY`. Keyless local servers accept any text.
         base_url: a compatible server's URL, e.g. `"http://127.0.0.1:8000/v1"`; defaults to
             `OPENAI_BASE_URL`, then OpenAI.
-        max_new_tokens: the most tokens generated per output (`max_tokens`).
-        frequency_penalty, presence_penalty, temperature, top_p: sampling parameters.
+        max_new_tokens, frequency_penalty, presence_penalty, temperature, top_p: shortcuts for
+            the default `generation_kwargs` of the same names (`max_new_tokens` is sent as
+            `max_tokens`).
         num_threads, prompt_format, prompt_formatting_fn: as for `LLM`. Without a format,
             prompts are rendered as OpenAI chat messages.
         max_concurrency: the most requests in flight at once; `None` sends a call's rows
@@ -90,7 +94,11 @@ class OpenAILLM(LLM):
         timeout: seconds per request attempt; defaults to 120 (or a given client's own).
         fail_fast: raise the first failed row's error instead of returning `None` outputs.
         extra_body: extra JSON fields sent with every request, e.g. `{"repeat_penalty": 1.0}`
-            for llama.cpp's server or `{"top_k": 1}` for vLLM.
+            for llama.cpp's server or `{"top_k": 1}` for vLLM (a shortcut for the
+            `extra_body` generation setting).
+        generation_kwargs: default settings, over the shortcuts; see
+            `supported_generation_kwargs`. With a `seed`, a row's request for slot `k` is
+            sent seed `seed + k`.
         validate_model: check `model` against the server's `/models` list at construction,
             when the server offers one.
 
@@ -101,6 +109,17 @@ class OpenAILLM(LLM):
         OpenAIRequestError: if the server cannot be reached or rejects the key while checking
             the model.
     """
+
+    supported_generation_kwargs = (
+        "max_new_tokens",
+        "temperature",
+        "top_p",
+        "frequency_penalty",
+        "presence_penalty",
+        "stop",
+        "seed",
+        "extra_body",
+    )
 
     def __init__(
         self,
@@ -124,9 +143,9 @@ class OpenAILLM(LLM):
         fail_fast: bool = False,
         extra_body: Optional[Dict[str, Any]] = None,
         validate_model: bool = True,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
         openai_module = _import_openai()
-        check_positive_int("max_new_tokens", max_new_tokens)
         if max_concurrency is not None:
             check_positive_int("max_concurrency", max_concurrency)
         if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
@@ -135,23 +154,34 @@ class OpenAILLM(LLM):
             raise ValueError(f"`timeout` must be a positive number of seconds, not {timeout!r}.")
         if not isinstance(model, str) or not model:
             raise ValueError(f"`model` must be a non-empty model name, not {model!r}.")
-        self._client, self._owns_client = _async_client(
-            openai_module, client, api_key, base_url, max_retries, timeout
-        )
-        super().__init__(task, num_threads, prompt_format, prompt_formatting_fn)
-        self._openai = openai_module
-        self.model = model
-        self.max_concurrency = max_concurrency
-        self.fail_fast = fail_fast
-        self.generation_kwargs: Dict[str, Any] = {
-            "max_tokens": max_new_tokens,
+        shortcuts = {
+            "max_new_tokens": max_new_tokens,
             "frequency_penalty": frequency_penalty,
             "presence_penalty": presence_penalty,
             "temperature": temperature,
             "top_p": top_p,
+            **({"extra_body": extra_body} if extra_body else {}),
         }
-        if extra_body:
-            self.generation_kwargs["extra_body"] = dict(extra_body)
+        # Checked before the client exists, so that a bad setting leaves nothing to close.
+        settings = check_generation_kwargs(
+            {**shortcuts, **(generation_kwargs or {})},
+            self.supported_generation_kwargs,
+            type(self).__name__,
+        )
+        self._client, self._owns_client = _async_client(
+            openai_module, client, api_key, base_url, max_retries, timeout
+        )
+        super().__init__(
+            task,
+            num_threads,
+            prompt_format,
+            prompt_formatting_fn,
+            generation_kwargs=settings,
+        )
+        self._openai = openai_module
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.fail_fast = fail_fast
         self._use_n = True
         self._shared_limiter: Optional[asyncio.Semaphore] = None
         self._loop = EventLoopThread(f"{type(self).__name__}-{model}-loop")
@@ -190,20 +220,33 @@ class OpenAILLM(LLM):
         return prompt.format_as("openai")
 
     def _generate(
-        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+        self,
+        inputs: List[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> List[List[LLMOutput]]:
+        settings = dict(generation_kwargs or self.generation_kwargs)
         prompts = self._generate_prompts(inputs)
-        return self._loop.run(self._generate_rows(prompts, num_generations))
+        offsets = row_offsets(settings, len(inputs))
+        body = {_OPENAI_NAMES.get(name, name): value for name, value in settings.items()}
+        body.pop(OFFSET, None)
+        return self._loop.run(self._generate_rows(prompts, offsets, num_generations, body))
 
     # Coroutines, all run on `self._loop`.
 
     async def _generate_rows(
-        self, prompts: List[Union[str, ChatMessages]], num_generations: int
+        self,
+        prompts: List[Union[str, ChatMessages]],
+        offsets: List[int],
+        num_generations: int,
+        body: Dict[str, Any],
     ) -> List[List[LLMOutput]]:
         limiter = self._limiter()
         tasks = [
-            asyncio.ensure_future(self._generate_row(prompt, num_generations, limiter))
-            for prompt in prompts
+            asyncio.ensure_future(
+                self._generate_row(prompt, offset, num_generations, body, limiter)
+            )
+            for prompt, offset in zip(prompts, offsets)
         ]
         try:
             return list(await asyncio.gather(*tasks))
@@ -223,7 +266,9 @@ class OpenAILLM(LLM):
     async def _generate_row(
         self,
         prompt: Union[str, ChatMessages],
+        offset: int,
         num_generations: int,
+        body: Dict[str, Any],
         limiter: asyncio.Semaphore,
     ) -> List[LLMOutput]:
         messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
@@ -231,8 +276,11 @@ class OpenAILLM(LLM):
         try:
             while len(outputs) < num_generations:
                 wanted = num_generations - len(outputs)
+                request = dict(body)
+                if "seed" in request:  # the seed of the first slot this request fills
+                    request["seed"] += offset + len(outputs)
                 async with limiter:
-                    completion = await self._complete(messages, wanted)
+                    completion = await self._complete(messages, wanted, request)
                 choices = _read_completion(completion)
                 if not choices:
                     raise OpenAIRequestError(
@@ -261,9 +309,9 @@ class OpenAILLM(LLM):
             )
         return outputs
 
-    async def _complete(self, messages: ChatMessages, n: int) -> Any:
+    async def _complete(self, messages: ChatMessages, n: int, body: Dict[str, Any]) -> Any:
         """One chat completion asking for `n` choices (one, if the server rejects `n`)."""
-        kwargs = {**self.generation_kwargs, "model": self.model, "messages": messages}
+        kwargs = {**body, "model": self.model, "messages": messages}
         if n > 1 and self._use_n:
             try:
                 return await self._client.chat.completions.create(n=n, **kwargs)

@@ -227,10 +227,14 @@ class LLMPool(StoppingContext):
         num_generations: int = 1,
         progress_callback_func: Optional[ProgressCallback] = None,
         member_progress_callback_func: Optional[MemberProgressCallback] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> List[List[LLMOutput]]:
         """Generates `num_generations` outputs for every row, using every member.
 
-        Several calls may run at once from different threads; they share the members.
+        Several calls may run at once from different threads; they share the members. Every
+        member gets the call's `generation_kwargs`, and each unit of work the first generation
+        slot it fills in each row (`generation_offset`), so that slot `k` of a row is sampled
+        as one model alone would sample it, whichever member makes it.
 
         Args:
             inputs: the rows, each a dict with the task's input keys.
@@ -239,6 +243,7 @@ class LLMPool(StoppingContext):
                 completes; the advances sum to `len(inputs) * num_generations`.
             member_progress_callback_func: called as `(member_index, advance)` with the same
                 advances, telling which member did the work.
+            generation_kwargs: settings for this call, over each member's defaults.
 
         Returns:
             `len(inputs)` rows of `num_generations` outputs, in input order; each output's
@@ -247,11 +252,13 @@ class LLMPool(StoppingContext):
         Raises:
             PoolExhaustedError: if every member failed for good before the work was done (or
                 before the call: a pool with no live member raises every time).
+            GenerationSettingsError: (a `ValueError`) for a setting a member does not take.
         """
         if self._closed:
             raise RuntimeError("This LLMPool has been torn down; create a new one to generate.")
         inputs = list(inputs)
         check_positive_int("num_generations", num_generations)
+        settings = self.check_generation_kwargs(generation_kwargs)
         if not inputs:
             return []
         job = Job(
@@ -259,6 +266,7 @@ class LLMPool(StoppingContext):
             self._submit,
             inputs,
             num_generations,
+            settings,
             balanced=self.strategy == "balance",
             rng=self._random,
             isolation=self._isolation,
@@ -268,6 +276,20 @@ class LLMPool(StoppingContext):
             member_progress=member_progress_callback_func,
         )
         return job.run()
+
+    def check_generation_kwargs(
+        self, generation_kwargs: Optional[Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        """`generation_kwargs` checked by every member (see `RemoteLLM.check_generation_kwargs`
+        for members still loading).
+
+        Raises:
+            GenerationSettingsError: (a `ValueError`) naming the setting and the member.
+        """
+        checked: Dict[str, Any] = {}
+        for llm in self.llms:
+            checked = llm.check_generation_kwargs(generation_kwargs)
+        return checked
 
     def teardown(self, wait: bool = True) -> None:
         """Tears every member down. Idempotent.
@@ -289,19 +311,23 @@ class LLMPool(StoppingContext):
         return f"{type(self).__name__}(llms={self.llms!r}, strategy={self.strategy!r})"
 
     def _submit(
-        self, member: int, inputs: List[Dict[str, Any]], num_generations: int
+        self,
+        member: int,
+        inputs: List[Dict[str, Any]],
+        num_generations: int,
+        settings: Dict[str, Any],
     ) -> Future[Any]:
         """Starts a member's `generate` and returns its future, for members of every kind."""
         llm = self.llms[member]
         if llm.return_futures:
-            return llm.generate(inputs, num_generations=num_generations)
+            return llm.generate(inputs, num_generations=num_generations, generation_kwargs=settings)
         with self._executors_lock:  # calls on the pool may run from several threads
             if member not in self._executors:
                 self._executors[member] = ThreadPoolExecutor(
                     1, thread_name_prefix=f"LLMPool-{member}"
                 )
             executor = self._executors[member]
-        return executor.submit(llm.generate, inputs, num_generations)
+        return executor.submit(llm.generate, inputs, num_generations, None, settings)
 
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -168,13 +168,17 @@ class ProcessLLM(RemoteLLM):
         inputs: Sequence[Dict[str, Any]],
         num_generations: int = 1,
         progress_callback_func: Optional[ProgressCallback] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> Future[List[List[LLMOutput]]]:
         """Sends `inputs` to the child's LLM; see `RemoteLLM.generate`."""
         inputs = list(inputs)
         check_positive_int("num_generations", num_generations)
+        settings = self.check_generation_kwargs(generation_kwargs)
         request_id = next(self._ids)
         try:
-            message = _worker.dumps((_worker.GENERATE, request_id, inputs, num_generations))
+            message = _worker.dumps(
+                (_worker.GENERATE, request_id, inputs, num_generations, settings)
+            )
         except Exception as error:
             raise TypeError(
                 f"The inputs must be picklable to reach the child process: {error}"
@@ -254,7 +258,7 @@ class ProcessLLM(RemoteLLM):
                 self._resolve(message[1])
             elif kind == _worker.READY:
                 self._load_deadline = None
-                self._model_name = message[1]
+                self._model_name, self._supported_generation_kwargs = message[1], message[2]
                 self._ready.set()
             elif kind == _worker.LOAD_FAILED:
                 self._fail_for_good(

@@ -178,10 +178,12 @@ class RayLLM(RemoteLLM):
         inputs: Sequence[Dict[str, Any]],
         num_generations: int = 1,
         progress_callback_func: Optional[ProgressCallback] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> Future[Outputs]:
         """Sends `inputs` to the actor's LLM; see `RemoteLLM.generate`."""
         inputs = list(inputs)
         check_positive_int("num_generations", num_generations)
+        settings = self.check_generation_kwargs(generation_kwargs)
         call = _Call()
         with self._lock:
             if self._closed:
@@ -191,7 +193,7 @@ class RayLLM(RemoteLLM):
                 return call.future
             request_id = next(self._ids)
             try:
-                ref = self._actor.generate.remote(request_id, inputs, num_generations)
+                ref = self._actor.generate.remote(request_id, inputs, num_generations, settings)
             except Exception as error:
                 raise TypeError(f"The inputs cannot reach the Ray actor: {error}") from error
             self._pending[request_id] = call
@@ -240,7 +242,7 @@ class RayLLM(RemoteLLM):
 
     def _on_ready(self, ray_future: Future[Readiness]) -> None:
         try:
-            model_name, load_error, location = ray_future.result()
+            model_name, supported, load_error, location = ray_future.result()
         except Exception as error:
             self._fail_for_good(self._died(error))
             return
@@ -249,7 +251,7 @@ class RayLLM(RemoteLLM):
             self._fail_for_good(self._load_failed(load_error))
             self._release_actor()  # its resources may serve another actor meanwhile
             return
-        self._model_name = model_name
+        self._model_name, self._supported_generation_kwargs = model_name, supported
         self._ready.set()
         if self._load_timer is not None:
             self._load_timer.cancel()

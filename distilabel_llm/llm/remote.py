@@ -15,6 +15,7 @@ from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.llm.generation import check_generation_kwargs
 from distilabel_llm.utils.futures import settle
 from distilabel_llm.utils.lifecycle import StoppingContext, forget_at_exit
 
@@ -44,6 +45,8 @@ class RemoteLLM(StoppingContext):
         self._stopped = False  # the model's process is gone, after a teardown
         self._failure: Optional[DistilabelLLMError] = None
         self._model_name: Optional[str] = None
+        # The settings the model takes, as it reported once loaded.
+        self._supported_generation_kwargs: Optional[Tuple[str, ...]] = None
         self._ready = threading.Event()  # set once the model loaded, or never will
 
     @property
@@ -94,6 +97,7 @@ class RemoteLLM(StoppingContext):
         inputs: Sequence[Dict[str, Any]],
         num_generations: int = 1,
         progress_callback_func: Optional[ProgressCallback] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> Future[List[List[LLMOutput]]]:
         """Sends `inputs` to the model; returns a `Future` of its outputs at once.
 
@@ -102,14 +106,31 @@ class RemoteLLM(StoppingContext):
             num_generations: outputs per row.
             progress_callback_func: called as `progress_callback_func(advance=k)` when the
                 call completes, with `k = len(inputs) * num_generations`.
+            generation_kwargs: settings for this call, over the model's defaults.
 
         Returns:
             A `Future` of `len(inputs)` rows of `num_generations` outputs, in input order.
 
         Raises:
             RuntimeError: after `teardown`.
+            GenerationSettingsError: (a `ValueError`) for a setting of the wrong kind, or one
+                the model does not take once it is known (until then, the call's future
+                fails with it).
         """
         raise NotImplementedError
+
+    def check_generation_kwargs(
+        self, generation_kwargs: Optional[Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        """`generation_kwargs` checked: against the settings the model takes once it has
+        loaded, against the catalogue of settings before (never waiting for the load).
+
+        Raises:
+            GenerationSettingsError: (a `ValueError`) naming the setting at fault.
+        """
+        return check_generation_kwargs(
+            generation_kwargs, self._supported_generation_kwargs, type(self).__name__
+        )
 
     def teardown(self, wait: bool = True) -> None:
         """Stops the model: after the calls in flight finish, or at once. Idempotent.

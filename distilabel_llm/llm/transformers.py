@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Un
 
 from distilabel_llm.errors import MissingExtraError
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
+from distilabel_llm.llm.generation import row_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
-from distilabel_llm.utils.checks import check_positive_int
 
 try:
     import torch
@@ -31,21 +31,39 @@ class TransformersLLM(LLM):
     skipped. Without `prompt_format` or `prompt_formatting_fn`,
     prompts are rendered with the tokenizer's chat template when it has one, else `default`.
 
+    Decoding is greedy unless a `temperature` above 0 is set (as on the other backends) or
+    `do_sample=True` (at temperature 1); `do_sample=False` or a temperature of 0 is greedy
+    whatever else is set. Sampling draws from torch's random generator; with a `seed`, each
+    call first seeds it from the seed and the generation slots it fills (`generation_offset`),
+    so outputs are reproducible and replicas in a pool, which fill different slots, do not
+    repeat each other. `stop` strings end an output and are cut from its text, as the other
+    backends do.
+
     Args:
         model: a causal LM, e.g. from `AutoModelForCausalLM.from_pretrained`.
         tokenizer: its tokenizer; without a pad token, batches are padded with EOS.
         task: the task that builds prompts and parses outputs.
-        max_new_tokens: most tokens generated per output.
-        do_sample: sample rather than decode greedily; the sampling arguments below only
-            apply when it is True.
-        temperature: sampling temperature.
-        top_k: sample from the `top_k` likeliest tokens.
-        top_p: nucleus sampling threshold.
-        typical_p: typical sampling threshold.
+        max_new_tokens, do_sample, temperature, top_k, top_p, typical_p: shortcuts for the
+            default `generation_kwargs` of the same names; the sampling ones only apply when
+            sampling.
         num_threads: run each row on a pool of this many threads and return futures.
         prompt_format: render `Prompt`s in this format.
         prompt_formatting_fn: render `Prompt`s with this function; wins over `prompt_format`.
+        generation_kwargs: default settings, over the shortcuts; see
+            `supported_generation_kwargs`.
     """
+
+    supported_generation_kwargs = (
+        "max_new_tokens",
+        "do_sample",
+        "temperature",
+        "top_k",
+        "top_p",
+        "typical_p",
+        "repetition_penalty",
+        "stop",
+        "seed",
+    )
 
     def __init__(
         self,
@@ -53,30 +71,34 @@ class TransformersLLM(LLM):
         tokenizer: transformers.PreTrainedTokenizerBase,
         task: Task,
         max_new_tokens: int = 128,
-        do_sample: bool = False,
-        temperature: float = 1.0,
+        do_sample: Optional[bool] = None,
+        temperature: Optional[float] = None,
         top_k: int = 50,
         top_p: float = 1.0,
         typical_p: float = 1.0,
         num_threads: Optional[int] = None,
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
+        shortcuts = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": do_sample,
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "typical_p": typical_p,
+        }
+        shortcuts = {name: value for name, value in shortcuts.items() if value is not None}
         super().__init__(
             task,
             num_threads=num_threads,
             prompt_format=prompt_format,
             prompt_formatting_fn=prompt_formatting_fn,
+            generation_kwargs={**shortcuts, **(generation_kwargs or {})},
         )
-        check_positive_int("max_new_tokens", max_new_tokens)
         self.model = model
         self.tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
-        self.do_sample = do_sample
-        self.temperature = temperature
-        self.top_k = top_k
-        self.top_p = top_p
-        self.typical_p = typical_p
         self._eos_ids = _eos_token_ids(model, tokenizer)
         # Batches need a pad token; EOS is the usual stand-in when the tokenizer has none.
         pad_id = tokenizer.pad_token_id
@@ -126,29 +148,55 @@ class TransformersLLM(LLM):
             return self._apply_chat_template(prompt.format_as("openai"))
         return prompt.format_as("default")
 
+    @property
+    def max_new_tokens(self) -> int:
+        """The default `max_new_tokens`."""
+        return int(self.generation_kwargs["max_new_tokens"])
+
+    @property
+    def do_sample(self) -> bool:
+        """Whether calls sample by default."""
+        return bool(self._sampling_kwargs(self.generation_kwargs)["do_sample"])
+
     def _generate(
-        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+        self,
+        inputs: List[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> List[List[LLMOutput]]:
+        settings = dict(generation_kwargs or self.generation_kwargs)
         prompts = self._generate_prompts(inputs)
         input_ids, attention_mask = self._encode([self._as_text(prompt) for prompt in prompts])
+        sampling = self._sampling_kwargs(settings)
         # Greedy decoding gives identical sequences, so generate each once and repeat it.
-        sequences_per_prompt = num_generations if self.do_sample else 1
+        sequences_per_prompt = num_generations if sampling["do_sample"] else 1
+        stops = settings.get("stop") or []
+        if stops:
+            sampling.update(stop_strings=stops, tokenizer=self.tokenizer)
+        if sampling["do_sample"] and settings.get("seed") is not None:
+            # From the seed and the slots this call fills: reproducible, and distinct from the
+            # calls filling other slots of the same rows (another replica's share).
+            offsets = tuple(row_offsets(settings, len(inputs)))
+            torch.manual_seed(hash((settings["seed"], offsets)) & 0x7FFF_FFFF_FFFF_FFFF)
         with torch.inference_mode():
             generated = self.model.generate(
                 input_ids=input_ids.to(self.model.device),
                 attention_mask=attention_mask.to(self.model.device),
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=settings.get("max_new_tokens", 128),
                 num_return_sequences=sequences_per_prompt,
                 pad_token_id=self._pad_id,
                 eos_token_id=self._eos_ids or None,
-                **self._sampling_kwargs(),
+                **sampling,
             )
         new_tokens = generated[:, input_ids.shape[1] :].tolist()
         lengths = [self._output_length(tokens) for tokens in new_tokens]
-        texts = self.tokenizer.batch_decode(
-            [tokens[:length] for tokens, length in zip(new_tokens, lengths)],
-            skip_special_tokens=True,
-        )
+        texts = [
+            _cut_at_stop(text, stops)
+            for text in self.tokenizer.batch_decode(
+                [tokens[:length] for tokens, length in zip(new_tokens, lengths)],
+                skip_special_tokens=True,
+            )
+        ]
         input_lengths = attention_mask.sum(dim=1).tolist()
         rows: List[List[LLMOutput]] = []
         for row, prompt in enumerate(prompts):
@@ -164,8 +212,7 @@ class TransformersLLM(LLM):
 
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield from super().__rich_repr__()
-        yield "max_new_tokens", self.max_new_tokens
-        yield "do_sample", self.do_sample
+        yield "generation_kwargs", self.generation_kwargs
 
     # Internals.
 
@@ -206,23 +253,36 @@ class TransformersLLM(LLM):
         )
         return input_ids, attention_mask
 
-    def _sampling_kwargs(self) -> Dict[str, Any]:
-        if not self.do_sample:
-            return {"do_sample": False}
-        return {
-            "do_sample": True,
-            "temperature": self.temperature,
-            "top_k": self.top_k,
-            "top_p": self.top_p,
-            "typical_p": self.typical_p,
-        }
+    def _sampling_kwargs(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+        """`model.generate`'s arguments for the settings: sampling when `do_sample` says so,
+        or, when it is not set, when a temperature above 0 is; a temperature of 0 is greedy
+        (transformers itself refuses it when sampling)."""
+        penalty = {}
+        if "repetition_penalty" in settings:
+            penalty["repetition_penalty"] = settings["repetition_penalty"]
+        temperature = settings.get("temperature")
+        do_sample = settings.get("do_sample")
+        if do_sample is None:
+            do_sample = temperature is not None and temperature > 0
+        if not do_sample or temperature == 0:
+            return {"do_sample": False, **penalty}
+        names = ("temperature", "top_k", "top_p", "typical_p")
+        return {"do_sample": True, **penalty, **{n: settings[n] for n in names if n in settings}}
 
     def _output_length(self, tokens: List[int]) -> int:
-        """Generated tokens up to and including the first EOS; the rest is padding."""
+        """Generated tokens before the first EOS (not counted, as llama.cpp and OpenAI do not);
+        the rest is padding."""
         for position, token in enumerate(tokens):
             if token in self._eos_ids:
-                return position + 1
+                return position
         return len(tokens)
+
+
+def _cut_at_stop(text: str, stops: List[str]) -> str:
+    """`text` up to the first stop string in it, which is left out."""
+    ends = [text.find(stop) for stop in stops]
+    found = [end for end in ends if end >= 0]
+    return text[: min(found)] if found else text
 
 
 def _eos_token_ids(model: Any, tokenizer: Any) -> List[int]:

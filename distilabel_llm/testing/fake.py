@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
+from distilabel_llm.llm.generation import OFFSET, row_offsets
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.tasks.prompt import SupportedFormats
 
@@ -19,7 +20,10 @@ __all__ = ["FakeLLM"]
 class FakeLLM(LLM):
     """An LLM that answers instantly or after a set latency, and fails on demand.
 
-    Each output's text is `"<model_name> #<k>: <prompt>"`, so results can be checked exactly.
+    Each output's text is `"<model_name> #<k>: <input>"`, where `k` is the output's generation
+    slot in its row (`generation_offset` plus its index in the call, as a seeded sampler would
+    use), so results can be checked exactly however a pool splits them. With `show_settings`,
+    the call's generation settings follow, as `" [name=value, ...]"`.
 
     Args:
         task: the task that builds prompts and parses outputs.
@@ -29,8 +33,11 @@ class FakeLLM(LLM):
         raise_on: rows whose `input` contains this text make `_generate` raise RuntimeError.
         exit_on: rows whose `input` contains this text end the process with `os._exit(3)`,
             as a segfault or an OOM kill would.
-        num_threads, prompt_format, prompt_formatting_fn: as for `LLM`.
+        show_settings: add the call's generation settings to each output's text.
+        num_threads, prompt_format, prompt_formatting_fn, generation_kwargs: as for `LLM`.
     """
+
+    supported_generation_kwargs = ("max_new_tokens", "temperature", "top_p", "stop", "seed")
 
     def __init__(
         self,
@@ -43,8 +50,11 @@ class FakeLLM(LLM):
         num_threads: Optional[int] = None,
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+        show_settings: bool = False,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
-        super().__init__(task, num_threads, prompt_format, prompt_formatting_fn)
+        super().__init__(task, num_threads, prompt_format, prompt_formatting_fn, generation_kwargs)
+        self.show_settings = show_settings
         self._model_name = model_name
         self.latency = latency
         self.latency_per_generation = latency_per_generation
@@ -57,8 +67,17 @@ class FakeLLM(LLM):
         return self._model_name
 
     def _generate(
-        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+        self,
+        inputs: List[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> List[List[LLMOutput]]:
+        settings = dict(generation_kwargs or {})
+        offsets = row_offsets(settings, len(inputs))
+        settings.pop(OFFSET, None)
+        shown = ""
+        if self.show_settings and settings:
+            shown = " [" + ", ".join(f"{k}={v!r}" for k, v in sorted(settings.items())) + "]"
         self.calls += 1
         for row in inputs:
             text = str(row.get("input", ""))
@@ -72,8 +91,10 @@ class FakeLLM(LLM):
         prompts = self._generate_prompts(inputs)
         return [
             [
-                self._output(prompt, f"{self._model_name} #{k}: {row.get('input', '')}")
+                self._output(
+                    prompt, f"{self._model_name} #{offset + k}: {row.get('input', '')}{shown}"
+                )
                 for k in range(num_generations)
             ]
-            for row, prompt in zip(inputs, prompts)
+            for row, prompt, offset in zip(inputs, prompts, offsets)
         ]
