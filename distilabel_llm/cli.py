@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from rich.console import Console
 from rich.markup import escape
 
 from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.llm.generation import check_generation_kwargs
 from distilabel_llm.pipeline.backends import BACKENDS, ModelError, build_llm
 
 __all__ = ["main"]
@@ -94,7 +96,10 @@ def _parser() -> argparse.ArgumentParser:
         "(pip install 'distilabel_llm[ray]')",
     )
     generate.add_argument(
-        "--ray-gpus", type=_gpus, default=0.0, help="GPUs per Ray replica (default: 0)"
+        "--ray-gpus",
+        type=_non_negative_float,
+        default=0.0,
+        help="GPUs per Ray replica (default: 0)",
     )
     generate.add_argument("--threads", type=_positive, help="CPU threads per model process")
     generate.add_argument(
@@ -106,7 +111,41 @@ def _parser() -> argparse.ArgumentParser:
         default=16,
         help="rows per model call; a crash loses at most 3 batches in flight (default: 16)",
     )
-    generate.add_argument("--max-new-tokens", type=_positive, default=128, help="default: 128")
+    settings = generate.add_argument_group(
+        "generation settings",
+        "Sent to the generator with every call; unknown or ill-typed ones fail before any work. "
+        "Flags win over --generation-kwargs.",
+    )
+    settings.add_argument(
+        "--max-new-tokens", type=_positive, help="most tokens per output (default: 128)"
+    )
+    settings.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        help="sampling temperature; 0 decodes greedily (default: the backend's: transformers "
+        "0, llama-cpp 0.8, openai 1)",
+    )
+    settings.add_argument("--top-p", type=_non_negative_float, help="nucleus sampling threshold")
+    settings.add_argument(
+        "--seed", type=_non_negative, help="base seed: generation k of a row uses seed + k"
+    )
+    settings.add_argument(
+        "--stop", action="append", metavar="TEXT", help="end outputs at TEXT (repeatable)"
+    )
+    settings.add_argument(
+        "--generation-kwargs",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help='any other settings, e.g. \'{"top_k": 40, "repetition_penalty": 1.1}\'',
+    )
+    settings.add_argument(
+        "--labeller-generation-kwargs",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="the labeller's settings",
+    )
     generate.add_argument(
         "--task",
         choices=("text-generation", "self-instruct"),
@@ -157,8 +196,19 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
 
     rows = read_jsonl(args.input)  # a bad input or output fails before any model starts
     check_checkpoint_path(args.output)
+    generation_kwargs = _generation_kwargs(args)
+    labeller_generation_kwargs = check_generation_kwargs(
+        args.labeller_generation_kwargs, None, "--labeller-generation-kwargs"
+    )
+    if args.num_generations > 1 and _greedy(args.backend, generation_kwargs):
+        logging.getLogger("distilabel_llm").warning(
+            "--num-generations %d with greedy decoding (the %s backend's default) gives %d "
+            "identical generations per row; pass --temperature 0.8 (or any above 0) to sample.",
+            args.num_generations,
+            args.backend,
+            args.num_generations,
+        )
     options = {
-        "max_new_tokens": args.max_new_tokens,
         "threads": args.threads,
         "base_url": args.base_url,
         "api_key": args.api_key or os.environ.get("OPENAI_API_KEY"),
@@ -195,6 +245,8 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
             checkpoint=args.output,
             display_progress_bar=not args.no_progress,
             console=Console(stderr=True),
+            generation_kwargs=generation_kwargs,
+            labeller_generation_kwargs=labeller_generation_kwargs,
         )
         assert pipeline.stats is not None
         console.print(summary_table(pipeline.stats, generator))
@@ -242,6 +294,47 @@ def _task(name: str) -> Any:
     return tasks[name]()
 
 
+def _generation_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+    """The generator's settings: --generation-kwargs, then the flags over it; checked."""
+    flags = {
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "seed": args.seed,
+        "stop": args.stop,
+    }
+    chosen = {**args.generation_kwargs, **{k: v for k, v in flags.items() if v is not None}}
+    return check_generation_kwargs(chosen, None, "--generation-kwargs")
+
+
+def _greedy(backend: str, settings: Dict[str, Any]) -> bool:
+    if "temperature" in settings:
+        return settings["temperature"] == 0
+    return backend == "transformers" and not settings.get("do_sample", False)
+
+
+def _json_object(text: str) -> Dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"must be a JSON object, not {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object like '{{\"top_k\": 40}}', not {text!r}"
+        )
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, not {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = _non_negative(text)
     if value == 0:
@@ -256,16 +349,6 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
-    return value
-
-
-def _gpus(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, not {text!r}")
     return value
 
 

@@ -16,7 +16,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
-from distilabel_llm.errors import DistilabelLLMError, ModelUnavailableError
+from distilabel_llm.errors import (
+    DistilabelLLMError,
+    GenerationSettingsError,
+    ModelUnavailableError,
+)
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.pipeline.rows import (
     ERROR_COLUMN,
@@ -86,6 +90,7 @@ class _Stage:
     role: str  # "generator" or "labeller"
     runner: LLMRunner
     advance: AdvanceFn
+    generation_kwargs: Dict[str, Any] = field(default_factory=dict)
     member_advances: List[AdvanceFn] = field(default_factory=list)
 
     @property
@@ -186,6 +191,7 @@ class _Job:
                 self.num_generations,
                 progress=batch.progress,
                 member_progress=self._member_progress(stage),
+                generation_kwargs=stage.generation_kwargs,
             )
             self._in_flight.append(batch)
         return batch
@@ -221,7 +227,10 @@ class _Job:
         batch.progress(len(rows) - len(batch.send))
         if batch.send:
             batch.future = stage.runner.submit(
-                [rows[i] for i in batch.send], 1, progress=batch.progress
+                [rows[i] for i in batch.send],
+                1,
+                progress=batch.progress,
+                generation_kwargs=stage.generation_kwargs,
             )
             self._in_flight.append(batch)
         return batch
@@ -272,7 +281,11 @@ class _Job:
         for position in batch.send:
             try:
                 results.append(
-                    stage.runner.submit([batch.rows[position]], num_generations).result()[0]
+                    stage.runner.submit(
+                        [batch.rows[position]],
+                        num_generations,
+                        generation_kwargs=stage.generation_kwargs,
+                    ).result()[0]
                 )
             except Exception as row_error:
                 self._stop_if_unusable(stage, row_error)
@@ -281,9 +294,9 @@ class _Job:
 
     def _stop_if_unusable(self, stage: _Stage, error: Exception) -> None:
         """Stops the job at once when no row can succeed: the model did not load, its process
-        is gone for good, its server refused the key. Trying every row would only fail each
-        one and save it as failed."""
-        if isinstance(error, ModelUnavailableError) or (
+        is gone for good, its server refused the key, a generation setting is refused. Trying
+        every row would only fail each one and save it as failed."""
+        if isinstance(error, (ModelUnavailableError, GenerationSettingsError)) or (
             getattr(stage.runner.llm, "failure", None) is not None
         ):
             raise PipelineError(

@@ -80,6 +80,8 @@ class Pipeline:
         display_progress_bar: bool = True,
         *,
         console: Optional[Console] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+        labeller_generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> Any:
         """Generates (and labels) every row of `dataset`.
 
@@ -93,6 +95,9 @@ class Pipeline:
                 `error`, and the finished file holds every input row once, in input order.
             display_progress_bar: show progress (rich bars on a terminal, plain lines else).
             console: the rich console to draw progress on; standard error by default.
+            generation_kwargs: the generator's settings for this job, over its defaults
+                (`temperature`, `max_new_tokens`, `seed`, `stop`...).
+            labeller_generation_kwargs: the labeller's settings for this job.
 
         Returns:
             The input rows with the generator's and labeller's columns added and an `error`
@@ -101,6 +106,8 @@ class Pipeline:
 
         Raises:
             DatasetError: the dataset cannot be read, or lacks a column a task needs.
+            GenerationSettingsError: (a `ValueError`) a setting a model does not take; before
+                any work, or, for a model still loading elsewhere, on its first batch.
             CheckpointError: the checkpoint belongs to another job or is held by one.
             JobInterrupted: (a `KeyboardInterrupt`) Ctrl-C, after saving the finished rows.
             PipelineError: a model cannot generate at all (its load failed, its process is
@@ -109,6 +116,13 @@ class Pipeline:
         """
         check_positive_int("num_generations", num_generations)
         check_positive_int("batch_size", batch_size)
+        settings = {
+            role: llm.check_generation_kwargs(kwargs) if llm is not None and kwargs else {}
+            for role, llm, kwargs in (
+                ("generator", self.generator, generation_kwargs),
+                ("labeller", self.labeller, labeller_generation_kwargs),
+            )
+        }
         rows = load_rows(dataset)
         self._check_columns(rows)
         store = Checkpoint(checkpoint) if checkpoint is not None else None
@@ -136,6 +150,8 @@ class Pipeline:
                 self.generator, "generator", runners, display, "Generating", generations
             )
             if generator is not None:
+                generator.generation_kwargs = settings["generator"]
+            if generator is not None:
                 # One line per pool member, on the scale of the whole job: its share of it.
                 generator.member_advances = [
                     _bar(display, f"  {display_name(name)}", generations, show_eta=False)
@@ -144,6 +160,8 @@ class Pipeline:
             labeller = self._stage(
                 self.labeller, "labeller", runners, display, "Labelling", len(todo)
             )
+            if labeller is not None:
+                labeller.generation_kwargs = settings["labeller"]
             started = time.monotonic()  # models are loaded now: time the generation only
             with display if display is not None else contextlib.nullcontext():
                 new = run_job(

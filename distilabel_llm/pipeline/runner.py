@@ -54,9 +54,12 @@ class LLMRunner:
         num_generations: int,
         progress: Optional[Progress] = None,
         member_progress: Optional[MemberProgress] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> Future[Outputs]:
         """Starts generating for `inputs`; the future resolves to one output list per row."""
         kwargs: Dict[str, Any] = {}
+        if generation_kwargs:
+            kwargs["generation_kwargs"] = generation_kwargs
         if progress is not None:
             kwargs["progress_callback_func"] = progress
         if member_progress is not None and self.member_names:
