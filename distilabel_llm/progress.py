@@ -34,14 +34,18 @@ AdvanceFn = Callable[..., None]
 
 
 class ProgressBar:
-    """One bar of a `ProgressDisplay`: call it as `bar(advance=k)`; `describe` relabels it."""
+    """One bar of a `ProgressDisplay`: call it as `bar(advance=k)`, or `bar(advance=k,
+    tokens=t)` to also count output tokens (the bar then shows tokens per second); `describe`
+    relabels it."""
 
-    def __init__(self, advance: AdvanceFn, describe: Callable[[str], None]) -> None:
+    def __init__(
+        self, advance: Callable[[int, int], None], describe: Callable[[str], None]
+    ) -> None:
         self._advance = advance
         self._describe = describe
 
-    def __call__(self, advance: int = 1) -> None:
-        self._advance(advance)
+    def __call__(self, advance: int = 1, tokens: int = 0) -> None:
+        self._advance(advance, tokens)
 
     def describe(self, description: str) -> None:
         """Changes the bar's label (shown as plain text)."""
@@ -57,6 +61,17 @@ class _EtaColumn(TimeRemainingColumn):
         return Text.assemble("ETA ", super().render(task))
 
 
+class _TokensColumn(ProgressColumn):
+    """Output tokens per second, on bars that count them."""
+
+    def render(self, task: RichTask) -> Text:
+        tokens = task.fields.get("tokens", 0)
+        elapsed = task.finished_time if task.finished else task.elapsed
+        if not tokens or not elapsed:
+            return Text("")
+        return Text(f"{tokens / elapsed:,.0f} tok/s", style="progress.data.speed")
+
+
 class _RateColumn(ProgressColumn):
     def render(self, task: RichTask) -> Text:
         speed = task.finished_speed or task.speed
@@ -69,6 +84,7 @@ class _PlainBar:
     total: Optional[int]
     show_eta: bool = True
     completed: int = 0
+    tokens: int = 0
     started: float = field(default_factory=time.monotonic)
     last_logged: float = 0.0
     last_decile: int = 0
@@ -82,9 +98,10 @@ class _PlainBar:
         percent = 100.0 * self.completed / self.total if self.total else 100.0
         left = self.total - self.completed
         eta = f", ETA {left / rate:,.0f}s" if rate > 0 else ", ETA ?"
+        tokens = f", {self.tokens / elapsed:,.0f} tok/s" if self.tokens else ""
         return (
             f"{self.description}: {self.completed:,}/{self.total:,} ({percent:.0f}%), "
-            f"{rate:,.1f}/s, {elapsed:,.0f}s elapsed{eta if self.show_eta else ''}"
+            f"{rate:,.1f}/s{tokens}, {elapsed:,.0f}s elapsed{eta if self.show_eta else ''}"
         )
 
 
@@ -117,6 +134,7 @@ class ProgressDisplay:
             BarColumn(),
             MofNCompleteColumn(),
             _RateColumn(),
+            _TokensColumn(),
             TimeElapsedColumn(),
             _EtaColumn(),
             console=self.console,
@@ -136,7 +154,9 @@ class ProgressDisplay:
                 a total (a pool member's), whose end is not its own.
         """
         if self._live:
-            task_id = self._progress.add_task(escape(description), total=total, show_eta=show_eta)
+            task_id = self._progress.add_task(
+                escape(description), total=total, show_eta=show_eta, tokens=0
+            )
             return ProgressBar(
                 self._live_advance(task_id),
                 lambda text: self._progress.update(task_id, description=escape(text)),
@@ -172,16 +192,24 @@ class ProgressDisplay:
         bar.logged_completed = bar.completed
         self.console.print(bar.line(), highlight=False, markup=False)
 
-    def _live_advance(self, task_id: TaskID) -> AdvanceFn:
-        def advance(advance: int = 1) -> None:
-            self._progress.advance(task_id, advance)
+    def _live_advance(self, task_id: TaskID) -> Callable[[int, int], None]:
+        counted = [0]
+
+        def advance(advance: int = 1, tokens: int = 0) -> None:
+            if tokens:
+                with self._lock:
+                    counted[0] += tokens
+                self._progress.update(task_id, advance=advance, tokens=counted[0])
+            else:
+                self._progress.advance(task_id, advance)
 
         return advance
 
-    def _plain_advance(self, bar: _PlainBar) -> AdvanceFn:
-        def advance(advance: int = 1) -> None:
+    def _plain_advance(self, bar: _PlainBar) -> Callable[[int, int], None]:
+        def advance(advance: int = 1, tokens: int = 0) -> None:
             with self._lock:
                 bar.completed += advance
+                bar.tokens += tokens
                 now = time.monotonic()
                 decile = 10 * bar.completed // bar.total if bar.total else 0
                 due = now - max(bar.last_logged, bar.started) >= self.log_interval

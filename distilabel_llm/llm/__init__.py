@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from distilabel_llm.llm.base import LLM
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics, merge_responses
 from distilabel_llm.llm.pool import LLMPool, PoolStrategy
 from distilabel_llm.llm.process import ProcessLLM
 from distilabel_llm.llm.ray import RayLLM
@@ -40,6 +40,7 @@ __all__ = [
     "RemoteLLM",
     "TokenStatistics",
     "TransformersLLM",
+    "merge_responses",
 ]
 
 

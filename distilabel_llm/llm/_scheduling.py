@@ -13,6 +13,7 @@ Beyond handing out work, a job keeps three promises:
 from __future__ import annotations
 
 import collections
+import inspect
 import math
 import queue
 import random
@@ -25,10 +26,12 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tu
 from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
 from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
 from distilabel_llm.llm.generation import OFFSET, row_offsets, without_offset
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.outputs import LLMOutput, output_tokens
 from distilabel_llm.llm.remote import model_name_now
 
-MemberProgressCallback = Callable[[int, int], None]
+MemberProgressCallback = Callable[..., None]
+"""Called as `(member_index, advance)`: that member made `advance` more generations; with
+`output_tokens=` too when it takes that keyword: the output tokens of those generations."""
 Submit = Callable[[int, List[Dict[str, Any]], int, Dict[str, Any]], "Future[Any]"]
 
 # Units each member holds at once under "balance": one running, one queued behind it so the
@@ -205,6 +208,7 @@ class Job:
         self.stall_timeout = stall_timeout
         self.progress = progress
         self.member_progress = member_progress
+        self.member_tokens = member_progress is not None and _takes_output_tokens(member_progress)
         self.failures: Dict[int, BaseException] = {
             m: llm.failure for m, llm in enumerate(members) if getattr(llm, "failure", None)
         }
@@ -415,13 +419,16 @@ class Job:
         for other, (twin, _) in list(self.in_flight.items()):
             if twin is unit:
                 other.cancel()
-        self._advance(filled, member)
+        self._advance(filled, member, sum(output_tokens(outputs) for outputs in rows))
 
-    def _advance(self, advance: int, member: Optional[int]) -> None:
+    def _advance(self, advance: int, member: Optional[int], tokens: int = 0) -> None:
         if self.progress is not None:
             report_progress(self.progress, advance=advance)
         if self.member_progress is not None and member is not None:
-            report_progress(self.member_progress, member, advance)
+            if self.member_tokens:
+                report_progress(self.member_progress, member, advance, output_tokens=tokens)
+            else:
+                report_progress(self.member_progress, member, advance)
 
     # Failures.
 
@@ -542,6 +549,16 @@ class Job:
             f"Every member of the LLMPool failed, so {rows_left} row(s) cannot be "
             f"generated:\n{reasons}"
         )
+
+
+def _takes_output_tokens(callback: Callable[..., None]) -> bool:
+    try:
+        parameters = inspect.signature(callback).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return "output_tokens" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def _is_crash(error: BaseException) -> bool:

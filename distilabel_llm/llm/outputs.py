@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations` here: TypedDict reads `NotRequired` from evaluated
 # annotations, and postponed ones would list `statistics` and `error` as required at runtime.
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, TypeVar, Union
 
 from typing_extensions import NotRequired, TypedDict
 
@@ -28,3 +28,41 @@ class LLMOutput(TypedDict):
     parsed_output: Optional[Dict[str, Any]]
     statistics: NotRequired[TokenStatistics]
     error: NotRequired[str]
+
+
+T = TypeVar("T")
+
+
+def merge_responses(responses: Sequence[T], n: int) -> List[List[T]]:
+    """Groups a flat list of one row's generations after another back into rows of `n`.
+
+    Example:
+        >>> merge_responses(["a0", "a1", "b0", "b1"], n=2)
+        [['a0', 'a1'], ['b0', 'b1']]
+
+    Raises:
+        ValueError: if `n` is not a positive int, or the list does not split into rows of `n`.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"`n` must be a positive integer, not {n!r}.")
+    if len(responses) % n:
+        raise ValueError(
+            f"{len(responses)} responses do not split into rows of n={n}; pass the number of "
+            "generations each row has."
+        )
+    return [list(responses[start : start + n]) for start in range(0, len(responses), n)]
+
+
+def token_counts(outputs: Sequence[LLMOutput]) -> Dict[str, List[Optional[int]]]:
+    """One row's token counts as distilabel 1.x writes them: `{"input_tokens": [...],
+    "output_tokens": [...]}`, one entry per generation (None where the backend reported none)."""
+    statistics = [output.get("statistics") or {} for output in outputs]
+    return {
+        "input_tokens": [stats.get("input_tokens") for stats in statistics],
+        "output_tokens": [stats.get("output_tokens") for stats in statistics],
+    }
+
+
+def output_tokens(outputs: Sequence[LLMOutput]) -> int:
+    """The output tokens the backend reported for `outputs` (0 where it reported none)."""
+    return sum((output.get("statistics") or {}).get("output_tokens") or 0 for output in outputs)

@@ -242,7 +242,8 @@ class LLMPool(StoppingContext):
             progress_callback_func: called as `progress_callback_func(advance=k)` as work
                 completes; the advances sum to `len(inputs) * num_generations`.
             member_progress_callback_func: called as `(member_index, advance)` with the same
-                advances, telling which member did the work.
+                advances, telling which member did the work; also with `output_tokens=` (the
+                tokens of those generations) when it takes that keyword.
             generation_kwargs: settings for this call, over each member's defaults.
 
         Returns:

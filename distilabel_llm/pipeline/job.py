@@ -324,19 +324,21 @@ class _Job:
                     f"row has no value for {missing}, which {type(task).__name__} needs"
                 )
 
-    def _member_progress(self, stage: _Stage) -> Optional[Callable[[int, int], None]]:
+    def _member_progress(self, stage: _Stage) -> Optional[Callable[..., None]]:
         if not stage.runner.member_names:
             return None
 
-        def advance(member_index: int, advance: int) -> None:
+        def advance(member_index: int, advance: int, output_tokens: int = 0) -> None:
             # Read now, not once: a member that was loading when the job began has a name now.
             name = stage.runner.member_names[member_index]
-            self.stats.count_member(name, advance)
+            self.stats.count_member(name, advance, output_tokens)
             if member_index < len(stage.member_advances):
                 bar = stage.member_advances[member_index]
-                bar(advance=advance)
                 if isinstance(bar, ProgressBar):
+                    bar(advance=advance, tokens=output_tokens)
                     bar.describe(f"  {display_name(name)}")
+                else:
+                    bar(advance=advance)
 
         return advance
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.outputs import LLMOutput, token_counts
 from distilabel_llm.tasks.base import Task
 
 __all__ = [
@@ -24,8 +24,8 @@ GENERATION_FAILED = "generation failed: "
 LABELLING_FAILED = "labelling failed: "
 """How `error` starts when the model raised on the row (rather than the row lacking input)."""
 
-_GENERATION_META = ["generation_model", "raw_generation_responses"]
-_LABELLING_META = ["labelling_model", "raw_labelling_response"]
+_GENERATION_META = ["generation_model", "raw_generation_responses", "generation_statistics"]
+_LABELLING_META = ["labelling_model", "raw_labelling_response", "labelling_statistics"]
 
 
 def generation_columns(task: Task) -> List[str]:
@@ -43,12 +43,15 @@ def generation_fields(task: Task, outputs: Optional[List[LLMOutput]]) -> Dict[st
 
     Each parsed field becomes a list with one item per generation, `None` where the task could
     not parse that generation (its raw text stays in `raw_generation_responses`).
+    `generation_statistics` holds the token counts as distilabel 1.x writes them:
+    `{"input_tokens": [...], "output_tokens": [...]}`, one entry per generation.
     """
     if outputs is None:
         return dict.fromkeys(generation_columns(task))
     fields: Dict[str, Any] = {
         "generation_model": [output["model_name"] for output in outputs],
         "raw_generation_responses": [output["raw_output"] for output in outputs],
+        "generation_statistics": token_counts(outputs),
     }
     for name in task.output_args_names:
         fields[name] = [(output["parsed_output"] or {}).get(name) for output in outputs]
@@ -63,12 +66,8 @@ def labelling_fields(task: Task, output: Optional[LLMOutput]) -> Dict[str, Any]:
     fields: Dict[str, Any] = {
         "labelling_model": output["model_name"],
         "raw_labelling_response": output["raw_output"],
+        "labelling_statistics": token_counts([output]),
     }
     for name in task.output_args_names:
         fields[name] = parsed.get(name)
     return fields
-
-
-def output_tokens(outputs: List[LLMOutput]) -> int:
-    """The output tokens the backend reported for `outputs` (0 where it reported none)."""
-    return sum((output.get("statistics") or {}).get("output_tokens", 0) for output in outputs)

@@ -6,8 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from distilabel_llm.llm.outputs import LLMOutput
-from distilabel_llm.pipeline.rows import output_tokens
+from distilabel_llm.llm.outputs import LLMOutput, output_tokens
 
 __all__ = ["JobStats"]
 
@@ -24,6 +23,7 @@ class JobStats:
     generations_by_model: Dict[str, int] = field(default_factory=dict)
     output_tokens_by_model: Dict[str, int] = field(default_factory=dict)
     generations_by_member: Dict[str, int] = field(default_factory=dict)
+    output_tokens_by_member: Dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_outputs(self, outputs: List[LLMOutput]) -> None:
@@ -37,7 +37,9 @@ class JobStats:
                 model, 0
             ) + output_tokens([output])
 
-    def count_member(self, name: str, advance: int) -> None:
-        """Counts `advance` generations done by the pool member `name` (from any thread)."""
+    def count_member(self, name: str, advance: int, tokens: int = 0) -> None:
+        """Counts `advance` generations, of `tokens` output tokens, done by the pool member
+        `name` (from any thread)."""
         with self._lock:
             self.generations_by_member[name] = self.generations_by_member.get(name, 0) + advance
+            self.output_tokens_by_member[name] = self.output_tokens_by_member.get(name, 0) + tokens

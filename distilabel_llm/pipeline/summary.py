@@ -9,7 +9,6 @@ from typing import Any, List, Tuple
 from rich.markup import escape
 from rich.table import Table
 
-from distilabel_llm.llm.remote import model_name_now
 from distilabel_llm.pipeline.stats import JobStats
 
 __all__ = ["display_name", "summary_table"]
@@ -32,9 +31,8 @@ def display_name(name: str) -> str:
 def summary_table(stats: JobStats, generator: Any = None) -> Table:
     """A rich table of what the job did, one line per pool member (or per model).
 
-    Tokens per second are over the job's wall time, so a pool's lines add up to its total.
-    Members running the same model share that model's tokens in proportion to their
-    generations, since outputs only name the model.
+    Tokens per second are over the job's wall time, so a pool's lines add up to its total;
+    each pool member's tokens are the ones it made.
 
     Args:
         stats: `Pipeline.stats` after the job.
@@ -69,13 +67,11 @@ def _lines(stats: JobStats, generator: Any) -> List[Tuple[str, int, float]]:
             (model, generations, float(stats.output_tokens_by_model.get(model, 0)))
             for model, generations in stats.generations_by_model.items()
         ]
-    names = generator.member_names
-    models = [model_name_now(member) for member in members]  # a hung member: never wait
-    lines = []
-    for name, model in zip(names, models):
-        generations = stats.generations_by_member.get(name, 0)
-        model_generations = stats.generations_by_model.get(model or "", 0)
-        share = generations / model_generations if model_generations else 0.0
-        tokens = stats.output_tokens_by_model.get(model or "", 0) * share
-        lines.append((name, generations, tokens))
-    return lines
+    return [
+        (
+            name,
+            stats.generations_by_member.get(name, 0),
+            float(stats.output_tokens_by_member.get(name, 0)),
+        )
+        for name in generator.member_names
+    ]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.generation import OFFSET, row_offsets
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.tasks.prompt import SupportedFormats
 
 if TYPE_CHECKING:
@@ -23,7 +23,8 @@ class FakeLLM(LLM):
     Each output's text is `"<model_name> #<k>: <input>"`, where `k` is the output's generation
     slot in its row (`generation_offset` plus its index in the call, as a seeded sampler would
     use), so results can be checked exactly however a pool splits them. With `show_settings`,
-    the call's generation settings follow, as `" [name=value, ...]"`.
+    the call's generation settings follow, as `" [name=value, ...]"`. Token counts are the
+    prompt's and the text's whitespace-separated words.
 
     Args:
         task: the task that builds prompts and parses outputs.
@@ -89,12 +90,14 @@ class FakeLLM(LLM):
         if delay > 0:
             time.sleep(delay)
         prompts = self._generate_prompts(inputs)
-        return [
-            [
-                self._output(
-                    prompt, f"{self._model_name} #{offset + k}: {row.get('input', '')}{shown}"
+        rows = []
+        for row, prompt, offset in zip(inputs, prompts, offsets):
+            outputs = []
+            for k in range(num_generations):
+                text = f"{self._model_name} #{offset + k}: {row.get('input', '')}{shown}"
+                statistics = TokenStatistics(
+                    input_tokens=len(str(prompt).split()), output_tokens=len(text.split())
                 )
-                for k in range(num_generations)
-            ]
-            for row, prompt, offset in zip(inputs, prompts, offsets)
-        ]
+                outputs.append(self._output(prompt, text, statistics))
+            rows.append(outputs)
+        return rows

@@ -574,3 +574,28 @@ def test_a_password_in_the_base_url_never_shows(
     error = generated[0][0]["error"]
     assert "alice:***@" in error and "hunter2" not in error
     assert "hunter2" not in caplog.text and "hunter2" not in repr(llm)
+
+
+# Generation settings.
+
+
+def test_generation_settings_reach_the_request_body(make_llm: MakeLLM, server: FaultServer) -> None:
+    server.max_choices = 1  # one choice per request: the top-ups show each slot's seed
+    llm = make_llm(generation_kwargs={"seed": 10, "temperature": 0.9})
+    llm.generate(
+        rows("a"),
+        num_generations=2,
+        generation_kwargs={
+            "temperature": 0.3,
+            "stop": "END",
+            "max_new_tokens": 7,
+            "generation_offset": 4,
+        },
+    )
+    bodies = [request.body for request in server.requests()]
+    assert [body["seed"] for body in bodies] == [14, 15]  # slots 4 and 5
+    for body in bodies:
+        assert body["temperature"] == 0.3 and body["stop"] == ["END"] and body["max_tokens"] == 7
+        assert "generation_offset" not in body and "max_new_tokens" not in body
+    with pytest.raises(ValueError, match="not one OpenAILLM takes"):
+        llm.generate(rows("a"), generation_kwargs={"top_k": 3})

@@ -38,6 +38,10 @@ def _expected(text: str, num_generations: int, model_name: str = "fake") -> List
             prompt_used=prompt,
             raw_output=f"{model_name} #{k}: {text}",
             parsed_output={"generations": f"{model_name} #{k}: {text}"},
+            statistics={  # FakeLLM counts words
+                "input_tokens": len(prompt.split()),
+                "output_tokens": len(f"{model_name} #{k}: {text}".split()),
+            },
         )
         for k in range(num_generations)
     ]

@@ -224,6 +224,44 @@ def test_generate_with_openai_server_keeps_failed_rows(tmp_path: Path, capsys) -
     assert rows[0]["labelling_model"] == "fault-model" and rows[0]["error"] is None
 
 
+def test_generation_flags_reach_the_server(tmp_path: Path, capsys) -> None:
+    fault_server = fault_server_module()
+    prompts = _prompts(tmp_path / "in.jsonl", 2)
+    with fault_server.FaultServer() as server:
+        code = main(
+            [
+                "generate", "--input", str(prompts), "--output", str(tmp_path / "out.jsonl"),
+                "--backend", "openai", "--model", "fault-model", "--base-url", server.url,
+                "--api-key", "k", "--no-progress", "--temperature", "0.4", "--top-p", "0.9",
+                "--seed", "5", "--stop", "END", "--stop", "STOP", "--max-new-tokens", "9",
+                "--generation-kwargs", '{"presence_penalty": 0.5, "temperature": 2.0}',
+            ]
+        )  # fmt: skip
+        bodies = [request.body for request in server.requests()]
+    assert code == 0, capsys.readouterr()
+    for body in bodies:
+        assert body["temperature"] == 0.4  # the flag wins over --generation-kwargs
+        assert body["top_p"] == 0.9 and body["seed"] == 5 and body["max_tokens"] == 9
+        assert body["stop"] == ["END", "STOP"] and body["presence_penalty"] == 0.5
+
+
+def test_unknown_generation_settings_fail_before_any_model_starts(tmp_path: Path, capsys) -> None:
+    prompts = _prompts(tmp_path / "in.jsonl", 2)
+    code = main(
+        [
+            "generate", "--input", str(prompts), "--output", str(tmp_path / "out.jsonl"),
+            "--backend", "transformers", "--model", str(tmp_path / "missing"),
+            "--generation-kwargs", '{"temprature": 0.5}',
+        ]
+    )  # fmt: skip
+    assert code == 1
+    assert "`temprature` is not a generation setting" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(SystemExit):
+        main(["generate", "--input", "x", "--output", "y", "--backend", "openai",
+              "--model", "m", "--generation-kwargs", "[1]"])  # fmt: skip
+    assert "must be a JSON object" in capsys.readouterr().err
+
+
 def test_cli_and_pipeline_import_no_backend() -> None:
     code = (
         "import sys, distilabel_llm.cli, distilabel_llm.pipeline, distilabel_llm.pipeline.demo;"
