@@ -316,8 +316,8 @@ class Job:
         This bounds the end of a job by the fastest member, not the slowest. Under "spread" a
         member only backs up its own model's units, so rows keep their mix of models, unless
         the unit has been running for `stall_timeout` seconds. A unit whose rows are also in
-        flight in another unit is not backed up: a row that crashes its member must not be
-        running in more than two places when it does.
+        flight in another unit, or were in flight at a member's death, is not backed up: a row
+        that crashes its member must not be running in more than two places when it does.
         """
         now = time.monotonic()
         model = model_name_now(self.members[member])
@@ -327,8 +327,8 @@ class Job:
                 continue
             if getattr(self.members[owner], "failure", None) is not None:
                 continue  # its owner died: the crash path decides what becomes of it
-            if any(placed[row] > 1 for row in unit.rows):
-                continue
+            if any(placed[row] > 1 or self.crashes.get(row) for row in unit.rows):
+                continue  # never spread a row that may crash its member
             stalled = self.stall_timeout is not None and now - unit.started >= self.stall_timeout
             if self.balanced or stalled or (model is not None and self._model(unit) == model):
                 unit.backed_up = True

@@ -175,7 +175,7 @@ def test_rows_in_flight_with_a_poison_row_at_two_deaths_fail_too_but_never_silen
     assert sum(member.failure is None for member in members) == 1
 
 
-def test_a_poison_row_through_a_pipeline_is_one_failed_row(task, tmp_path) -> None:
+def test_a_poison_row_through_a_pipeline_fails_alone_and_the_job_goes_on(task, tmp_path) -> None:
     members = [_member(task, name, exit_on="poison") for name in ("x", "y", "z")]
     _loaded(*members)
     with LLMPool(members, strategy="balance") as pool:
@@ -183,8 +183,13 @@ def test_a_poison_row_through_a_pipeline_is_one_failed_row(task, tmp_path) -> No
             POISONED, batch_size=4, checkpoint=tmp_path / "out.jsonl", display_progress_bar=False
         )
     assert [row["input"] for row in rows] == [row["input"] for row in POISONED]
-    assert [row["error"] is not None for row in rows] == [i == 5 for i in range(len(POISONED))]
     assert "pool members that died" in rows[5]["error"]
+    # The pipeline runs two pool calls at once, and an idle member may back up a unit: a row
+    # of the other call that happened to be beside the poison row at both deaths cannot be
+    # told from it, and fails with the same reason (a resumed job retries it). Never more.
+    failed = [row for row in rows if row["error"] is not None]
+    assert len(failed) <= 2 and all("pool members that died" in row["error"] for row in failed)
+    assert sum(member.failure is None for member in members) == 1
 
 
 def test_a_request_that_kills_the_child_twice_is_not_sent_a_third_time(task) -> None:
