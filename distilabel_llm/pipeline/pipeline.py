@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Union
 
 from distilabel_llm.pipeline.checkpoint import Checkpoint
 from distilabel_llm.pipeline.dataset import (
@@ -16,6 +16,7 @@ from distilabel_llm.pipeline.dataset import (
     to_hf,
 )
 from distilabel_llm.pipeline.job import JobInterrupted, PipelineError, _Stage, run_job
+from distilabel_llm.pipeline.job_record import JobRecord
 from distilabel_llm.pipeline.rows import ERROR_COLUMN, generation_columns, labelling_columns
 from distilabel_llm.pipeline.runner import LLMRunner
 from distilabel_llm.pipeline.stats import JobStats
@@ -93,6 +94,8 @@ class Pipeline:
             checkpoint: a JSONL file that receives each finished row at once. Running the same
                 job again with it generates only the rows missing from it or saved with an
                 `error`, and the finished file holds every input row once, in input order.
+                `<checkpoint>.job.json` records the job's settings and models: resuming with
+                others raises `CheckpointError`.
             display_progress_bar: show progress (rich bars on a terminal, plain lines else).
             console: the rich console to draw progress on; standard error by default.
             generation_kwargs: the generator's settings for this job, over its defaults
@@ -127,6 +130,20 @@ class Pipeline:
         self._check_columns(rows)
         store = Checkpoint(checkpoint) if checkpoint is not None else None
         done = store.open(rows, self._output_columns()) if store is not None else []
+        record = JobRecord(store.path) if store is not None else None
+        if record is not None:
+            try:
+                record.start(
+                    {
+                        "num_generations": num_generations,
+                        "generation_kwargs": settings["generator"],
+                        "labeller_generation_kwargs": settings["labeller"],
+                    },
+                    done,
+                )
+            except BaseException:
+                store.close()
+                raise
         # Rows saved with an error are done again, and put back in their place.
         redo = [i for i, row in enumerate(done) if row.get(ERROR_COLUMN) is not None]
         if store is not None:
@@ -170,7 +187,7 @@ class Pipeline:
                     labeller,
                     num_generations,
                     batch_size,
-                    store.append if store is not None else _ignore_rows,
+                    _saver(store, record),
                     stats,
                 )
         except JobInterrupted as stopped:
@@ -242,8 +259,19 @@ def _bar(
     return display.add_bar(description, total, show_eta=show_eta)
 
 
-def _ignore_rows(rows: List[Dict[str, Any]]) -> None:
-    pass
+def _saver(
+    store: Optional[Checkpoint], record: Optional[JobRecord]
+) -> Callable[[List[Dict[str, Any]]], None]:
+    """What the job calls with its finished rows: they go to the checkpoint, if any, once the
+    job record has checked that they come from the recorded models."""
+
+    def save(rows: List[Dict[str, Any]]) -> None:
+        if record is not None:
+            record.check_rows(rows)
+        if store is not None:
+            store.append(rows)
+
+    return save
 
 
 def _merge(

@@ -1,8 +1,10 @@
 """A pipeline job run as its own process by the tests that kill or interrupt it.
 
-Usage: python fake_job.py CHECKPOINT ROWS MODEL_NAME SECONDS_PER_ROW [BATCH_SIZE]
+Usage: python fake_job.py CHECKPOINT ROWS RUN SECONDS_PER_ROW [BATCH_SIZE]
 
-Generates for ROWS prompts with a `FakeLLM` named MODEL_NAME, checkpointing to CHECKPOINT.
+Generates for ROWS prompts with a `FakeLLM`, checkpointing to CHECKPOINT. Each output's text ends
+with " [seed=RUN]" (the model's default seed, which the job does not record), so that a test can
+tell which run wrote a row.
 Exits 0 when done, 130 after a Ctrl-C (having saved the finished rows).
 """
 
@@ -16,12 +18,13 @@ from distilabel_llm.testing import FakeLLM
 
 
 def main() -> int:
-    checkpoint, rows, model_name, seconds_per_row = sys.argv[1:5]
+    checkpoint, rows, run, seconds_per_row = sys.argv[1:5]
     batch_size = int(sys.argv[5]) if len(sys.argv) > 5 else 2
     generator = FakeLLM(
         TextGenerationTask(),
-        model_name=model_name,
         latency_per_generation=float(seconds_per_row),
+        show_settings=True,
+        generation_kwargs={"seed": int(run)},
     )
     prompts = [{"input": f"prompt {i}"} for i in range(int(rows))]
     try:

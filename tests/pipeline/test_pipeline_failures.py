@@ -38,16 +38,13 @@ def test_rows_saved_with_an_error_are_retried_on_resume(make_llm: MakeLLM, tmp_p
         rows, batch_size=2, checkpoint=checkpoint, display_progress_bar=False
     )
     assert [row["error"] is not None for row in first] == [i == 3 for i in range(7)]
-    pipeline = Pipeline(generator=make_llm(model_name="fixed"))
+    pipeline = Pipeline(generator=make_llm())  # the same model, working now
     again = pipeline.generate(rows, batch_size=2, checkpoint=checkpoint, display_progress_bar=False)
-    assert [row["generation_model"] for row in again] == [["fake"]] * 3 + [["fixed"]] + [
-        ["fake"]
-    ] * 3
+    assert [row["generations"] for row in again] == [[f"fake #0: q{i}"] for i in range(7)]
     assert all(row["error"] is None for row in again)
     assert pipeline.stats is not None and pipeline.stats.rows_resumed == 6
     saved = _lines(checkpoint)  # each row once, in input order, the retried one in its place
-    assert [row["input"] for row in saved] == [row["input"] for row in rows]
-    assert saved[3]["generation_model"] == ["fixed"] and saved[3]["error"] is None
+    assert saved == again
 
 
 def test_a_resumed_job_retries_failed_rows_and_appends_the_missing_ones(
@@ -57,11 +54,12 @@ def test_a_resumed_job_retries_failed_rows_and_appends_the_missing_ones(
     Pipeline(generator=make_llm(raise_on="q1")).generate(
         _prompts(3), checkpoint=checkpoint, display_progress_bar=False
     )
-    rows = Pipeline(generator=make_llm(model_name="fixed")).generate(
+    pipeline = Pipeline(generator=make_llm())
+    rows = pipeline.generate(
         _prompts(5), batch_size=2, checkpoint=checkpoint, display_progress_bar=False
     )
-    models = [row["generation_model"][0] for row in rows]
-    assert models == ["fake", "fixed", "fake", "fixed", "fixed"]
+    assert [row["error"] for row in rows] == [None] * 5
+    assert pipeline.stats is not None and pipeline.stats.rows_resumed == 2
     assert [row["input"] for row in _lines(checkpoint)] == [f"q{i}" for i in range(5)]
 
 
@@ -151,3 +149,48 @@ def test_cli_refuses_a_device_as_output(tmp_path: Path, capsys: pytest.CaptureFi
     )  # fmt: skip
     assert code == 1
     assert "not a regular file" in " ".join(capsys.readouterr().err.split())
+
+
+# The job remembers its settings.
+
+
+def test_resuming_with_other_settings_fails_naming_what_changed(
+    make_llm: MakeLLM, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "out.jsonl"
+    settings = {"temperature": 0.7}
+    Pipeline(generator=make_llm()).generate(
+        _prompts(2), checkpoint=checkpoint, generation_kwargs=settings, display_progress_bar=False
+    )
+    pipeline = Pipeline(generator=make_llm())
+    with pytest.raises(CheckpointError, match="num_generations was 1, now 2"):
+        pipeline.generate(
+            _prompts(4),
+            num_generations=2,
+            checkpoint=checkpoint,
+            generation_kwargs=settings,
+            display_progress_bar=False,
+        )
+    with pytest.raises(CheckpointError, match=r"generation_kwargs was \{\"temperature\": 0.7\}"):
+        pipeline.generate(_prompts(4), checkpoint=checkpoint, display_progress_bar=False)
+    with pytest.raises(
+        CheckpointError, match=r"generator \[\"fake\"\], but this job's .*\"other\""
+    ):
+        Pipeline(generator=make_llm(model_name="other")).generate(
+            _prompts(4),
+            checkpoint=checkpoint,
+            generation_kwargs=settings,
+            display_progress_bar=False,
+        )
+    assert len(_lines(checkpoint)) == 2  # nothing was written by the refused runs
+    rows = pipeline.generate(
+        _prompts(4), checkpoint=checkpoint, generation_kwargs=settings, display_progress_bar=False
+    )
+    assert len(rows) == 4 and json.loads((tmp_path / "out.jsonl.job.json").read_text()) == {
+        "models": {"generator": ["fake"], "labeller": []},
+        "settings": {
+            "generation_kwargs": {"temperature": 0.7},
+            "labeller_generation_kwargs": {},
+            "num_generations": 1,
+        },
+    }

@@ -21,20 +21,20 @@ def _check_complete(path: Path, killed_at: int) -> None:
     rows = read_rows(path)
     assert [row["input"] for row in rows] == [f"prompt {i}" for i in range(ROWS)]
     assert all(row["error"] is None and row["generations"] for row in rows)
-    models = [row["generation_model"][0] for row in rows]
-    assert models == ["first"] * killed_at + ["resumed"] * (ROWS - killed_at)
+    runs = [row["generations"][0].rsplit("[seed=", 1)[1] for row in rows]
+    assert runs == ["1]"] * killed_at + ["2]"] * (ROWS - killed_at)
 
 
 def test_sigkill_mid_job_then_resume(tmp_path: Path, fake_job: StartJob) -> None:
     checkpoint = tmp_path / "out.jsonl"
-    job = fake_job(checkpoint, ROWS, "first", 0.05)
+    job = fake_job(checkpoint, ROWS, "1", 0.05)
     wait_for_rows(checkpoint, 6, job)
     job.send_signal(signal.SIGKILL)
     assert job.wait(timeout=10) == -signal.SIGKILL
     killed_at = len(read_rows(checkpoint))
     assert 6 <= killed_at < ROWS
 
-    resumed = fake_job(checkpoint, ROWS, "resumed", 0.0)
+    resumed = fake_job(checkpoint, ROWS, "2", 0.0)
     output, _ = resumed.communicate(timeout=30)
     assert resumed.returncode == 0, output
     _check_complete(checkpoint, killed_at)
@@ -42,7 +42,7 @@ def test_sigkill_mid_job_then_resume(tmp_path: Path, fake_job: StartJob) -> None
 
 def test_sigint_stops_cleanly_after_saving(tmp_path: Path, fake_job: StartJob) -> None:
     checkpoint = tmp_path / "out.jsonl"
-    job = fake_job(checkpoint, ROWS, "first", 0.05)
+    job = fake_job(checkpoint, ROWS, "1", 0.05)
     wait_for_rows(checkpoint, 4, job)
     job.send_signal(signal.SIGINT)
     output, _ = job.communicate(timeout=10)
@@ -51,7 +51,7 @@ def test_sigint_stops_cleanly_after_saving(tmp_path: Path, fake_job: StartJob) -
     assert f"interrupted with {saved} rows saved" in output
     assert checkpoint.read_bytes().endswith(b"\n")  # stopped between rows, not mid-line
 
-    resumed = fake_job(checkpoint, ROWS, "resumed", 0.0)
+    resumed = fake_job(checkpoint, ROWS, "2", 0.0)
     output, _ = resumed.communicate(timeout=30)
     assert resumed.returncode == 0, output
     _check_complete(checkpoint, saved)
