@@ -4,7 +4,8 @@
                          [--legacy-setup]
 
 Each benchmark module (`futures`, `threads`, `process`, `pool`, `backends`, `startup`,
-`memory`, `scaling`, `e2e`) runs in this process in turn; its rows become summary rows: our
+`memory`, `scaling`, `e2e`, `sampling`, `ray_members`) runs in this process in turn; its rows
+become summary rows: our
 figure (median of several runs, with min and max), the ideal or the raw backend doing the same
 work with its ratio taken run by run, and legacy `distilabel==0.6.0`'s figure where it can run
 the same workload (in its own venv; `--legacy-setup` creates `<repo>/.venv-legacy`). A
@@ -50,6 +51,7 @@ BENCHMARKS = (
     "memory",
     "scaling",
     "e2e",
+    "sampling",
     "ray_members",
 )
 

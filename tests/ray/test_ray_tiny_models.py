@@ -38,3 +38,16 @@ def test_a_pool_of_tiny_llamas_on_ray(tiny_models: Any) -> None:
     expected = load(task).generate(ROWS * 4)
     with LLMPool.from_ray(task, load, replicas=2, num_cpus=1) as pool:
         assert pool.generate(ROWS * 4) == expected
+
+
+def test_seeded_samples_from_ray_replicas_are_one_models_samples(tiny_models: Any) -> None:
+    pytest.importorskip("llama_cpp")
+    load = functools.partial(
+        load_llm, backend="llama-cpp", model=str(tiny_models.gguf_path), max_new_tokens=8, threads=1
+    )
+    task = TextGenerationTask()
+    settings = {"temperature": 1.0, "seed": 11}
+    expected = load(task).generate(ROWS, num_generations=4, generation_kwargs=settings)
+    assert all(len({output["raw_output"] for output in row}) > 1 for row in expected)
+    with LLMPool.from_ray(task, load, replicas=2, num_cpus=1, strategy="spread") as pool:
+        assert pool.generate(ROWS, num_generations=4, generation_kwargs=settings) == expected
