@@ -20,14 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from distilabel_llm.errors import GenerationSettingsError
 
-__all__ = [
-    "GENERATION_SETTINGS",
-    "GenerationSetting",
-    "check_generation_kwargs",
-    "row_offsets",
-    "sliced_offsets",
-    "without_offset",
-]
+__all__ = ["GENERATION_SETTINGS", "GenerationSetting", "check_generation_kwargs"]
 
 OFFSET = "generation_offset"
 
