@@ -9,10 +9,11 @@ from distilabel_llm.errors import ClusterTooSmallError, MissingExtraError
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.process import LoadLLMFn
-    from distilabel_llm.llm.ray import RayLLM
     from distilabel_llm.tasks.base import Task
 
 PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
+# CPUs an actor reserves unless told otherwise.
+DEFAULT_NUM_CPUS = 1
 _PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
 
@@ -74,19 +75,19 @@ def check_cluster_fits(
 
 
 def ray_members(
+    make_member: Callable[..., Any],
     task: Task,
     load_llm_fn: LoadLLMFn,
     replicas: int,
     placement_strategy: Optional[PlacementStrategy],
     ray_kwargs: Dict[str, Any],
-) -> Tuple[List[RayLLM], Optional[Callable[[], None]]]:
-    """`replicas` `RayLLM`s, and what releases their placement group (None without one).
+) -> Tuple[List[Any], Optional[Callable[[], None]]]:
+    """`replicas` members made by `make_member` (`RayLLM`), and what releases their placement
+    group (None without one).
 
     The cluster is checked for room for all of them at once, not one by one: a pool whose last
     replicas can never be placed would wait for them forever.
     """
-    from distilabel_llm.llm.ray import DEFAULT_NUM_CPUS, RayLLM
-
     if placement_strategy is not None and placement_strategy not in _PLACEMENT_STRATEGIES:
         raise ValueError(
             f"`placement_strategy` must be one of {_PLACEMENT_STRATEGIES} or None, not "
@@ -123,11 +124,11 @@ def ray_members(
         def release() -> None:
             remove_placement_group(group)
 
-    members: List[RayLLM] = []
+    members: List[Any] = []
     try:
         for strategy in strategies:
             members.append(
-                RayLLM(
+                make_member(
                     task,
                     load_llm_fn,
                     scheduling_strategy=strategy,

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import collections
 import inspect
-import math
 import queue
 import random
-import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
+from distilabel_llm.llm._isolation import Isolation
+from distilabel_llm.llm._units import Unit, balanced_units, spread_units
 from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
 from distilabel_llm.llm.generation import OFFSET, row_offsets, without_offset
 from distilabel_llm.llm.outputs import LLMOutput, output_tokens
@@ -37,125 +36,8 @@ Submit = Callable[[int, List[Dict[str, Any]], int, Dict[str, Any]], "Future[Any]
 # Units each member holds at once under "balance": one running, one queued behind it so the
 # member never waits on the bridge between two units.
 _UNITS_IN_FLIGHT = 2
-# Under "balance", aim for this many units per member: enough that a fast member can take
-# more of them and the last ones are short, few enough that the bridge's cost stays negligible.
-_UNITS_PER_MEMBER = 16
-# ...and never more row-generations per unit than this, so a backend still gets useful batches
-# without a slow member sitting on a large share of the job.
-_MAX_UNIT_SIZE = 32
 # A row in flight on this many members that died is not sent again.
 _MAX_CRASHES_PER_ROW = 2
-
-
-@dataclass(eq=False)
-class Unit:
-    """Some rows and how many generations to make for each, and where they go in the rows.
-
-    Attributes:
-        rows: positions of the rows in the job's inputs.
-        offsets: for each row, the index of its first generation slot this unit fills.
-        num_generations: generations to make for each row.
-        member: the member this unit is meant for ("spread"), or None for any ("balance").
-        origin: under "spread", the member whose share of the rows this is: the rows keep
-            its model's share when it fails, on another member of that model.
-        suspect: a single row re-run alone after its member died.
-        alone: whether its latest run had its member to itself.
-        done: set once one member has returned it.
-        backed_up: set while a second member also runs it.
-        started: when its latest run began (`time.monotonic()`).
-    """
-
-    rows: List[int]
-    offsets: List[int]
-    num_generations: int
-    member: Optional[int] = None
-    origin: Optional[int] = None
-    suspect: bool = False
-    alone: bool = False
-    done: bool = False
-    backed_up: bool = False
-    started: float = 0.0
-
-
-class Isolation:
-    """The members running a suspect row alone, shared by every call on one pool.
-
-    Calls skip these members; releasing one wakes every call, since one may be waiting for it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: Set[int] = set()
-        self._listeners: List[queue.SimpleQueue[Any]] = []
-
-    def busy(self, member: int) -> bool:
-        return member in self._held
-
-    def hold(self, member: int) -> bool:
-        with self._lock:
-            if member in self._held:
-                return False
-            self._held.add(member)
-            return True
-
-    def release(self, member: int) -> None:
-        with self._lock:
-            self._held.discard(member)
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener.put(None)
-
-    def listen(self, listener: queue.SimpleQueue[Any]) -> None:
-        with self._lock:
-            self._listeners.append(listener)
-
-    def forget(self, listener: queue.SimpleQueue[Any]) -> None:
-        with self._lock:
-            self._listeners.remove(listener)
-
-
-def balanced_units(num_rows: int, num_generations: int, members: int) -> List[Unit]:
-    """Equal small units, in row order, for members to pull from a shared queue."""
-    work = num_rows * num_generations
-    size = max(1, min(_MAX_UNIT_SIZE, math.ceil(work / (members * _UNITS_PER_MEMBER))))
-    if num_generations <= size:
-        per_unit = max(1, size // num_generations)
-        chunks = [
-            list(range(start, min(start + per_unit, num_rows)))
-            for start in range(0, num_rows, per_unit)
-        ]
-        return [Unit(rows, [0] * len(rows), num_generations) for rows in chunks]
-    return [
-        Unit([row], [start], min(size, num_generations - start))
-        for row in range(num_rows)
-        for start in range(0, num_generations, size)
-    ]
-
-
-def spread_units(
-    num_rows: int, num_generations: int, members: int, rng: random.Random
-) -> List[Unit]:
-    """Each member's share of every row: `num_generations // members` generations each, the
-    remainder to members taken in turn from a random order, so that every row mixes the models
-    and no member gets more than one extra generation per `members` rows than another.
-
-    A row's generations are ordered by member. Each member gets at most two units: the rows
-    where it makes the base count, and those where it makes one more.
-    """
-    base, extra = divmod(num_generations, members)
-    order = rng.sample(range(members), members)
-    groups: Dict[Tuple[int, int], Unit] = {}
-    for row in range(num_rows):
-        lucky = {order[(row * extra + k) % members] for k in range(extra)}
-        offset = 0
-        for member in range(members):
-            count = base + (member in lucky)
-            if count:
-                unit = groups.setdefault((member, count), Unit([], [], count, member))
-                unit.rows.append(row)
-                unit.offsets.append(offset)
-            offset += count
-    return list(groups.values())
 
 
 class Job:

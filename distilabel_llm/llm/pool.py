@@ -26,7 +26,8 @@ from typing import (
     Union,
 )
 
-from distilabel_llm.llm._scheduling import Isolation, Job, MemberProgressCallback
+from distilabel_llm.llm._isolation import Isolation
+from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
 from distilabel_llm.llm.base import LLM, ProgressCallback
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
@@ -186,12 +187,15 @@ class LLMPool(StoppingContext):
                 at once.
         """
         from distilabel_llm.llm._ray_cluster import ray_members
+        from distilabel_llm.llm.ray import RayLLM
 
         if not isinstance(replicas, int) or replicas < 2:
             raise ValueError(
                 f"A pool needs 2 or more `replicas`, not {replicas!r}; for one, use `RayLLM`."
             )
-        members, release = ray_members(task, load_llm_fn, replicas, placement_strategy, ray_kwargs)
+        members, release = ray_members(
+            RayLLM, task, load_llm_fn, replicas, placement_strategy, ray_kwargs
+        )
         pool = cls(members, strategy=strategy)
         if release is not None:
             pool._on_teardown.append(release)

@@ -37,7 +37,12 @@ import cloudpickle
 from distilabel_llm.errors import RayLLMError
 from distilabel_llm.llm._child import error_summary
 from distilabel_llm.llm._ray_actor import LLMActor, ModelNotLoaded, Readiness
-from distilabel_llm.llm._ray_cluster import actor_demand, check_cluster_fits, import_ray
+from distilabel_llm.llm._ray_cluster import (
+    DEFAULT_NUM_CPUS,
+    actor_demand,
+    check_cluster_fits,
+    import_ray,
+)
 from distilabel_llm.llm.base import ProgressCallback, report_progress
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import RemoteLLM
@@ -52,7 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["RayLLM"]
 
 Outputs = List[List[LLMOutput]]
-DEFAULT_NUM_CPUS = 1
 
 
 class _Call:
