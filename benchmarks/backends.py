@@ -100,7 +100,8 @@ def _transformers_runs(models: Any, max_new_tokens: int) -> Tuple[Run, Run]:
 
 
 def _length_to_eos(tokens: List[int], eos: int) -> int:
-    return tokens.index(eos) + 1 if eos in tokens else len(tokens)
+    """Tokens before EOS, which is not counted (as our statistics count)."""
+    return tokens.index(eos) if eos in tokens else len(tokens)
 
 
 def _llama_cpp_runs(models: Any, max_new_tokens: int) -> Tuple[Run, Run]:
@@ -114,13 +115,14 @@ def _llama_cpp_runs(models: Any, max_new_tokens: int) -> Tuple[Run, Run]:
     llm = LlamaCppLLM(model, TextGenerationTask(), max_new_tokens=max_new_tokens)
     rows = [{"input": text} for text in PROMPTS[:BATCH]]
     prompts = llm.validate_prompts(rows)
-    settings = {
+    defaults = llm.generation_kwargs
+    settings = {  # our defaults, in llama-cpp-python's names
         "max_tokens": max_new_tokens,
-        "temperature": llm.temperature,
-        "top_p": llm.top_p,
-        "top_k": llm.top_k,
-        "repeat_penalty": llm.repeat_penalty,
-        "seed": llm.seed,
+        "temperature": defaults["temperature"],
+        "top_p": defaults["top_p"],
+        "top_k": defaults["top_k"],
+        "repeat_penalty": defaults["repetition_penalty"],
+        "seed": defaults["seed"],
     }
 
     def ours() -> int:

@@ -70,7 +70,8 @@ def _runs(llm: Any, inputs: List[Dict[str, Any]], directory: Path) -> Tuple[Call
                 )
             new = generated[:, encoded.input_ids.shape[1] :]
             tokenizer.batch_decode(new, skip_special_tokens=True)
-            tokens += sum(row.index(eos) + 1 if eos in row else len(row) for row in new.tolist())
+            # Tokens before EOS, which is not counted (as our statistics count).
+            tokens += sum(row.index(eos) if eos in row else len(row) for row in new.tolist())
         return tokens
 
     return ours, raw

@@ -14,8 +14,9 @@ from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
 
 try:
     import llama_cpp
-except ImportError as _error:  # pragma: no cover - exercised in a subprocess by the tests
-    raise MissingExtraError("llama-cpp-python", "llama-cpp") from _error
+except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
+    # The name still imports; using it says what to install.
+    llama_cpp = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from distilabel_llm.tasks.base import Task
@@ -78,6 +79,7 @@ class LlamaCppLLM(LLM):
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
         generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
+        _require_extra()
         if not isinstance(model, llama_cpp.Llama):
             raise TypeError(
                 f"`model` must be a llama_cpp.Llama, not {type(model).__name__}; "
@@ -125,6 +127,7 @@ class LlamaCppLLM(LLM):
             model_kwargs: further arguments for `llama_cpp.Llama`.
             **kwargs: arguments of `LlamaCppLLM` itself (`max_new_tokens`, `seed`, ...).
         """
+        _require_extra()
         if not Path(path).is_file():
             raise FileNotFoundError(f"No GGUF file at {str(path)!r}.")
         model = llama_cpp.Llama(
@@ -211,3 +214,8 @@ class LlamaCppLLM(LLM):
         text = prompt.encode("utf-8")
         add_bos = not (self._bos_text and text.startswith(self._bos_text))
         return self.model.tokenize(text, add_bos=add_bos, special=True)
+
+
+def _require_extra() -> None:
+    if llama_cpp is None:
+        raise MissingExtraError("llama-cpp-python", "llama-cpp")

@@ -14,7 +14,14 @@ try:
     import torch
     import transformers
 except ImportError as _error:  # pragma: no cover - exercised in a subprocess by the tests
-    raise MissingExtraError(_error.name or "transformers", "transformers") from _error
+    # The name still imports (`from distilabel_llm.llm import TransformersLLM` works whatever
+    # is installed); using it says what to install.
+    torch = transformers = None  # type: ignore[assignment]
+    _MISSING: Optional[MissingExtraError] = MissingExtraError(
+        _error.name or "transformers", "transformers"
+    )
+else:
+    _MISSING = None
 
 if TYPE_CHECKING:
     from distilabel_llm.tasks.base import Task
@@ -81,6 +88,7 @@ class TransformersLLM(LLM):
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
         generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
+        _require_extra()
         shortcuts = {
             "max_new_tokens": max_new_tokens,
             "do_sample": do_sample,
@@ -124,6 +132,7 @@ class TransformersLLM(LLM):
             model_kwargs: further arguments for `AutoModelForCausalLM.from_pretrained`.
             **kwargs: arguments of `TransformersLLM` itself (`max_new_tokens`, ...).
         """
+        _require_extra()
         load_kwargs = dict(model_kwargs or {})
         if torch_dtype is not None:
             # transformers 5 renamed the argument; 4 only knows the old name.
@@ -276,6 +285,11 @@ class TransformersLLM(LLM):
             if token in self._eos_ids:
                 return position
         return len(tokens)
+
+
+def _require_extra() -> None:
+    if _MISSING is not None:
+        raise _MISSING
 
 
 def _cut_at_stop(text: str, stops: List[str]) -> str:

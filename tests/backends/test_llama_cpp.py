@@ -156,8 +156,9 @@ def test_missing_extra_names_the_install_command(run_without: Any) -> None:
         ["llama_cpp"],
         """
         from distilabel_llm.errors import MissingExtraError
+        from distilabel_llm.llm import LlamaCppLLM  # the name imports whatever is installed
         try:
-            from distilabel_llm.llm import LlamaCppLLM
+            LlamaCppLLM.from_path('x.gguf', None)
         except MissingExtraError as error:
             print(error)
         """,

@@ -186,8 +186,9 @@ def test_missing_extra_names_the_install_command(run_without: Any) -> None:
         ["torch"],
         """
         from distilabel_llm.errors import MissingExtraError
+        from distilabel_llm.llm import TransformersLLM  # the name imports whatever is installed
         try:
-            from distilabel_llm.llm import TransformersLLM
+            TransformersLLM.from_pretrained('x', None)
         except MissingExtraError as error:
             print(error)
         """,
