@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     TaskID,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from rich.progress import Task as RichTask
 
-__all__ = ["AdvanceFn", "ProgressBar", "ProgressDisplay", "progress_bar"]
+__all__ = ["AdvanceFn", "ProgressBar", "ProgressDisplay", "generate_with_progress", "progress_bar"]
 
 AdvanceFn = Callable[..., None]
 """Called as `advance()` or `advance(advance=k)`: k more units are done."""
@@ -78,12 +78,23 @@ class _RateColumn(ProgressColumn):
         return Text("-- /s" if speed is None else f"{speed:,.1f}/s", style="progress.data.speed")
 
 
+class _CountColumn(ProgressColumn):
+    """Done/total, with the bar's unit when it has one: `12/40 rows`."""
+
+    def render(self, task: RichTask) -> Text:
+        unit = task.fields.get("unit")
+        total = "?" if task.total is None else f"{int(task.total):,}"
+        text = f"{int(task.completed):,}/{total}" + (f" {unit}" if unit else "")
+        return Text(text, style="progress.download")
+
+
 @dataclass
 class _PlainBar:
     description: str
     total: Optional[int]
     show_eta: bool = True
-    completed: int = 0
+    unit: Optional[str] = None
+    completed: float = 0
     tokens: int = 0
     started: float = field(default_factory=time.monotonic)
     last_logged: float = 0.0
@@ -93,14 +104,16 @@ class _PlainBar:
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.completed / elapsed
+        unit = f" {self.unit}" if self.unit else ""
+        done = int(self.completed)
         if self.total is None:
-            return f"{self.description}: {self.completed:,} done, {rate:,.1f}/s"
+            return f"{self.description}: {done:,}{unit} done, {rate:,.1f}/s"
         percent = 100.0 * self.completed / self.total if self.total else 100.0
         left = self.total - self.completed
         eta = f", ETA {left / rate:,.0f}s" if rate > 0 else ", ETA ?"
         tokens = f", {self.tokens / elapsed:,.0f} tok/s" if self.tokens else ""
         return (
-            f"{self.description}: {self.completed:,}/{self.total:,} ({percent:.0f}%), "
+            f"{self.description}: {done:,}/{self.total:,}{unit} ({percent:.0f}%), "
             f"{rate:,.1f}/s{tokens}, {elapsed:,.0f}s elapsed{eta if self.show_eta else ''}"
         )
 
@@ -129,10 +142,11 @@ class ProgressDisplay:
         self._live = self.console.is_terminal
         self._lock = threading.Lock()
         self._plain: List[_PlainBar] = []
+        self._stopped = False
         self._progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            _CountColumn(),
             _RateColumn(),
             _TokensColumn(),
             TimeElapsedColumn(),
@@ -143,7 +157,11 @@ class ProgressDisplay:
         )
 
     def add_bar(
-        self, description: str, total: Optional[int] = None, show_eta: bool = True
+        self,
+        description: str,
+        total: Optional[int] = None,
+        show_eta: bool = True,
+        unit: Optional[str] = None,
     ) -> ProgressBar:
         """Adds a bar; returns it, to call as the function that advances it.
 
@@ -152,16 +170,17 @@ class ProgressDisplay:
             total: units to complete, or `None` for a bar that only counts.
             show_eta: whether to show time remaining; off for a bar that shows one share of
                 a total (a pool member's), whose end is not its own.
+            unit: what it counts, shown after the figures (`"rows"`).
         """
         if self._live:
             task_id = self._progress.add_task(
-                escape(description), total=total, show_eta=show_eta, tokens=0
+                escape(description), total=total, show_eta=show_eta, tokens=0, unit=unit
             )
             return ProgressBar(
                 self._live_advance(task_id),
                 lambda text: self._progress.update(task_id, description=escape(text)),
             )
-        bar = _PlainBar(description, total, show_eta=show_eta)
+        bar = _PlainBar(description, total, show_eta=show_eta, unit=unit)
         with self._lock:
             self._plain.append(bar)
         return ProgressBar(self._plain_advance(bar), lambda text: setattr(bar, "description", text))
@@ -170,8 +189,10 @@ class ProgressDisplay:
         self._progress.start()
 
     def stop(self) -> None:
+        """Stops the display; bars advanced later count but print nothing more."""
         self._progress.stop()
         with self._lock:
+            self._stopped = True
             for bar in self._plain:
                 if bar.logged_completed != bar.completed:
                     self._log(bar)
@@ -213,7 +234,7 @@ class ProgressDisplay:
                 now = time.monotonic()
                 decile = 10 * bar.completed // bar.total if bar.total else 0
                 due = now - max(bar.last_logged, bar.started) >= self.log_interval
-                if decile > bar.last_decile or due:
+                if (decile > bar.last_decile or due) and not self._stopped:
                     bar.last_decile, bar.last_logged = decile, now
                     self._log(bar)
 
@@ -225,13 +246,70 @@ def progress_bar(
     total: Optional[int],
     description: str = "Generating",
     console: Optional[Console] = None,
-) -> Iterator[AdvanceFn]:
-    """Shows one progress bar while the block runs; yields its `advance` function.
+) -> Iterator[ProgressBar]:
+    """Shows one progress bar while the block runs; yields the bar, to call as its `advance`.
 
-    The function fits `LLM.generate`'s `progress_callback_func`:
+    It fits `progress_callback_func`. Wait for the work inside the block, since the bar ends
+    with it (`generate` returns a `Future` from a `ProcessLLM` or a threaded LLM):
 
         with progress_bar(total=len(rows) * 2) as advance:
-            llm.generate(rows, num_generations=2, progress_callback_func=advance)
+            result = llm.generate(rows, num_generations=2, progress_callback_func=advance)
+            rows = result.result() if isinstance(result, Future) else result
+
+    `generate_with_progress` does all of this for any kind of LLM.
     """
     with ProgressDisplay(console=console) as display:
         yield display.add_bar(description, total)
+
+
+def generate_with_progress(
+    llm: Any,
+    inputs: Sequence[Dict[str, Any]],
+    num_generations: int = 1,
+    *,
+    description: str = "Generating",
+    console: Optional[Console] = None,
+    **generate_kwargs: Any,
+) -> List[List[Any]]:
+    """`llm.generate(inputs, num_generations)` with a progress bar, for any kind of LLM.
+
+    The bar counts rows (and output tokens per second); a pool gets one more line per member.
+    A `Future` is waited for, so the outputs are returned either way.
+
+    Args:
+        llm: an `LLM`, `ProcessLLM`, `RayLLM` or `LLMPool`.
+        inputs: the rows.
+        num_generations: outputs per row.
+        description: the bar's label.
+        console: the rich console to draw on; standard error by default.
+        **generate_kwargs: more arguments of `generate` (`generation_kwargs`).
+
+    Returns:
+        `len(inputs)` rows of `num_generations` outputs, in input order.
+    """
+    inputs = list(inputs)
+    with ProgressDisplay(console=console) as display:
+        bar = display.add_bar(description, len(inputs), unit="rows")
+        names = list(getattr(llm, "member_names", None) or [])
+        if names:
+            members = [
+                display.add_bar(f"  {name}", len(inputs), show_eta=False, unit="rows")
+                for name in names
+            ]
+
+            def on_member(member: int, advance: int, output_tokens: int = 0) -> None:
+                members[member].describe(f"  {llm.member_names[member]}")  # loaded by now
+                members[member](advance / num_generations, output_tokens)
+
+            generate_kwargs["member_progress_callback_func"] = on_member
+
+        def on_progress(advance: int = 1) -> None:
+            bar(advance / num_generations)
+
+        result = llm.generate(
+            inputs,
+            num_generations=num_generations,
+            progress_callback_func=on_progress,
+            **generate_kwargs,
+        )
+        return result.result() if isinstance(result, Future) else result

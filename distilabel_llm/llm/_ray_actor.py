@@ -39,11 +39,13 @@ class LLMActor:
         self._llm: Any = None
         self._model_name: Optional[str] = None
         self._supported: Optional[Tuple[str, ...]] = None
+        self._uses_gpu = False
         self._load_error: Optional[str] = None
         try:
             llm = load_llm(payload)
             self._model_name = llm.model_name
             self._supported = tuple(llm.supported_generation_kwargs)
+            self._uses_gpu = bool(llm.uses_gpu)
             self._llm = llm
         except BaseException:
             self._load_error = traceback.format_exc()
@@ -57,8 +59,10 @@ class LLMActor:
 
         location = f"node {ray.util.get_node_ip_address()}"
         gpus = ray.get_gpu_ids()
-        if gpus:
+        if gpus and self._uses_gpu:
             location += f", GPU {','.join(str(gpu) for gpu in gpus)}"
+        else:
+            location += ", CPU"
         return self._model_name, self._supported, self._load_error, location
 
     async def generate(

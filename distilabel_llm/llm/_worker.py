@@ -8,7 +8,7 @@ the socket `FD` with pickled tuples:
                       (GENERATE, request_id, inputs, num_generations, generation_kwargs)
                       (CANCEL, request_id)      drop the request if it has not started
                       (STOP,)                   finish what is queued, then exit
-    child -> parent   (READY, model_name, supported_generation_kwargs)
+    child -> parent   (READY, model_name, supported_generation_kwargs, uses_gpu)
                       (LOAD_FAILED, traceback_text)
                       (RESULTS, [(request_id, rows, error), ...])
 
@@ -93,7 +93,9 @@ def serve(conn: Connection) -> None:
     except BaseException:
         conn.send_bytes(dumps((LOAD_FAILED, traceback.format_exc())))
         return
-    conn.send_bytes(dumps((READY, model_name, tuple(llm.supported_generation_kwargs))))
+    conn.send_bytes(
+        dumps((READY, model_name, tuple(llm.supported_generation_kwargs), bool(llm.uses_gpu)))
+    )
 
     inbox: queue.SimpleQueue[Tuple[Any, ...]] = queue.SimpleQueue()
     cancelled: Set[int] = set()

@@ -18,6 +18,7 @@ from typing import (
     List,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
 )
@@ -42,11 +43,31 @@ GenerateResult = Union[List[List[LLMOutput]], "Future[List[List[LLMOutput]]]"]
 
 
 def report_progress(callback: Callable[..., None], *args: Any, **kwargs: Any) -> None:
-    """Calls a progress callback; a failing progress display never fails generation."""
+    """Calls a progress callback; a failing progress display never fails generation.
+
+    Every LLM kind calls `progress_callback_func(advance=k)`, as legacy distilabel did. A
+    callback that raises is reported once, with its traceback, not at every call.
+    """
     try:
         callback(*args, **kwargs)
     except Exception:
-        logger.exception("The progress callback raised; generation goes on")
+        key = id(getattr(callback, "__func__", callback))
+        with _FAILED_CALLBACKS_LOCK:
+            first = key not in _FAILED_CALLBACKS
+            _FAILED_CALLBACKS.add(key)
+        if first:
+            logger.exception(
+                "The progress callback %r raised when called with %s; generation goes on, and "
+                "its later errors are not shown. Progress callbacks are called as "
+                "`callback(advance=k)`.",
+                callback,
+                ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())]),
+            )
+
+
+# Progress callbacks that raised already (by id): each is reported once.
+_FAILED_CALLBACKS: Set[int] = set()
+_FAILED_CALLBACKS_LOCK = threading.Lock()
 
 
 class LLM(ClosingContext, ABC):
@@ -111,6 +132,11 @@ class LLM(ClosingContext, ABC):
         `self._generate_prompts(inputs)` and outputs with `self._output(...)`. A subclass that
         takes generation settings adds a `generation_kwargs: Dict[str, Any]` parameter.
         """
+
+    @property
+    def uses_gpu(self) -> bool:
+        """Whether the model computes on a GPU; backends that can say so override this."""
+        return False
 
     @property
     def num_threads(self) -> Optional[int]:

@@ -146,6 +146,13 @@ class LlamaCppLLM(LLM):
         return self.model.model_path
 
     @property
+    def uses_gpu(self) -> bool:
+        """Whether layers are offloaded to a GPU (`n_gpu_layers`) and this build can."""
+        params = getattr(self.model, "model_params", None)
+        layers = getattr(params, "n_gpu_layers", 0)
+        return bool(layers) and bool(llama_cpp.llama_supports_gpu_offload())
+
+    @property
     def max_new_tokens(self) -> int:
         """The default `max_new_tokens`."""
         return int(self.generation_kwargs["max_new_tokens"])

@@ -149,6 +149,7 @@ class ProcessLLM(RemoteLLM):
         self._stopping = False
         self._receivers: List[threading.Thread] = []
         self._load_deadline: Optional[float] = None  # while the current child loads
+        self._uses_gpu: Optional[bool] = None  # as the model reports once loaded
         self._child = self._start_child()
         close_at_exit(self, "_stop_at_exit")
 
@@ -159,9 +160,14 @@ class ProcessLLM(RemoteLLM):
 
     @property
     def location(self) -> Optional[str]:
-        """The GPU(s) the child is pinned to through `env`, e.g. `"GPU 1"`, or None."""
+        """Where the model computes, once it has loaded: `"CPU"`, or `"GPU 1"` (the GPU(s)
+        `env` pins the child to); None while loading."""
+        if self._uses_gpu is None:
+            return None
+        if not self._uses_gpu:
+            return "CPU"
         device = self.env.get("CUDA_VISIBLE_DEVICES")
-        return None if device is None else f"GPU {device}"
+        return "GPU" if device is None else f"GPU {device}"
 
     def generate(
         self,
@@ -259,6 +265,7 @@ class ProcessLLM(RemoteLLM):
             elif kind == _worker.READY:
                 self._load_deadline = None
                 self._model_name, self._supported_generation_kwargs = message[1], message[2]
+                self._uses_gpu = message[3]
                 self._ready.set()
             elif kind == _worker.LOAD_FAILED:
                 self._fail_for_good(
@@ -354,7 +361,8 @@ class ProcessLLM(RemoteLLM):
                 continue
             if request.progress_callback is not None:
                 report_progress(
-                    request.progress_callback, len(request.inputs) * request.num_generations
+                    request.progress_callback,
+                    advance=len(request.inputs) * request.num_generations,
                 )
             settle(request.future, result=rows)
 

@@ -288,7 +288,7 @@ class RayLLM(RemoteLLM):
             settle(future, exception=error)
             return
         if progress is not None:
-            report_progress(progress, advance)
+            report_progress(progress, advance=advance)
         settle(future, result=ray_future.result())
 
     def _on_done(self, request_id: int, future: Future[Outputs]) -> None:

@@ -158,6 +158,11 @@ class TransformersLLM(LLM):
         return prompt.format_as("default")
 
     @property
+    def uses_gpu(self) -> bool:
+        """Whether the model's weights are on a GPU."""
+        return self.model.device.type != "cpu"
+
+    @property
     def max_new_tokens(self) -> int:
         """The default `max_new_tokens`."""
         return int(self.generation_kwargs["max_new_tokens"])

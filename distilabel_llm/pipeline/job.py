@@ -65,11 +65,13 @@ class JobInterrupted(KeyboardInterrupt):
 
 
 class _BatchProgress:
-    """Advances a bar by exactly `total` over a batch, however often the LLM reports."""
+    """Advances a bar by exactly its batch's rows, however often the LLM reports: the LLM
+    reports generations, `per_row` of them to a row."""
 
-    def __init__(self, advance: AdvanceFn, total: int) -> None:
+    def __init__(self, advance: AdvanceFn, rows: int, per_row: int = 1) -> None:
         self._advance = advance
-        self._left = total
+        self._per_row = per_row
+        self._left = rows * per_row
         self._lock = threading.Lock()
 
     def __call__(self, advance: int = 1) -> None:
@@ -77,7 +79,7 @@ class _BatchProgress:
             step = min(advance, self._left)
             self._left -= step
         if step > 0:
-            self._advance(advance=step)
+            self._advance(advance=step / self._per_row)
 
     def finish(self) -> None:
         self(self._left)
@@ -182,7 +184,7 @@ class _Job:
         if self.generator is None:
             return _Batch(rows, _BatchProgress(lambda advance: None, 0))
         stage = self.generator
-        batch = _Batch(rows, _BatchProgress(stage.advance, len(rows) * self.num_generations))
+        batch = _Batch(rows, _BatchProgress(stage.advance, len(rows), self.num_generations))
         batch.send = _sendable(stage.task, rows)
         self._fail_unsendable(stage.task, batch, generation_fields)
         if batch.send:
@@ -334,11 +336,12 @@ class _Job:
             self.stats.count_member(name, advance, output_tokens)
             if member_index < len(stage.member_advances):
                 bar = stage.member_advances[member_index]
+                rows = advance / self.num_generations  # bars count rows
                 if isinstance(bar, ProgressBar):
-                    bar(advance=advance, tokens=output_tokens)
                     bar.describe(f"  {display_name(name)}")
+                    bar(advance=rows, tokens=output_tokens)
                 else:
-                    bar(advance=advance)
+                    bar(advance=rows)
 
         return advance
 

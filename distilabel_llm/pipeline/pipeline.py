@@ -162,16 +162,16 @@ class Pipeline:
                     highlight=False,
                     markup=False,
                 )
-            generations = len(todo) * num_generations
+            # Bars count rows, as the summary and the checkpoint do.
             generator = self._stage(
-                self.generator, "generator", runners, display, "Generating", generations
+                self.generator, "generator", runners, display, "Generating", len(todo)
             )
             if generator is not None:
                 generator.generation_kwargs = settings["generator"]
             if generator is not None:
                 # One line per pool member, on the scale of the whole job: its share of it.
                 generator.member_advances = [
-                    _bar(display, f"  {display_name(name)}", generations, show_eta=False)
+                    _bar(display, f"  {display_name(name)}", len(todo), show_eta=False)
                     for name in generator.runner.member_names
                 ]
             labeller = self._stage(
@@ -256,7 +256,7 @@ def _bar(
 ) -> AdvanceFn:
     if display is None:
         return _no_progress
-    return display.add_bar(description, total, show_eta=show_eta)
+    return display.add_bar(description, total, show_eta=show_eta, unit="rows")
 
 
 def _saver(

@@ -44,6 +44,8 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
             f" ({stats.rows_resumed} resumed, {stats.rows_failed} failed)"
         ),
         title_justify="left",
+        caption=f"{sum(stats.generations_by_model.values()):,} generations with text",
+        caption_justify="left",
     )
     table.add_column("Generator")
     table.add_column("Generations", justify="right")

@@ -71,7 +71,7 @@ def test_terminal_bars_advanced_from_many_threads_sum_exactly() -> None:
         _advance_from_threads(first, threads=8, times=500)
         _advance_from_threads(lambda: second(advance=2), threads=4, times=100)
     text = console.export_text()
-    assert "4000/4000" in text.split("first")[-1]
+    assert "4,000/4,000" in text.split("first")[-1]
     assert "800/800" in text.split("second")[-1]
 
 

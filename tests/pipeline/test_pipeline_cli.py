@@ -74,7 +74,7 @@ def test_demo(tmp_path: Path, tiny_models, spawn: Spawn) -> None:
     assert f"Wrote 12 rows to {result}" in output.replace("\n", "")
     assert "12 rows generated" in output and "Tokens/s" in output
     assert "#0 tiny-llama.gguf" in output and "/hf" in output  # one line per pool member
-    assert "Generating: 12/12 (100%)" in output  # plain progress lines: stdout is a pipe
+    assert "Generating: 12/12 rows (100%)" in output  # plain progress lines: stdout is a pipe
     rows = read_rows(result)
     assert len(rows) == 12 and all(row["error"] is None for row in rows)
     assert {row["generation_model"][0].rsplit("/", 1)[-1] for row in rows} <= {

@@ -27,8 +27,9 @@ def test_plain_lines_off_a_terminal(make_llm: MakeLLM) -> None:
     lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
     assert lines, "no progress lines"
     assert all("\x1b[" not in line for line in lines)  # no terminal control codes
-    assert lines[-1].startswith("Generating: 40/40 (100%)")
-    assert re.search(r"Generating: \d+/40 \(\d+%\), [\d.,]+/s", lines[0])
+    # Bars count rows, as the summary does; the outputs' tokens per second follow the rate.
+    assert lines[-1].startswith("Generating: 20/20 rows (100%)")
+    assert re.search(r"Generating: \d+/20 rows \(\d+%\), [\d.,]+/s", lines[0])
 
 
 def test_rich_bars_with_one_line_per_pool_member(make_llm: MakeLLM) -> None:
@@ -38,8 +39,9 @@ def test_rich_bars_with_one_line_per_pool_member(make_llm: MakeLLM) -> None:
     out = pipeline.generate(ROWS, batch_size=10, console=console)
     assert len(out) == 20
     text = console.export_text()
-    assert re.search(r"Generating\s.*20/20", text)
-    assert re.search(r"#0 alpha\s.*/20", text) and re.search(r"#1 beta\s.*/20", text)
+    assert re.search(r"Generating\s.*20/20 rows", text)
+    assert re.search(r"#0 alpha\s.*/20 rows\s.*tok/s", text)
+    assert re.search(r"#1 beta\s.*/20 rows\s.*tok/s", text)
     assert pipeline.stats is not None
     shares = pipeline.stats.generations_by_member
     assert set(shares) == {"#0 alpha", "#1 beta"} and sum(shares.values()) == 20
@@ -61,7 +63,7 @@ def test_labelling_bar_and_resume_message(make_llm: MakeLLM, tmp_path) -> None:
     pipeline.generate(ROWS, checkpoint=checkpoint, batch_size=5, console=console)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert f"Resuming: 5 of 20 rows are already in {checkpoint}" in text
-    assert "Labelling: 15/15 (100%)" in text
+    assert "Labelling: 15/15 rows (100%)" in text
 
 
 def test_display_name_shortens_paths() -> None:

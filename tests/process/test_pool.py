@@ -154,10 +154,16 @@ def test_an_error_in_a_request_reaches_the_caller(task) -> None:
         pool.generate(INPUTS)
 
 
+class _GpuLLM(FakeLLM):
+    @property
+    def uses_gpu(self) -> bool:
+        return True
+
+
 def test_from_devices_pins_one_gpu_per_member(task) -> None:
     def load(task):
         device = os.environ["CUDA_VISIBLE_DEVICES"]
-        return FakeLLM(task, model_name=f"gpu{device}", latency_per_generation=0.01)
+        return _GpuLLM(task, model_name=f"gpu{device}", latency_per_generation=0.01)
 
     with LLMPool.from_devices(task, load, devices=[0, 1]) as pool:
         assert pool.strategy == "balance"
@@ -170,6 +176,9 @@ def test_from_devices_pins_one_gpu_per_member(task) -> None:
 
 def test_from_replicas_and_empty_inputs(task) -> None:
     with LLMPool.from_replicas(task, FakeLLM, replicas=2) as pool:
+        for member in pool.llms:
+            member.wait_loaded()
+        assert pool.member_names == ["#0 fake (CPU)", "#1 fake (CPU)"]  # no GPU in use
         assert pool.generate([]) == []
         assert len(pool.llms) == 2 and pool.task is task
         assert pool.return_futures is False

@@ -35,7 +35,7 @@ def test_generate_returns_a_future_of_rows_and_reports_progress(task) -> None:
         future = llm.generate(
             [{"input": "x"}, {"input": "y"}],
             num_generations=3,
-            progress_callback_func=advances.append,
+            progress_callback_func=lambda advance: advances.append(advance),
         )
         assert isinstance(future, Future)
         rows = future.result()
