@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from rich.console import Console
 from rich.markup import escape
@@ -64,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=_positive, default=32, help="default: %(default)s")
     demo.add_argument("--max-new-tokens", type=_positive, default=24, help="default: %(default)s")
     demo.add_argument("--cache-dir", help="where the tiny models are kept")
+    demo.add_argument(
+        "--backends",
+        type=_demo_backends,
+        default=("llama-cpp", "transformers"),
+        help="the pool's two members: llama-cpp,transformers (default), or one backend for "
+        "two replicas of it; 'transformers' needs no compiler (pip install "
+        "'distilabel_llm[transformers,kit]')",
+    )
     demo.set_defaults(run=_run_demo)
 
     generate = commands.add_parser(
@@ -77,7 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         "end but some rows failed; 130 interrupted.",
     )
     generate.add_argument("--input", required=True, help="JSONL file of input rows")
-    generate.add_argument("--output", required=True, help="JSONL file of results (checkpoint)")
+    generate.add_argument(
+        "--output",
+        required=True,
+        help="JSONL file of results, also the checkpoint a re-run resumes from (created, with "
+        "its folders, if missing; <output>.job.json records the job's settings)",
+    )
     generate.add_argument("--backend", required=True, choices=BACKENDS)
     generate.add_argument("--model", required=True, help="GGUF file, model directory or name")
     placement = generate.add_mutually_exclusive_group()
@@ -169,8 +182,16 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser(
         "build-tiny-models",
         help="build the tiny test models offline and print their paths",
+        description="Builds, offline and in seconds, a tiny llama with random weights and a "
+        "tokenizer trained on a built-in corpus, as a transformers directory and a GGUF file "
+        "(the tests, the demo and the README snippets use them), and prints their paths. "
+        "Built once per recipe and cached.",
     )
-    build.add_argument("--cache-dir", help="where to keep them")
+    build.add_argument(
+        "--cache-dir",
+        help="where to keep them (default: $DISTILABEL_LLM_CACHE, else "
+        "~/.cache/distilabel_llm/tiny-models)",
+    )
     build.set_defaults(run=_run_build)
     return parser
 
@@ -184,6 +205,7 @@ def _run_demo(args: argparse.Namespace, console: Console) -> int:
         max_new_tokens=args.max_new_tokens,
         cache_dir=args.cache_dir,
         console=console,
+        backends=args.backends,
     )
     return 0
 
@@ -311,6 +333,15 @@ def _greedy(backend: str, settings: Dict[str, Any]) -> bool:
     if "temperature" in settings:
         return settings["temperature"] == 0
     return backend == "transformers" and not settings.get("do_sample", False)
+
+
+def _demo_backends(text: str) -> Tuple[str, str]:
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    if not 1 <= len(chosen) <= 2 or not set(chosen) <= {"llama-cpp", "transformers"}:
+        raise argparse.ArgumentTypeError(
+            f"must be llama-cpp, transformers, or both with a comma, not {text!r}"
+        )
+    return (chosen[0], chosen[-1])
 
 
 def _json_object(text: str) -> Dict[str, Any]:

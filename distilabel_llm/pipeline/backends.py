@@ -84,8 +84,12 @@ def load_llm(
         base_url, api_key: where and how to reach an OpenAI-compatible server.
     """
     if backend == "transformers":
+        import transformers
+
         from distilabel_llm.llm.transformers import TransformersLLM
 
+        # Our display shows progress; transformers' "Loading weights" bar would cut into it.
+        transformers.utils.logging.disable_progress_bar()
         if threads is not None:
             import torch
 

@@ -83,8 +83,8 @@ def read_jsonl(path: Union[str, os.PathLike[str]]) -> List[Dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise DatasetError(
-                f"{path} line {number} is not valid JSON ({error.msg} at column "
-                f"{error.colno}); each line must be one JSON object."
+                f"{path} line {number} is not valid JSON (column {error.colno}: {error.msg}); "
+                'each line must be one JSON object such as {"input": "..."}.'
             ) from None
         if not isinstance(row, dict):
             raise DatasetError(

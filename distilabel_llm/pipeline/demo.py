@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from rich.console import Console
 from rich.markup import escape
@@ -67,6 +67,7 @@ def run_demo(
     max_new_tokens: int = 24,
     cache_dir: Optional[Union[str, Path]] = None,
     console: Optional[Console] = None,
+    backends: Sequence[str] = ("llama-cpp", "transformers"),
 ) -> Path:
     """Runs the demo job and prints its summary; returns the JSONL file it wrote.
 
@@ -76,6 +77,8 @@ def run_demo(
         max_new_tokens: tokens generated per answer.
         cache_dir: where the tiny models are built and kept.
         console: where to print; standard output by default.
+        backends: the backend of each of the pool's two members ("llama-cpp" compiles
+            llama-cpp-python when installed; "transformers" twice needs no compiler).
     """
     from distilabel_llm.llm.pool import LLMPool
     from distilabel_llm.llm.process import ProcessLLM
@@ -84,8 +87,9 @@ def run_demo(
     console = console if console is not None else Console()
     with console.status("Building the tiny demo models (cached after the first run)..."):
         models = ensure_tiny_models(cache_dir)
-    check_backend("llama-cpp", str(models.gguf_path))
-    check_backend("transformers", str(models.hf_path))
+    paths = {"llama-cpp": str(models.gguf_path), "transformers": str(models.hf_path)}
+    for backend in set(backends):
+        check_backend(backend, paths[backend])
     output = Path(output_dir) / "generations.jsonl"
     output.unlink(missing_ok=True)  # a demo shows the whole job every time
 
@@ -96,19 +100,16 @@ def run_demo(
     members = [
         ProcessLLM(
             task,
-            functools.partial(load, backend="llama-cpp", model=str(models.gguf_path)),
+            functools.partial(load, backend=backend, model=paths[backend]),
             env=quiet,
-        ),
-        ProcessLLM(
-            task,
-            functools.partial(load, backend="transformers", model=str(models.hf_path)),
-            env=quiet,
-        ),
+        )
+        for backend in backends
     ]
     prompts = [{"input": DEMO_PROMPTS[i % len(DEMO_PROMPTS)]} for i in range(rows)]
     with LLMPool(members, strategy="balance") as pool:
-        with console.status("Starting 2 model processes (llama.cpp and transformers)..."):
-            pool.member_names  # noqa: B018 - waits for both models to load
+        with console.status(f"Starting 2 model processes ({' and '.join(backends)})..."):
+            for member in members:
+                member.wait_loaded()  # a load failure raises here, with the child's traceback
         pipeline = Pipeline(generator=pool)
         results = pipeline.generate(prompts, batch_size=8, checkpoint=output, console=console)
         assert pipeline.stats is not None

@@ -321,6 +321,13 @@ class _Job:
                 continue
             missing = task.missing_input_args(row)
             if missing:
+                logger.warning(
+                    "A row has no value for %s, which %s needs, so it is saved with an error: "
+                    "%.120r",
+                    missing,
+                    type(task).__name__,
+                    {k: v for k, v in row.items() if k != ERROR_COLUMN},
+                )
                 row.update(fields(task, None))
                 row[ERROR_COLUMN] = (
                     f"row has no value for {missing}, which {type(task).__name__} needs"

@@ -133,6 +133,48 @@ def test_generate_with_labeller_in_process(tmp_path: Path, tiny_models, capsys) 
     assert f"Wrote 3 rows to {out}" in capsys.readouterr().out.replace("\n", "")
 
 
+@needs_models
+def test_greedy_duplicates_and_rows_without_input_are_warned_about(
+    tmp_path: Path, tiny_models, capsys, caplog
+) -> None:
+    prompts = tmp_path / "in.jsonl"
+    prompts.write_text('{"input": "a question"}\n{"prompt": "no input here"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    code = main(
+        [
+            "generate", "--input", str(prompts), "--output", str(out),
+            "--backend", "transformers", "--model", str(tiny_models.hf_path),
+            "--processes", "0", "--num-generations", "2", "--max-new-tokens", "4",
+            "--no-progress",
+        ]
+    )  # fmt: skip
+    assert code == 3  # the row without input failed
+    assert "gives 2 identical generations per row; pass --temperature" in caplog.text
+    assert "A row has no value for ['input']" in caplog.text
+    assert "Loading weights" not in capsys.readouterr().err
+    assert read_rows(out)[1]["error"].startswith("row has no value for ['input']")
+
+
+@needs_models
+@pytest.mark.slow
+def test_a_demo_with_nothing_to_compile(tmp_path: Path, tiny_models, capsys) -> None:
+    code = main(
+        ["demo", "--output-dir", str(tmp_path), "--rows", "4", "--backends", "transformers"]
+    )
+    printed = " ".join(capsys.readouterr().out.split())
+    assert code == 0, printed
+    assert "#0 " in printed and "#1 " in printed and "gguf" not in printed
+    assert len(read_rows(tmp_path / "generations.jsonl")) == 4
+
+
+def test_demo_and_build_tiny_models_describe_themselves(capsys) -> None:
+    for command in ("demo", "build-tiny-models"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "tiny llama with random weights" in text and "needs no compiler" in text
+
+
 def _run(argv: List[str], capsys) -> str:
     assert main(argv) == 1
     return " ".join(capsys.readouterr().err.split())

@@ -44,6 +44,15 @@ def test_bad_json_line_gives_its_number(tmp_path: Path) -> None:
         load_rows(path)
 
 
+def test_an_unterminated_string_reads_plainly(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"input": "a}\n', encoding="utf-8")
+    with pytest.raises(DatasetError) as raised:
+        load_rows(path)
+    assert "(column 11: Unterminated string starting at); each line" in str(raised.value)
+    assert "at at" not in str(raised.value)
+
+
 def test_non_object_line_gives_its_number(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_text(json.dumps({"input": "a"}) + "\n[1, 2]\n", encoding="utf-8")
