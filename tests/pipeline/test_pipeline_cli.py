@@ -215,9 +215,10 @@ def test_missing_extra_names_the_install_command(
         backends.check_backend("llama-cpp", "model.gguf")
     prompts = _prompts(tmp_path / "in.jsonl", 1)
     args = ["--output", str(tmp_path / "o.jsonl"), "--backend", "llama-cpp", "--model", "m.gguf"]
-    error = _run(["generate", "--input", str(prompts), *args], capsys)
+    assert main(["generate", "--input", str(prompts), *args]) == 1
+    error = capsys.readouterr().err
     assert "`llama-cpp-python` is not installed" in error
-    assert "pip install 'distilabel_llm[llama-cpp]'" in error
+    assert "Run: pip install 'distilabel_llm[llama-cpp]'" in error  # never wrapped mid-command
 
 
 @needs_models
