@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import (
@@ -18,7 +19,6 @@ from typing import (
     List,
     Optional,
     Sequence,
-    Set,
     Tuple,
     Union,
 )
@@ -51,10 +51,13 @@ def report_progress(callback: Callable[..., None], *args: Any, **kwargs: Any) ->
     try:
         callback(*args, **kwargs)
     except Exception:
-        key = id(getattr(callback, "__func__", callback))
+        key = getattr(callback, "__func__", callback)  # a bound method: its function
         with _FAILED_CALLBACKS_LOCK:
-            first = key not in _FAILED_CALLBACKS
-            _FAILED_CALLBACKS.add(key)
+            try:
+                first = key not in _FAILED_CALLBACKS
+                _FAILED_CALLBACKS.add(key)
+            except TypeError:  # not weakly referenceable: report it every time
+                first = True
         if first:
             logger.exception(
                 "The progress callback %r raised when called with %s; generation goes on, and "
@@ -65,8 +68,9 @@ def report_progress(callback: Callable[..., None], *args: Any, **kwargs: Any) ->
             )
 
 
-# Progress callbacks that raised already (by id): each is reported once.
-_FAILED_CALLBACKS: Set[int] = set()
+# Progress callbacks that raised already: each is reported once. Held weakly, so that a new
+# callback is never taken for an old one that was freed.
+_FAILED_CALLBACKS: weakref.WeakSet[Any] = weakref.WeakSet()
 _FAILED_CALLBACKS_LOCK = threading.Lock()
 
 

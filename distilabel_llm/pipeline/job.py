@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import signal
 import threading
 from concurrent.futures import Future
@@ -26,8 +27,10 @@ from distilabel_llm.pipeline.rows import (
     ERROR_COLUMN,
     GENERATION_FAILED,
     LABELLING_FAILED,
+    PROMPT_COLUMNS,
     generation_fields,
     labelling_fields,
+    shuffle_generations,
 )
 from distilabel_llm.pipeline.runner import LLMRunner, Outputs
 from distilabel_llm.pipeline.stats import JobStats
@@ -116,14 +119,23 @@ def run_job(
     batch_size: int,
     on_rows_done: Callable[[List[Dict[str, Any]]], None],
     stats: JobStats,
+    *,
+    include_prompts: bool = True,
+    shuffle_before_labelling: bool = False,
 ) -> List[Dict[str, Any]]:
     """Runs `inputs` through the stages; returns the finished rows, in input order.
+
+    Args:
+        include_prompts: keep the prompts as sent (`generation_prompt`, `labelling_prompt`).
+        shuffle_before_labelling: put each row's generations in a random order first.
 
     Raises:
         JobInterrupted: on Ctrl-C, after the rows finished so far went to `on_rows_done`.
         PipelineError: when the generator fails on several whole batches in a row.
     """
     job = _Job(generator, labeller, num_generations, on_rows_done, stats)
+    job.include_prompts = include_prompts
+    job.shuffle = random.Random() if shuffle_before_labelling else None
     batches = [inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)]
     try:
         job.run(batches)
@@ -154,6 +166,8 @@ class _Job:
         self._in_flight: List[_Batch] = []
         self._held: List[Dict[str, Any]] = []  # wholly failed batches, written once one succeeds
         self._failed_in_a_row = 0
+        self.include_prompts = True
+        self.shuffle: Optional[random.Random] = None
 
     def run(self, batches: List[List[Dict[str, Any]]]) -> None:
         generating: List[_Batch] = []
@@ -219,6 +233,9 @@ class _Job:
         if self.labeller is None:
             return _Batch(rows, _BatchProgress(lambda advance: None, 0))
         stage = self.labeller
+        if self.shuffle is not None and self.generator is not None:
+            for row in rows:
+                shuffle_generations(row, self.generator.task, self.shuffle)
         batch = _Batch(rows, _BatchProgress(stage.advance, len(rows)))
         batch.send = [i for i in _sendable(stage.task, rows) if rows[i].get(ERROR_COLUMN) is None]
         sent = set(batch.send)
@@ -250,6 +267,9 @@ class _Job:
                     row.update(labelling_fields(stage.task, result[0]))
                     row[ERROR_COLUMN] = _no_text_error(LABELLING_FAILED, result)
         for row in batch.rows:
+            if not self.include_prompts:
+                for column in PROMPT_COLUMNS:
+                    row.pop(column, None)
             row[ERROR_COLUMN] = row.pop(ERROR_COLUMN, None)  # last column, whatever came before
         self._write_or_hold(batch.rows)
 

@@ -17,6 +17,8 @@ from distilabel_llm.pipeline.dataset import (
 )
 from distilabel_llm.pipeline.job import JobInterrupted, PipelineError, _Stage, run_job
 from distilabel_llm.pipeline.job_record import JobRecord
+from distilabel_llm.pipeline.legacy import checkpoint_path
+from distilabel_llm.pipeline.legacy import refuse as refuse_legacy
 from distilabel_llm.pipeline.rows import ERROR_COLUMN, generation_columns, labelling_columns
 from distilabel_llm.pipeline.runner import LLMRunner
 from distilabel_llm.pipeline.stats import JobStats
@@ -83,6 +85,11 @@ class Pipeline:
         console: Optional[Console] = None,
         generation_kwargs: Optional[Dict[str, Any]] = None,
         labeller_generation_kwargs: Optional[Dict[str, Any]] = None,
+        include_prompts: bool = True,
+        shuffle_before_labelling: bool = False,
+        skip_dry_run: bool = True,
+        checkpoint_strategy: Optional[Any] = None,
+        **legacy: Any,
     ) -> Any:
         """Generates (and labels) every row of `dataset`.
 
@@ -101,6 +108,15 @@ class Pipeline:
             generation_kwargs: the generator's settings for this job, over its defaults
                 (`temperature`, `max_new_tokens`, `seed`, `stop`...).
             labeller_generation_kwargs: the labeller's settings for this job.
+            include_prompts: write the prompts as sent (`generation_prompt`, one per
+                generation, and `labelling_prompt`); False saves room in large jobs.
+            shuffle_before_labelling: put each row's generations in a random order (every
+                generator column alike) before the labeller sees them, so that it cannot
+                favour the first (legacy's default was True; ours keeps the order).
+            skip_dry_run: with False, first run the models on the first row alone, and stop
+                before the job if that fails (legacy's default was False).
+            checkpoint_strategy: legacy's `DatasetCheckpoint(path=...)`: the checkpoint is
+                `<path>/checkpoint.jsonl`. Prefer `checkpoint`.
 
         Returns:
             The input rows with the generator's and labeller's columns added and an `error`
@@ -119,6 +135,11 @@ class Pipeline:
         """
         check_positive_int("num_generations", num_generations)
         check_positive_int("batch_size", batch_size)
+        refuse_legacy(legacy)
+        if checkpoint_strategy is not None:
+            if checkpoint is not None:
+                raise ValueError("Pass `checkpoint` or `checkpoint_strategy`, not both.")
+            checkpoint = checkpoint_path(checkpoint_strategy)
         settings = {
             role: llm.check_generation_kwargs(kwargs) if llm is not None and kwargs else {}
             for role, llm, kwargs in (
@@ -128,6 +149,8 @@ class Pipeline:
         }
         rows = load_rows(dataset)
         self._check_columns(rows)
+        if not skip_dry_run and rows:
+            self._dry_run(rows[0], settings)
         store = Checkpoint(checkpoint) if checkpoint is not None else None
         done = store.open(rows, self._output_columns()) if store is not None else []
         record = JobRecord(store.path) if store is not None else None
@@ -189,6 +212,8 @@ class Pipeline:
                     batch_size,
                     _saver(store, record),
                     stats,
+                    include_prompts=include_prompts,
+                    shuffle_before_labelling=shuffle_before_labelling,
                 )
         except JobInterrupted as stopped:
             stopped.rows = _merge(done, redo, stopped.rows)
@@ -206,6 +231,29 @@ class Pipeline:
                 store.close()
         results = _merge(done, redo, new)
         return to_hf(results) if is_hf_dataset(dataset) else results
+
+    def _dry_run(self, row: Dict[str, Any], settings: Dict[str, Dict[str, Any]]) -> None:
+        """Runs the models on `row` alone; raises if that fails, before the job starts."""
+        stages = [
+            _Stage(role, LLMRunner(llm), _no_progress, generation_kwargs=settings[role])
+            for role, llm in (("generator", self.generator), ("labeller", self.labeller))
+            if llm is not None
+        ]
+        generator = stages[0] if self.generator is not None else None
+        labeller = stages[-1] if self.labeller is not None else None
+        try:
+            (result,) = run_job([row], generator, labeller, 1, 1, _saver(None, None), JobStats())
+        except PipelineError as error:
+            raise PipelineError(f"The dry run on the first row failed: {error}", []) from error
+        finally:
+            for stage in stages:
+                stage.runner.close()
+        if result[ERROR_COLUMN] is not None:
+            raise PipelineError(
+                f"The dry run on the first row failed, so the job did not start: "
+                f"{result[ERROR_COLUMN]}",
+                [],
+            )
 
     def _stage(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any, Dict, List, Optional
 
 from distilabel_llm.llm.outputs import LLMOutput, token_counts
@@ -11,10 +12,12 @@ __all__ = [
     "ERROR_COLUMN",
     "GENERATION_FAILED",
     "LABELLING_FAILED",
+    "PROMPT_COLUMNS",
     "generation_columns",
     "generation_fields",
     "labelling_columns",
     "labelling_fields",
+    "shuffle_generations",
 ]
 
 ERROR_COLUMN = "error"
@@ -24,8 +27,20 @@ GENERATION_FAILED = "generation failed: "
 LABELLING_FAILED = "labelling failed: "
 """How `error` starts when the model raised on the row (rather than the row lacking input)."""
 
-_GENERATION_META = ["generation_model", "raw_generation_responses", "generation_statistics"]
-_LABELLING_META = ["labelling_model", "raw_labelling_response", "labelling_statistics"]
+_GENERATION_META = [
+    "generation_model",
+    "generation_prompt",
+    "raw_generation_responses",
+    "generation_statistics",
+]
+_LABELLING_META = [
+    "labelling_model",
+    "labelling_prompt",
+    "raw_labelling_response",
+    "labelling_statistics",
+]
+PROMPT_COLUMNS = ("generation_prompt", "labelling_prompt")
+"""The prompts as sent (legacy distilabel's columns); a job may leave them out."""
 
 
 def generation_columns(task: Task) -> List[str]:
@@ -50,6 +65,7 @@ def generation_fields(task: Task, outputs: Optional[List[LLMOutput]]) -> Dict[st
         return dict.fromkeys(generation_columns(task))
     fields: Dict[str, Any] = {
         "generation_model": [output["model_name"] for output in outputs],
+        "generation_prompt": [output["prompt_used"] for output in outputs],
         "raw_generation_responses": [output["raw_output"] for output in outputs],
         "generation_statistics": token_counts(outputs),
     }
@@ -65,9 +81,25 @@ def labelling_fields(task: Task, output: Optional[LLMOutput]) -> Dict[str, Any]:
     parsed = output["parsed_output"] or {}
     fields: Dict[str, Any] = {
         "labelling_model": output["model_name"],
+        "labelling_prompt": output["prompt_used"],
         "raw_labelling_response": output["raw_output"],
         "labelling_statistics": token_counts([output]),
     }
     for name in task.output_args_names:
         fields[name] = parsed.get(name)
     return fields
+
+
+def shuffle_generations(row: Dict[str, Any], task: Task, rng: random.Random) -> None:
+    """Puts a row's generations in a random order, every generator column alike, so that a
+    labeller cannot favour one model for coming first (legacy `shuffle_before_labelling`)."""
+    responses = row.get("raw_generation_responses")
+    if not isinstance(responses, list) or len(responses) < 2:
+        return
+    order = rng.sample(range(len(responses)), len(responses))
+    for column in generation_columns(task):
+        value = row.get(column)
+        if isinstance(value, list) and len(value) == len(order):
+            row[column] = [value[i] for i in order]
+        elif isinstance(value, dict):  # the statistics: a list per count
+            row[column] = {key: [counts[i] for i in order] for key, counts in value.items()}
