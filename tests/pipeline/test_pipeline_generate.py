@@ -56,6 +56,7 @@ def test_generation_columns(make_llm: MakeLLM) -> None:
     assert out[3] == {
         "input": "q3",
         "generation_model": ["gen", "gen"],
+        "generation_prompt": [f"{TextGenerationTask().system_prompt}\nq3"] * 2,  # as sent
         "raw_generation_responses": ["gen #0: q3", "gen #1: q3"],
         "generation_statistics": {"input_tokens": [34, 34], "output_tokens": [3, 3]},
         "generations": ["gen #0: q3", "gen #1: q3"],

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from distilabel_llm.errors import OutputParsingError
-from distilabel_llm.tasks.base import Task
+from distilabel_llm.tasks.base import PromptTemplate, Task
 from distilabel_llm.tasks.prompt import Prompt
 
 __all__ = ["UltraFeedbackTask"]
@@ -62,11 +62,15 @@ class UltraFeedbackTask(Task):
 
     Args:
         system_prompt: the system turn sent with every prompt.
+        template: the user turn (see `Task`), from the fields `input`, `generations`, `texts`
+            (the generations numbered and delimited), `task_description` and `ratings` (the
+            scale, one score a line). Its answer format must stay the one `parse_output` reads.
         task_description: what the evaluator is asked to judge.
         ratings: the rating scale, one line per score.
     """
 
     system_prompt: str = _DEFAULT_SYSTEM_PROMPT
+    template: Optional[PromptTemplate] = None
     task_description: str = _ASPECTS["overall_quality"]
     ratings: List[str] = field(default_factory=lambda: list(_RATINGS))
 
@@ -79,14 +83,21 @@ class UltraFeedbackTask(Task):
             f"#### Output for Text {i}\nRating: <score>\nRationale: <one or two sentences>"
             for i in range(1, len(generations) + 1)
         )
-        prompt = (
+        default = (
             f"Evaluate the texts below, written in answer to an instruction.\n"
             f"Aspect to judge: {self.task_description}\n"
             f"Rating scale:\n" + "\n".join(self.ratings) + "\n\n"
             f"Instruction: {input}\n\n{texts}\n\n"
             f"Answer in exactly this format:\n{answer_format}"
         )
-        return Prompt(system_prompt=self.system_prompt, formatted_prompt=prompt)
+        return self._prompt(
+            default,
+            input=input,
+            generations=generations,
+            texts=texts,
+            task_description=self.task_description,
+            ratings="\n".join(self.ratings),
+        )
 
     def parse_output(self, output: str) -> Dict[str, Any]:
         sections = _SECTION.split(output)[1:]

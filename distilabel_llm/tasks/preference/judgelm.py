@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from distilabel_llm.errors import OutputParsingError
-from distilabel_llm.tasks.base import Task
+from distilabel_llm.tasks.base import PromptTemplate, Task
 from distilabel_llm.tasks.prompt import Prompt
 
 __all__ = ["JudgeLMTask"]
@@ -26,22 +26,25 @@ class JudgeLMTask(Task):
 
     Args:
         system_prompt: the system turn sent with every prompt.
+        template: the user turn (see `Task`), from the fields `input`, `generations` and
+            `answers` (the generations numbered and delimited).
     """
 
     system_prompt: str = _DEFAULT_SYSTEM_PROMPT
+    template: Optional[PromptTemplate] = None
 
     def generate_prompt(self, input: str, generations: List[str], **_: Any) -> Prompt:
         answers = "\n\n".join(
             f"[Answer {i}]\n{generation}\n[End of Answer {i}]"
             for i, generation in enumerate(generations, start=1)
         )
-        prompt = (
+        default = (
             f"[Question]\n{input}\n\n{answers}\n\n"
             f"Rate each of the {len(generations)} answers with a score from 1 to 10. On the "
             "first line write only the scores, in the order of the answers, separated by "
             "spaces. From the second line on, explain your scores."
         )
-        return Prompt(system_prompt=self.system_prompt, formatted_prompt=prompt)
+        return self._prompt(default, input=input, generations=generations, answers=answers)
 
     def parse_output(self, output: str) -> Dict[str, Any]:
         first_line, _, rationale = output.strip().partition("\n")

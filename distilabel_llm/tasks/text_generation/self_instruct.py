@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from distilabel_llm.errors import OutputParsingError
-from distilabel_llm.tasks.base import Task
+from distilabel_llm.tasks.base import PromptTemplate, Task
 from distilabel_llm.tasks.prompt import Prompt
 
 __all__ = ["SelfInstructTask"]
@@ -27,23 +27,42 @@ class SelfInstructTask(Task):
 
     Args:
         system_prompt: the system turn sent with every prompt.
+        template: the user turn (see `Task`), from the fields `input`,
+            `application_description`, `num_instructions` and
+            `criteria_for_query_generation`.
         application_description: the application the instructions are for.
         num_instructions: how many instructions to ask for.
+        criteria_for_query_generation: what every instruction must satisfy, e.g. "Each
+            instruction asks for a single, checkable fact."; None adds nothing.
     """
 
     system_prompt: str = _DEFAULT_SYSTEM_PROMPT
+    template: Optional[PromptTemplate] = None
     application_description: str = "A general-purpose AI assistant."
     num_instructions: int = 5
+    criteria_for_query_generation: Optional[str] = None
 
     def generate_prompt(self, input: str, **_: Any) -> Prompt:
-        prompt = (
+        criteria = (
+            f"Every instruction must meet these criteria: {self.criteria_for_query_generation}\n"
+            if self.criteria_for_query_generation
+            else ""
+        )
+        default = (
             f"Write {self.num_instructions} different instructions that a user could give to "
             f"the following application.\n"
             f"Application: {self.application_description}\n"
             f"Topic: {input}\n"
+            f"{criteria}"
             "Write one instruction per line, with no numbering and nothing else."
         )
-        return Prompt(system_prompt=self.system_prompt, formatted_prompt=prompt)
+        return self._prompt(
+            default,
+            input=input,
+            application_description=self.application_description,
+            num_instructions=self.num_instructions,
+            criteria_for_query_generation=self.criteria_for_query_generation or "",
+        )
 
     def parse_output(self, output: str) -> Dict[str, Any]:
         instructions = [_LIST_MARKER.sub("", line).strip() for line in output.splitlines()]
