@@ -20,26 +20,54 @@ from distilabel_llm.llm.remote import RemoteLLM
 if TYPE_CHECKING:
     from distilabel_llm.llm.llama_cpp import LlamaCppLLM
     from distilabel_llm.llm.openai import OpenAILLM
+    from distilabel_llm.llm.providers import (
+        AnyscaleLLM,
+        InferenceEndpointsLLM,
+        JSONOpenAILLM,
+        MistralAILLM,
+        OllamaLLM,
+        TogetherInferenceLLM,
+        VLLMServerLLM,
+    )
     from distilabel_llm.llm.transformers import TransformersLLM
 
 _LAZY = {
     "LlamaCppLLM": "distilabel_llm.llm.llama_cpp",
     "OpenAILLM": "distilabel_llm.llm.openai",
     "TransformersLLM": "distilabel_llm.llm.transformers",
+    **{
+        name: "distilabel_llm.llm.providers"
+        for name in (
+            "AnyscaleLLM",
+            "InferenceEndpointsLLM",
+            "JSONOpenAILLM",
+            "MistralAILLM",
+            "OllamaLLM",
+            "TogetherInferenceLLM",
+            "VLLMServerLLM",
+        )
+    },
 }
 
 __all__ = [
     "LLM",
+    "AnyscaleLLM",
+    "InferenceEndpointsLLM",
+    "JSONOpenAILLM",
     "LLMOutput",
     "LLMPool",
     "LlamaCppLLM",
+    "MistralAILLM",
+    "OllamaLLM",
     "OpenAILLM",
     "PoolStrategy",
     "ProcessLLM",
     "RayLLM",
     "RemoteLLM",
+    "TogetherInferenceLLM",
     "TokenStatistics",
     "TransformersLLM",
+    "VLLMServerLLM",
     "merge_responses",
 ]
 

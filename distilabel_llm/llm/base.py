@@ -208,13 +208,21 @@ class LLM(ClosingContext, ABC):
         )
 
     def validate_prompts(
-        self, inputs: Sequence[Dict[str, Any]]
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        default_format: Optional[SupportedFormats] = None,
     ) -> List[Optional[Union[str, ChatMessages]]]:
-        """The prompts `generate` would send for `inputs`, `None` for rows it would skip."""
+        """The prompts `generate` would send for `inputs`, `None` for rows it would skip.
+
+        Args:
+            inputs: the rows.
+            default_format: the format to render in when the LLM has none of its own, as in
+                legacy distilabel; the backend's default if None.
+        """
         inputs, valid = self._check_generate_args(inputs, num_generations=1)
         prompts: List[Optional[Union[str, ChatMessages]]] = [None] * len(inputs)
         for position in valid:
-            prompts[position] = self._render(inputs[position])
+            prompts[position] = self._render(inputs[position], default_format)
         return prompts
 
     def close(self) -> None:
@@ -439,3 +447,17 @@ class LLM(ClosingContext, ABC):
 def _takes_settings(cls: type) -> bool:
     """Whether `cls._generate` has a `generation_kwargs` parameter (legacy ones do not)."""
     return "generation_kwargs" in inspect.signature(cls._generate).parameters
+
+
+def __getattr__(name: str) -> Any:
+    # Legacy distilabel had `ProcessLLM` and `LLMPool` in `llm.base`; they import this module,
+    # so they are looked up on first use rather than imported here.
+    if name == "ProcessLLM":
+        from distilabel_llm.llm.process import ProcessLLM
+
+        return ProcessLLM
+    if name == "LLMPool":
+        from distilabel_llm.llm.pool import LLMPool
+
+        return LLMPool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -116,6 +116,12 @@ GENERATION_SETTINGS: Dict[str, GenerationSetting] = {
         GenerationSetting("do_sample", "True or False", _boolean, "sample rather than greedy"),
         GenerationSetting("extra_body", "a dict", _mapping, "extra JSON fields per request"),
         GenerationSetting(
+            "response_format",
+            'a dict such as {"type": "json_object"}',
+            _mapping,
+            "OpenAI's answer format (JSON mode)",
+        ),
+        GenerationSetting(
             OFFSET,
             "an int >= 0, or a list of them (one per row)",
             _offset,

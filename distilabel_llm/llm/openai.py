@@ -119,6 +119,7 @@ class OpenAILLM(LLM):
         "stop",
         "seed",
         "extra_body",
+        "response_format",
     )
 
     def __init__(

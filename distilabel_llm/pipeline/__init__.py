@@ -3,6 +3,7 @@
 from distilabel_llm.pipeline.checkpoint import Checkpoint, CheckpointError
 from distilabel_llm.pipeline.dataset import DatasetError, load_rows, read_jsonl
 from distilabel_llm.pipeline.job import JobInterrupted, PipelineError
+from distilabel_llm.pipeline.legacy import pipeline
 from distilabel_llm.pipeline.pipeline import Pipeline
 from distilabel_llm.pipeline.stats import JobStats
 
@@ -15,5 +16,6 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "load_rows",
+    "pipeline",
     "read_jsonl",
 ]

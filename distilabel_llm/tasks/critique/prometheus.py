@@ -32,8 +32,8 @@ class PrometheusTask(Task):
 
     Args:
         system_prompt: the system turn sent with every prompt.
-        template: the user turn (see `Task`), from the fields `input`, `answers`,
-            `ref_completion`, `criteria` and `rubric` (the scores and what they mean).
+        template: the user turn (see `Task`), from the fields `input`, `generations`,
+            `answers`, `ref_completion`, `criteria` and `rubric` (the scores, what they mean).
         criteria: the question the rubric answers, e.g. "Is the answer factually correct?".
         score_descriptions: what each score from 1 to 5 means.
     """
@@ -50,6 +50,10 @@ class PrometheusTask(Task):
             5: "Right, complete and clear; as good as the reference or better.",
         }
     )
+
+    def __post_init__(self) -> None:
+        # Scores are ints; a task loaded from JSON has them as strings.
+        self.score_descriptions = {int(k): v for k, v in self.score_descriptions.items()}
 
     def generate_prompt(
         self,
@@ -74,6 +78,7 @@ class PrometheusTask(Task):
         return self._prompt(
             default,
             input=input,
+            generations=answers_list,
             answers=answers,
             ref_completion=ref_completion,
             criteria=self.criteria,
