@@ -41,9 +41,11 @@ def test_keyed_providers_take_their_key_from_their_variable(
     with pytest.raises(ValueError, match=variable):
         cls(TextGenerationTask(), model="m")
     monkeypatch.setenv(variable, "secret")
-    with FaultServer(models=["m"], api_key="secret") as server:
-        with cls(TextGenerationTask(), model="m", base_url=server.url) as llm:
-            assert llm.generate(ROWS)[0][0]["raw_output"] == "echo 0: hello"
+    with (
+        FaultServer(models=["m"], api_key="secret") as server,
+        cls(TextGenerationTask(), model="m", base_url=server.url) as llm,
+    ):
+        assert llm.generate(ROWS)[0][0]["raw_output"] == "echo 0: hello"
     preset = cls(TextGenerationTask(), model="m", validate_model=False)
     assert preset.base_url.startswith(default_url)
     preset.close()
