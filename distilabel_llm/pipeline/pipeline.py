@@ -161,6 +161,8 @@ class Pipeline:
                         "num_generations": num_generations,
                         "generation_kwargs": settings["generator"],
                         "labeller_generation_kwargs": settings["labeller"],
+                        "generator_task": _saved_task(self.generator),
+                        "labeller_task": _saved_task(self.labeller),
                     },
                     done,
                 )
@@ -305,6 +307,16 @@ def _bar(
     if display is None:
         return _no_progress
     return display.add_bar(description, total, show_eta=show_eta, unit="rows")
+
+
+def _saved_task(llm: Optional[Any]) -> Optional[Dict[str, Any]]:
+    """The task of `llm` as plain data, for the job record; None when it has none or cannot
+    be saved (a `template` function)."""
+    task = getattr(llm, "task", None)
+    try:
+        return task.to_dict() if task is not None else None
+    except (TypeError, AttributeError):
+        return None
 
 
 def _saver(

@@ -16,6 +16,7 @@ from distilabel_llm.cli import main
 from distilabel_llm.llm import ProcessLLM
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.pipeline import CheckpointError, Pipeline, PipelineError
+from distilabel_llm.tasks import TextGenerationTask
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(60)
@@ -182,6 +183,13 @@ def test_resuming_with_other_settings_fails_naming_what_changed(
             generation_kwargs=settings,
             display_progress_bar=False,
         )
+    with pytest.raises(CheckpointError, match="generator_task was"):
+        Pipeline(generator=make_llm(TextGenerationTask(system_prompt="Other."))).generate(
+            _prompts(4),
+            checkpoint=checkpoint,
+            generation_kwargs=settings,
+            display_progress_bar=False,
+        )
     assert len(_lines(checkpoint)) == 2  # nothing was written by the refused runs
     rows = pipeline.generate(
         _prompts(4), checkpoint=checkpoint, generation_kwargs=settings, display_progress_bar=False
@@ -190,7 +198,9 @@ def test_resuming_with_other_settings_fails_naming_what_changed(
         "models": {"generator": ["fake"], "labeller": []},
         "settings": {
             "generation_kwargs": {"temperature": 0.7},
+            "generator_task": TextGenerationTask().to_dict(),
             "labeller_generation_kwargs": {},
+            "labeller_task": None,
             "num_generations": 1,
         },
     }

@@ -55,11 +55,9 @@ def test_rich_bars_with_one_line_per_pool_member(make_llm: MakeLLM) -> None:
 
 def test_labelling_bar_and_resume_message(make_llm: MakeLLM, tmp_path) -> None:
     checkpoint = tmp_path / "out.jsonl"
-    Pipeline(generator=make_llm()).generate(
-        ROWS[:5], checkpoint=checkpoint, display_progress_bar=False
-    )
-    console = Console(file=io.StringIO(), force_terminal=False, width=200)
     pipeline = Pipeline(generator=make_llm(), labeller=make_llm(LengthRatingTask()))
+    pipeline.generate(ROWS[:5], checkpoint=checkpoint, display_progress_bar=False)
+    console = Console(file=io.StringIO(), force_terminal=False, width=200)
     pipeline.generate(ROWS, checkpoint=checkpoint, batch_size=5, console=console)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert f"Resuming: 5 of 20 rows are already in {checkpoint}" in text
