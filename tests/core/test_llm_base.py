@@ -586,3 +586,6 @@ def test_legacy_default_format_argument_of_generate_prompts(make_llm: Any) -> No
     }
     chosen = make_llm(prompt_format="chatml")
     assert chosen._generate_prompts(rows, default_format="openai")[0].startswith("<|im_start|>")
+    # `validate_prompts` takes legacy's `default_format` too.
+    assert llm.validate_prompts(rows, default_format="openai")[0][1]["content"] == "hi"
+    assert isinstance(llm.validate_prompts(rows)[0], str)
