@@ -103,8 +103,8 @@ def _round_trips(llm: ProcessLLM, requests: int, settings: Optional[Dict[str, An
 
 
 def _settings_row(quick: bool) -> Dict[str, Any]:
-    repeats = 5 if quick else 9
-    requests = 1_000 if quick else 3_000
+    repeats = 9 if quick else 15  # a round trip is ~0.4 ms: many runs to see past the noise
+    requests = 1_000 if quick else 2_000
     plain: List[float] = []
     with_settings: List[float] = []
     with ProcessLLM(TextGenerationTask(), FakeLLM) as llm:

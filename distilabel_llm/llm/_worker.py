@@ -158,7 +158,7 @@ def coalesce(requests: List[Request]) -> List[List[Request]]:
         if (
             group
             and group[-1][2] == request[2]
-            and without_offset(group[-1][3]) == without_offset(request[3])
+            and _same_settings(group[-1][3], request[3])
             and rows + len(request[1]) <= _MAX_COALESCED_ROWS
         ):
             group.append(request)
@@ -196,6 +196,13 @@ def run_group(llm: Any, group: List[Request]) -> List[Tuple[int, Any, Optional[E
         return [(request_id, _generate(llm, inputs, num_generations, settings), None)]
     except Exception as error:
         return [(request_id, None, error)]
+
+
+def _same_settings(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Whether two calls' settings agree but for their offsets."""
+    if OFFSET not in a and OFFSET not in b:
+        return a == b
+    return without_offset(a) == without_offset(b)
 
 
 def _merged_settings(group: List[Request]) -> Dict[str, Any]:

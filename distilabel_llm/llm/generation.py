@@ -14,9 +14,10 @@ it, and replicas never repeat each other's samples.
 
 from __future__ import annotations
 
+import copy
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from distilabel_llm.errors import GenerationSettingsError
 
@@ -149,8 +150,11 @@ def check_generation_kwargs(
         GenerationSettingsError: (a `ValueError`) naming the setting, what it takes, and the
             names the backend accepts.
     """
-    if kwargs is None:
+    if not kwargs:
         return {}
+    last = _last_checked
+    if last is not None and last[0] == owner and last[1] == supported and last[2] == kwargs:
+        return dict(last[3])  # a job sends the same settings call after call
     if not isinstance(kwargs, Mapping):
         raise GenerationSettingsError(
             f"`generation_kwargs` must be a dict of settings, not {type(kwargs).__name__}."
@@ -172,7 +176,23 @@ def check_generation_kwargs(
             raise GenerationSettingsError(
                 f"Generation setting `{name}` must be {setting.accepts}, not {value!r}."
             ) from None
+    _remember(owner, supported, kwargs, checked)
     return checked
+
+
+# The last settings checked, and the result: one tuple, replaced whole, so threads share it
+# safely. Checking costs microseconds, which matters only on a no-op model's round trips.
+_last_checked: Optional[Tuple[str, Any, Dict[str, Any], Dict[str, Any]]] = None
+
+
+def _remember(
+    owner: str, supported: Any, kwargs: Mapping[str, Any], checked: Dict[str, Any]
+) -> None:
+    global _last_checked
+    try:
+        _last_checked = (owner, supported, copy.deepcopy(dict(kwargs)), dict(checked))
+    except Exception:  # a value that cannot be copied: never cached
+        _last_checked = None
 
 
 def row_offsets(kwargs: Mapping[str, Any], rows: int) -> List[int]:
