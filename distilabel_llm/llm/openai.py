@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import urllib.parse
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from distilabel_llm.errors import DistilabelLLMError, MissingExtraError, ModelUnavailableError
+from distilabel_llm.llm._openai_client import (
+    MODEL_CHECK_TIMEOUT,
+    async_client,
+    read_completion,
+    redact,
+    redact_url,
+    seconds,
+)
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.generation import OFFSET, check_generation_kwargs, row_offsets
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.event_loop import EventLoopThread
@@ -28,11 +34,8 @@ logger = logging.getLogger("distilabel_llm")
 _DEFAULT_MODEL = "gpt-4o-mini"
 # Our setting names that the chat completions API spells otherwise.
 _OPENAI_NAMES = {"max_new_tokens": "max_tokens"}
-_DEFAULT_MAX_RETRIES = 5
-_DEFAULT_TIMEOUT = 120.0
 # The model check at construction should fail fast, not wait out a long retry schedule.
 _MODEL_CHECK_MAX_RETRIES = 1
-_MODEL_CHECK_TIMEOUT = 10.0
 
 
 class OpenAIRequestError(DistilabelLLMError):
@@ -169,7 +172,7 @@ class OpenAILLM(LLM):
             self.supported_generation_kwargs,
             type(self).__name__,
         )
-        self._client, self._owns_client = _async_client(
+        self._client, self._owns_client = async_client(
             openai_module, client, api_key, base_url, max_retries, timeout
         )
         super().__init__(
@@ -200,7 +203,7 @@ class OpenAILLM(LLM):
     @property
     def base_url(self) -> str:
         """The server's URL, with any password in it masked."""
-        return _redact_url(str(self._client.base_url))
+        return redact_url(str(self._client.base_url))
 
     @property
     def max_retries(self) -> int:
@@ -282,7 +285,7 @@ class OpenAILLM(LLM):
                     request["seed"] += offset + len(outputs)
                 async with limiter:
                     completion = await self._complete(messages, wanted, request)
-                choices = _read_completion(completion)
+                choices = read_completion(completion)
                 if not choices:
                     raise OpenAIRequestError(
                         f"{self.base_url} returned a completion with no choices."
@@ -326,7 +329,7 @@ class OpenAILLM(LLM):
     async def _check_model(self) -> None:
         client = self._client.with_options(
             max_retries=_MODEL_CHECK_MAX_RETRIES,
-            timeout=min(_MODEL_CHECK_TIMEOUT, _seconds(self._client.timeout)),
+            timeout=min(MODEL_CHECK_TIMEOUT, seconds(self._client.timeout)),
         )
         try:
             served = [model.id async for model in client.models.list()]
@@ -367,7 +370,7 @@ class OpenAILLM(LLM):
         if isinstance(error, OpenAIRequestError):
             return error
         where = f"A request to {self.base_url} for model {self.model!r}"
-        what = _redact(f"{type(error).__name__}: {error}", str(self._client.base_url))
+        what = redact(f"{type(error).__name__}: {error}", str(self._client.base_url))
         if isinstance(error, self._fatal_errors()):
             return OpenAIAccessError(f"{where} was refused, and so would every other: {what}")
         retried = isinstance(error, self._openai.APIConnectionError) or (
@@ -377,104 +380,3 @@ class OpenAILLM(LLM):
         if retried:
             return OpenAIRequestError(f"{where} failed after {self.max_retries} retries: {what}")
         return OpenAIRequestError(f"{where} failed: {what}")
-
-
-def _async_client(
-    openai_module: Any,
-    client: Any,
-    api_key: Optional[str],
-    base_url: Optional[str],
-    max_retries: Optional[int],
-    timeout: Optional[float],
-) -> Tuple[Any, bool]:
-    """The async client to use, and whether this LLM made it (and so must close it)."""
-    options: Dict[str, Any] = {}
-    if max_retries is not None:
-        options["max_retries"] = max_retries
-    if timeout is not None:
-        options["timeout"] = timeout
-    if client is not None:
-        if api_key is not None or base_url is not None:
-            raise ValueError("Pass either `client` or `api_key`/`base_url`, not both.")
-        if isinstance(client, openai_module.AsyncOpenAI):
-            return (client.with_options(**options) if options else client), False
-        if isinstance(client, openai_module.OpenAI):
-            copied = {
-                "api_key": client.api_key,
-                "organization": client.organization,
-                "project": client.project,
-                "base_url": client.base_url,
-                "timeout": client.timeout,
-                "max_retries": client.max_retries,
-            }
-            return openai_module.AsyncOpenAI(**{**copied, **options}), True
-        raise TypeError(
-            f"`client` must be an openai.AsyncOpenAI or openai.OpenAI, not {type(client).__name__}."
-        )
-    api_key = api_key or os.environ.get("OPENAI_API_KEY")
-    if not api_key:
-        raise ValueError(
-            "OpenAILLM needs an API key: pass `api_key=...` or set OPENAI_API_KEY. A local "
-            "server that takes no key (llama.cpp, vLLM, Ollama) accepts any text, e.g. "
-            "api_key='none'."
-        )
-    options.setdefault("max_retries", _DEFAULT_MAX_RETRIES)
-    options.setdefault("timeout", _DEFAULT_TIMEOUT)
-    return openai_module.AsyncOpenAI(api_key=api_key, base_url=base_url, **options), True
-
-
-def _read_completion(
-    completion: Any,
-) -> List[Tuple[Optional[str], Optional[TokenStatistics], Optional[str]]]:
-    """Each choice's text, its share of the token counts the server reported, and why it has no
-    text when its content is null (a refusal, a tool call, a filtered answer)."""
-    choices = getattr(completion, "choices", None)
-    if not isinstance(choices, list):
-        raise OpenAIRequestError(
-            f"The server's response is not a chat completion: {str(completion)[:200]!r}"
-        )
-    usage = getattr(completion, "usage", None)
-    share, remainder = divmod((usage.completion_tokens or 0) if usage else 0, len(choices) or 1)
-    read = []
-    for position, choice in enumerate(choices):
-        message = getattr(choice, "message", None)
-        text = getattr(message, "content", None)
-        statistics = None
-        if usage is not None:
-            statistics = TokenStatistics(
-                input_tokens=usage.prompt_tokens or 0,
-                output_tokens=share + (1 if position < remainder else 0),
-            )
-        why = None
-        if text is None:
-            refusal = getattr(message, "refusal", None)
-            why = (
-                "the server returned no text for this choice (finish_reason="
-                f"{getattr(choice, 'finish_reason', None)!r}"
-                + (f", refusal: {refusal!r})" if refusal else ")")
-            )
-        read.append((text, statistics, why))
-    return read
-
-
-def _redact_url(url: str) -> str:
-    """`url` with its password, if it has one, replaced by `***`."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def _redact(text: str, url: str) -> str:
-    """`text` with the password of `url` masked wherever it appears."""
-    password = urllib.parse.urlsplit(url).password
-    return text.replace(password, "***") if password else text
-
-
-def _seconds(timeout: Any) -> float:
-    """A client timeout (a number or an httpx Timeout) as seconds; the check's own if unset."""
-    if isinstance(timeout, (int, float)):
-        return float(timeout)
-    read = getattr(timeout, "read", None)
-    return float(read) if isinstance(read, (int, float)) else _MODEL_CHECK_TIMEOUT

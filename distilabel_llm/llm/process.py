@@ -35,8 +35,9 @@ import cloudpickle
 
 from distilabel_llm.errors import ProcessLLMError
 from distilabel_llm.llm import _worker
+from distilabel_llm.llm._callbacks import report_progress
 from distilabel_llm.llm._child import ChildProcess, describe_exit, error_summary, rebuild_error
-from distilabel_llm.llm.base import ProgressCallback, logger, report_progress
+from distilabel_llm.llm.base import ProgressCallback, logger
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import RemoteLLM
 from distilabel_llm.utils.checks import check_positive_int

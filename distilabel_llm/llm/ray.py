@@ -35,6 +35,7 @@ from typing import (
 import cloudpickle
 
 from distilabel_llm.errors import RayLLMError
+from distilabel_llm.llm._callbacks import report_progress
 from distilabel_llm.llm._child import error_summary
 from distilabel_llm.llm._ray_actor import LLMActor, ModelNotLoaded, Readiness
 from distilabel_llm.llm._ray_cluster import (
@@ -43,7 +44,7 @@ from distilabel_llm.llm._ray_cluster import (
     check_cluster_fits,
     import_ray,
 )
-from distilabel_llm.llm.base import ProgressCallback, report_progress
+from distilabel_llm.llm.base import ProgressCallback
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import RemoteLLM
 from distilabel_llm.utils.checks import check_positive_int

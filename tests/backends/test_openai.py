@@ -23,11 +23,11 @@ openai = pytest.importorskip("openai", reason="the `openai` extra is not install
 
 from fault_server import Fault, FaultServer  # noqa: E402
 
+from distilabel_llm.llm._openai_client import read_completion  # noqa: E402
 from distilabel_llm.llm.openai import (  # noqa: E402
     OpenAIAccessError,
     OpenAILLM,
     OpenAIRequestError,
-    _read_completion,
 )
 
 MODEL = "fault-model"
@@ -143,7 +143,7 @@ def test_usage_is_split_evenly_over_choices_remainder_first() -> None:
             "usage": {"prompt_tokens": 5, "completion_tokens": 8, "total_tokens": 13},
         }
     )
-    choices = _read_completion(completion)
+    choices = read_completion(completion)
     assert [text for text, _, _ in choices] == ["t0", "t1", "t2"]
     assert [statistics for _, statistics, _ in choices] == [
         {"input_tokens": 5, "output_tokens": 3},

@@ -1,0 +1,118 @@
+"""What `OpenAILLM` needs around the `openai` client: building the async client, reading a
+completion's choices, and keeping a password in a base URL out of every message."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from typing import Any, Dict, List, Optional, Tuple
+
+from distilabel_llm.llm.outputs import TokenStatistics
+
+__all__ = ["async_client", "read_completion", "redact", "redact_url", "seconds"]
+
+_DEFAULT_MAX_RETRIES = 5
+_DEFAULT_TIMEOUT = 120.0
+# The model check at construction should fail fast, not wait out a long retry schedule.
+MODEL_CHECK_TIMEOUT = 10.0
+
+
+def async_client(
+    openai_module: Any,
+    client: Any,
+    api_key: Optional[str],
+    base_url: Optional[str],
+    max_retries: Optional[int],
+    timeout: Optional[float],
+) -> Tuple[Any, bool]:
+    """The async client to use, and whether this LLM made it (and so must close it)."""
+    options: Dict[str, Any] = {}
+    if max_retries is not None:
+        options["max_retries"] = max_retries
+    if timeout is not None:
+        options["timeout"] = timeout
+    if client is not None:
+        if api_key is not None or base_url is not None:
+            raise ValueError("Pass either `client` or `api_key`/`base_url`, not both.")
+        if isinstance(client, openai_module.AsyncOpenAI):
+            return (client.with_options(**options) if options else client), False
+        if isinstance(client, openai_module.OpenAI):
+            copied = {
+                "api_key": client.api_key,
+                "organization": client.organization,
+                "project": client.project,
+                "base_url": client.base_url,
+                "timeout": client.timeout,
+                "max_retries": client.max_retries,
+            }
+            return openai_module.AsyncOpenAI(**{**copied, **options}), True
+        raise TypeError(
+            f"`client` must be an openai.AsyncOpenAI or openai.OpenAI, not {type(client).__name__}."
+        )
+    api_key = api_key or os.environ.get("OPENAI_API_KEY")
+    if not api_key:
+        raise ValueError(
+            "OpenAILLM needs an API key: pass `api_key=...` or set OPENAI_API_KEY. A local "
+            "server that takes no key (llama.cpp, vLLM, Ollama) accepts any text, e.g. "
+            "api_key='none'."
+        )
+    options.setdefault("max_retries", _DEFAULT_MAX_RETRIES)
+    options.setdefault("timeout", _DEFAULT_TIMEOUT)
+    return openai_module.AsyncOpenAI(api_key=api_key, base_url=base_url, **options), True
+
+
+def read_completion(
+    completion: Any,
+) -> List[Tuple[Optional[str], Optional[TokenStatistics], Optional[str]]]:
+    """Each choice's text, its share of the token counts the server reported, and why it has no
+    text when its content is null (a refusal, a tool call, a filtered answer)."""
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        raise ValueError(
+            f"The server's response is not a chat completion: {str(completion)[:200]!r}"
+        )
+    usage = getattr(completion, "usage", None)
+    share, remainder = divmod((usage.completion_tokens or 0) if usage else 0, len(choices) or 1)
+    read = []
+    for position, choice in enumerate(choices):
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None)
+        statistics = None
+        if usage is not None:
+            statistics = TokenStatistics(
+                input_tokens=usage.prompt_tokens or 0,
+                output_tokens=share + (1 if position < remainder else 0),
+            )
+        why = None
+        if text is None:
+            refusal = getattr(message, "refusal", None)
+            why = (
+                "the server returned no text for this choice (finish_reason="
+                f"{getattr(choice, 'finish_reason', None)!r}"
+                + (f", refusal: {refusal!r})" if refusal else ")")
+            )
+        read.append((text, statistics, why))
+    return read
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password, if it has one, replaced by `***`."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact(text: str, url: str) -> str:
+    """`text` with the password of `url` masked wherever it appears."""
+    password = urllib.parse.urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+def seconds(timeout: Any) -> float:
+    """A client timeout (a number or an httpx Timeout) as seconds; the check's own if unset."""
+    if isinstance(timeout, (int, float)):
+        return float(timeout)
+    read = getattr(timeout, "read", None)
+    return float(read) if isinstance(read, (int, float)) else MODEL_CHECK_TIMEOUT
