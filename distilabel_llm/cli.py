@@ -145,6 +145,16 @@ def _parser() -> argparse.ArgumentParser:
     settings.add_argument(
         "--stop", action="append", metavar="TEXT", help="end outputs at TEXT (repeatable)"
     )
+    shape = settings.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--json-schema",
+        type=_json_schema_file,
+        metavar="FILE",
+        help="constrain every output to this JSON schema (structured output)",
+    )
+    shape.add_argument(
+        "--regex", metavar="PATTERN", help="constrain every output to this regular expression"
+    )
     settings.add_argument(
         "--generation-kwargs",
         type=_json_object,
@@ -324,6 +334,7 @@ def _generation_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         "top_p": args.top_p,
         "seed": args.seed,
         "stop": args.stop,
+        "structured_output": args.json_schema or args.regex,
     }
     chosen = {**args.generation_kwargs, **{k: v for k, v in flags.items() if v is not None}}
     return check_generation_kwargs(chosen, None, "--generation-kwargs")
@@ -342,6 +353,19 @@ def _demo_backends(text: str) -> Tuple[str, str]:
             f"must be llama-cpp, transformers, or both with a comma, not {text!r}"
         )
     return (chosen[0], chosen[-1])
+
+
+def _json_schema_file(path: str) -> Dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            schema = json.load(file)
+    except (OSError, ValueError) as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot read a JSON schema from {path!r}: {error}"
+        ) from None
+    if not isinstance(schema, dict):
+        raise argparse.ArgumentTypeError(f"{path!r} holds no JSON object, so no JSON schema")
+    return schema
 
 
 def _json_object(text: str) -> Dict[str, Any]:

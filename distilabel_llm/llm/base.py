@@ -25,6 +25,7 @@ from typing import (
 from distilabel_llm.llm._callbacks import report_progress
 from distilabel_llm.llm.generation import check_generation_kwargs, row_offsets, sliced_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.structured import STRUCTURED, parse_structured, task_structured_output
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import when_all_complete
@@ -149,6 +150,10 @@ class LLM(ClosingContext, ABC):
         """
         inputs, valid = self._check_generate_args(inputs, num_generations)
         settings = {**self.generation_kwargs, **self.check_generation_kwargs(generation_kwargs)}
+        if STRUCTURED not in settings and STRUCTURED in self.supported_generation_kwargs:
+            task_spec = task_structured_output(self.task)  # a rating task's JSON mode
+            if task_spec is not None:
+                settings[STRUCTURED] = task_spec
         row_offsets(settings, len(inputs))  # one offset per row, if a list: checked now
         if not self.return_futures:
             generated = (
@@ -247,6 +252,7 @@ class LLM(ClosingContext, ABC):
         raw_output: Optional[str],
         statistics: Optional[TokenStatistics] = None,
         error: Optional[str] = None,
+        structured: Optional[Dict[str, Any]] = None,
     ) -> LLMOutput:
         """Builds one output, parsing `raw_output` with the task (`None` if it cannot).
 
@@ -255,17 +261,24 @@ class LLM(ClosingContext, ABC):
             raw_output: the model's text, or `None` if the backend failed on this row.
             statistics: token counts, when the backend reports them.
             error: why there is no `raw_output`, for a backend that absorbs a failure.
+            structured: the call's `structured_output` setting: `raw_output` is then read as
+                that shape (an output that does not fit gets an `error`).
         """
+        why = None
+        if structured is not None:
+            parsed, why = parse_structured(raw_output, structured, self.task)
+        else:
+            parsed = self._parse(raw_output)
         output = LLMOutput(
             model_name=self.model_name,
             prompt_used=prompt_used,
             raw_output=raw_output,
-            parsed_output=self._parse(raw_output),
+            parsed_output=parsed,
         )
         if statistics is not None:
             output["statistics"] = statistics
-        if error is not None:
-            output["error"] = error
+        if error is not None or why is not None:
+            output["error"] = error or why  # type: ignore[typeddict-item]
         return output
 
     # Internals.

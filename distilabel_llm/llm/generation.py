@@ -86,6 +86,34 @@ def _mapping(value: Any) -> Dict[str, Any]:
     return dict(value)
 
 
+def _structured(value: Any) -> Dict[str, Any]:
+    """`structured_output` as one of `{"json_schema": schema}` (with `"model": cls` when a
+    pydantic model was given), `{"regex": pattern}` or `{"choice": [strings]}`."""
+    if isinstance(value, type) and hasattr(value, "model_json_schema"):  # a pydantic model
+        return {"json_schema": value.model_json_schema(), "model": value}
+    if isinstance(value, str):
+        return {"regex": value}
+    if isinstance(value, (list, tuple)):
+        if not value or not all(isinstance(item, str) for item in value):
+            raise TypeError
+        return {"choice": list(value)}
+    if not isinstance(value, Mapping):
+        raise TypeError
+    keys = set(value) & {"json_schema", "regex", "choice"}
+    if not keys:
+        return {"json_schema": dict(value)}  # a JSON schema itself
+    if len(keys) > 1:
+        raise ValueError
+    spec = dict(value)
+    (key,) = keys
+    if key == "json_schema" and isinstance(spec[key], type):
+        return {**_structured(spec[key]), **{k: v for k, v in spec.items() if k != key}}
+    expected = {"json_schema": Mapping, "regex": str, "choice": (list, tuple)}[key]
+    if not isinstance(spec[key], expected):
+        raise TypeError
+    return spec
+
+
 def _offset(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_integer(0)(item) for item in value]
@@ -116,6 +144,13 @@ GENERATION_SETTINGS: Dict[str, GenerationSetting] = {
         ),
         GenerationSetting("do_sample", "True or False", _boolean, "sample rather than greedy"),
         GenerationSetting("extra_body", "a dict", _mapping, "extra JSON fields per request"),
+        GenerationSetting(
+            "structured_output",
+            "a JSON schema (a dict, or a pydantic model class), a regular expression (a "
+            "string) or a list of choices",
+            _structured,
+            "constrain every output to that shape",
+        ),
         GenerationSetting(
             "response_format",
             'a dict such as {"type": "json_object"}',

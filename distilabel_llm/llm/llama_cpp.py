@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
-from distilabel_llm.errors import MissingExtraError
+from distilabel_llm.errors import GenerationSettingsError, MissingExtraError
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.generation import OFFSET, row_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
 
 try:
@@ -62,6 +64,7 @@ class LlamaCppLLM(LLM):
         "presence_penalty",
         "stop",
         "seed",
+        "structured_output",
     )
 
     def __init__(
@@ -85,6 +88,7 @@ class LlamaCppLLM(LLM):
                 f"`model` must be a llama_cpp.Llama, not {type(model).__name__}; "
                 "use LlamaCppLLM.from_path to load a GGUF file."
             )
+        self._grammars: Dict[str, Any] = {}  # compiled structured outputs, by spec
         shortcuts = {
             "max_new_tokens": max_new_tokens,
             "temperature": temperature,
@@ -175,18 +179,21 @@ class LlamaCppLLM(LLM):
     ) -> List[List[LLMOutput]]:
         settings = dict(generation_kwargs or self.generation_kwargs)
         offsets = row_offsets(settings, len(inputs))
+        structured = settings.pop(STRUCTURED, None)
         sampling = {
             _LLAMA_CPP_NAMES.get(name, name): value
             for name, value in settings.items()
             if name not in ("seed", OFFSET)
         }
+        if structured is not None:
+            sampling["grammar"] = self._grammar(structured)
         seed = settings.get("seed", DEFAULT_SEED)
         rows: List[List[LLMOutput]] = []
         # Greedy decoding gives identical outputs, so each row is generated once.
         distinct = num_generations if sampling.get("temperature", 0.8) > 0 else 1
         for prompt, offset in zip(self._generate_prompts(inputs), offsets):
             outputs = [
-                self._generate_one(prompt, {**sampling, "seed": seed + offset + k})
+                self._generate_one(prompt, {**sampling, "seed": seed + offset + k}, structured)
                 for k in range(distinct)
             ]
             rows.append([outputs[k % distinct] for k in range(num_generations)])
@@ -198,8 +205,53 @@ class LlamaCppLLM(LLM):
 
     # Internals.
 
+    def check_generation_kwargs(
+        self, generation_kwargs: Optional[Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        """As `LLM.check_generation_kwargs`, and a structured output is compiled to a llama.cpp
+        grammar now, so that one it cannot take fails before any work."""
+        checked = super().check_generation_kwargs(generation_kwargs)
+        if checked.get(STRUCTURED) is not None:
+            self._grammar(checked[STRUCTURED])
+        return checked
+
+    def _grammar(self, spec: Dict[str, Any]) -> Any:
+        """llama.cpp's grammar for a structured output (its JSON schema to GBNF conversion, or
+        an alternation of the choices), compiled once per spec."""
+        key = json.dumps({k: v for k, v in spec.items() if k != "model"}, sort_keys=True)
+        grammar = self._grammars.get(key)
+        if grammar is not None:
+            return grammar
+        if "regex" in spec:
+            raise GenerationSettingsError(
+                "llama.cpp's grammars take a JSON schema or a list of choices, not a regular "
+                "expression; for one use TransformersLLM or an OpenAI-compatible server."
+            )
+        try:
+            if "json_schema" in spec:
+                schema = json.dumps(_bounded_integers_as_enums(spec["json_schema"]))
+                gbnf = llama_cpp.llama_grammar.json_schema_to_gbnf(schema)
+                # This converter lets control characters into strings, which JSON forbids
+                # (llama.cpp's own later excluded them); its grammar is otherwise kept as is.
+                gbnf = gbnf.replace(r'char ::= [^"\\]', r'char ::= [^"\\\x7F\x00-\x1F]', 1)
+                grammar = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+            else:
+                alternatives = " | ".join(json.dumps(choice) for choice in spec["choice"])
+                grammar = llama_cpp.LlamaGrammar.from_string(
+                    f"root ::= {alternatives}", verbose=False
+                )
+        except Exception as error:
+            raise GenerationSettingsError(
+                f"llama.cpp cannot compile the structured output into a grammar: {error}"
+            ) from error
+        self._grammars[key] = grammar
+        return grammar
+
     def _generate_one(
-        self, prompt: Union[str, ChatMessages], sampling: Dict[str, Any]
+        self,
+        prompt: Union[str, ChatMessages],
+        sampling: Dict[str, Any],
+        structured: Optional[Dict[str, Any]] = None,
     ) -> LLMOutput:
         with self._model_lock:
             if isinstance(prompt, str):
@@ -214,7 +266,7 @@ class LlamaCppLLM(LLM):
             statistics = TokenStatistics(
                 input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
             )
-        return self._output(prompt, text, statistics)
+        return self._output(prompt, text, statistics, structured=structured)
 
     def _tokenize(self, prompt: str) -> List[int]:
         """The prompt's tokens, special tokens parsed; no second BOS if it starts with one."""
@@ -226,3 +278,29 @@ class LlamaCppLLM(LLM):
 def _require_extra() -> None:
     if llama_cpp is None:
         raise MissingExtraError("llama-cpp-python", "llama-cpp")
+
+
+# An integer range up to this wide becomes an enum for llama-cpp-python's schema converter.
+_MAX_ENUM_RANGE = 1000
+
+
+def _bounded_integers_as_enums(schema: Any) -> Any:
+    """`schema` with each integer bounded on both sides (`minimum`, `maximum`) written as an
+    `enum` of its values: llama-cpp-python's JSON-schema-to-grammar converter ignores the
+    bounds, but keeps enums. Keywords it ignores otherwise are caught when outputs are
+    validated (their outputs get an `error`)."""
+    if isinstance(schema, list):
+        return [_bounded_integers_as_enums(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if (
+        schema.get("type") == "integer"
+        and isinstance(low, int)
+        and isinstance(high, int)
+        and 0 <= high - low <= _MAX_ENUM_RANGE
+        and "enum" not in schema
+    ):
+        kept = {k: v for k, v in schema.items() if k not in ("type", "minimum", "maximum")}
+        return {**kept, "enum": list(range(low, high + 1))}
+    return {key: _bounded_integers_as_enums(value) for key, value in schema.items()}

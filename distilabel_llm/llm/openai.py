@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Literal, Optional, Tuple, Union
 
-from distilabel_llm.errors import DistilabelLLMError, MissingExtraError, ModelUnavailableError
+from distilabel_llm.errors import (
+    DistilabelLLMError,
+    GenerationSettingsError,
+    MissingExtraError,
+    ModelUnavailableError,
+)
 from distilabel_llm.llm._openai_client import (
     MODEL_CHECK_TIMEOUT,
     async_client,
@@ -18,6 +23,7 @@ from distilabel_llm.llm._openai_client import (
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.generation import OFFSET, check_generation_kwargs, row_offsets
 from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.event_loop import EventLoopThread
@@ -32,6 +38,7 @@ __all__ = ["OpenAIAccessError", "OpenAILLM", "OpenAIRequestError"]
 logger = logging.getLogger("distilabel_llm")
 
 _DEFAULT_MODEL = "gpt-4o-mini"
+_STRUCTURED_MODES = ("response_format", "json_object", "extra_body")
 # Our setting names that the chat completions API spells otherwise.
 _OPENAI_NAMES = {"max_new_tokens": "max_tokens"}
 # The model check at construction should fail fast, not wait out a long retry schedule.
@@ -96,6 +103,12 @@ class OpenAILLM(LLM):
         max_retries: retries per request; defaults to 5 (or a given client's own setting).
         timeout: seconds per request attempt; defaults to 120 (or a given client's own).
         fail_fast: raise the first failed row's error instead of returning `None` outputs.
+        structured_output_mode: how the `structured_output` setting reaches the server:
+            "response_format" (`{"type": "json_schema", ...}`, as OpenAI, vLLM and llama.cpp's
+            own server take it), "json_object" (`{"type": "json_object", "schema": ...}`, as
+            llama-cpp-python's server and Anyscale take it) or "extra_body" (vLLM's
+            `guided_json`, `guided_regex` and `guided_choice`, which also take regular
+            expressions and choices).
         extra_body: extra JSON fields sent with every request, e.g. `{"repeat_penalty": 1.0}`
             for llama.cpp's server or `{"top_k": 1}` for vLLM (a shortcut for the
             `extra_body` generation setting).
@@ -123,6 +136,7 @@ class OpenAILLM(LLM):
         "seed",
         "extra_body",
         "response_format",
+        "structured_output",
     )
 
     def __init__(
@@ -148,8 +162,17 @@ class OpenAILLM(LLM):
         extra_body: Optional[Dict[str, Any]] = None,
         validate_model: bool = True,
         generation_kwargs: Optional[Dict[str, Any]] = None,
+        structured_output_mode: Literal[
+            "response_format", "json_object", "extra_body"
+        ] = "response_format",
     ) -> None:
         openai_module = _import_openai()
+        if structured_output_mode not in _STRUCTURED_MODES:
+            raise ValueError(
+                f"`structured_output_mode` must be one of {_STRUCTURED_MODES}, not "
+                f"{structured_output_mode!r}."
+            )
+        self.structured_output_mode = structured_output_mode
         if max_concurrency is not None:
             check_positive_int("max_concurrency", max_concurrency)
         if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
@@ -232,9 +255,43 @@ class OpenAILLM(LLM):
         settings = dict(generation_kwargs or self.generation_kwargs)
         prompts = self._generate_prompts(inputs)
         offsets = row_offsets(settings, len(inputs))
+        structured = settings.pop(STRUCTURED, None)
         body = {_OPENAI_NAMES.get(name, name): value for name, value in settings.items()}
         body.pop(OFFSET, None)
-        return self._loop.run(self._generate_rows(prompts, offsets, num_generations, body))
+        if structured is not None:
+            body.update(self._structured_body(structured, body.get("extra_body")))
+        return self._loop.run(
+            self._generate_rows(prompts, offsets, num_generations, body, structured)
+        )
+
+    def check_generation_kwargs(
+        self, generation_kwargs: Optional[Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        """As `LLM.check_generation_kwargs`, and a structured output this LLM cannot send in
+        its `structured_output_mode` fails now."""
+        checked = super().check_generation_kwargs(generation_kwargs)
+        if checked.get(STRUCTURED) is not None:
+            self._structured_body(checked[STRUCTURED], None)
+        return checked
+
+    def _structured_body(
+        self, spec: Dict[str, Any], extra_body: Optional[Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        """The request fields asking the server for `spec`: OpenAI's `response_format`, or
+        vLLM's `guided_*` fields in `extra_body`."""
+        if self.structured_output_mode == "extra_body":
+            key = {"json_schema": "guided_json", "regex": "guided_regex", "choice": "guided_choice"}
+            ((name, value),) = [(k, v) for k, v in spec.items() if k in key]
+            return {"extra_body": {**(extra_body or {}), key[name]: value}}
+        if "json_schema" not in spec:
+            raise GenerationSettingsError(
+                "A regular expression or choices go to the server as vLLM's `guided_regex` or "
+                "`guided_choice`: create the OpenAILLM with structured_output_mode='extra_body'."
+            )
+        if self.structured_output_mode == "json_object":
+            return {"response_format": {"type": "json_object", "schema": spec["json_schema"]}}
+        schema = {"name": "structured_output", "schema": spec["json_schema"], "strict": True}
+        return {"response_format": {"type": "json_schema", "json_schema": schema}}
 
     # Coroutines, all run on `self._loop`.
 
@@ -244,11 +301,12 @@ class OpenAILLM(LLM):
         offsets: List[int],
         num_generations: int,
         body: Dict[str, Any],
+        structured: Optional[Dict[str, Any]] = None,
     ) -> List[List[LLMOutput]]:
         limiter = self._limiter()
         tasks = [
             asyncio.ensure_future(
-                self._generate_row(prompt, offset, num_generations, body, limiter)
+                self._generate_row(prompt, offset, num_generations, body, limiter, structured)
             )
             for prompt, offset in zip(prompts, offsets)
         ]
@@ -274,6 +332,7 @@ class OpenAILLM(LLM):
         num_generations: int,
         body: Dict[str, Any],
         limiter: asyncio.Semaphore,
+        structured: Optional[Dict[str, Any]] = None,
     ) -> List[LLMOutput]:
         messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
         outputs: List[LLMOutput] = []
@@ -291,7 +350,7 @@ class OpenAILLM(LLM):
                         f"{self.base_url} returned a completion with no choices."
                     )
                 outputs.extend(
-                    self._output(prompt, text, stats, error=why)
+                    self._output(prompt, text, stats, error=why, structured=structured)
                     for text, stats, why in choices[:wanted]
                 )
         except Exception as error:

@@ -25,7 +25,7 @@ class LLMOutput(TypedDict):
     model_name: str
     prompt_used: Optional[Union[str, List[Dict[str, str]]]]
     raw_output: Optional[str]
-    parsed_output: Optional[Dict[str, Any]]
+    parsed_output: Optional[Any]  # the task's fields (a dict), or the structured output
     statistics: NotRequired[TokenStatistics]
     error: NotRequired[str]
 

@@ -40,6 +40,7 @@ from distilabel_llm.llm._child import ChildProcess, describe_exit, error_summary
 from distilabel_llm.llm.base import ProgressCallback, logger
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import RemoteLLM
+from distilabel_llm.llm.structured import split_model, with_models
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
 from distilabel_llm.utils.lifecycle import close_at_exit
@@ -64,7 +65,15 @@ _MAX_CRASHES_PER_REQUEST = 2
 
 
 class _Request:
-    __slots__ = ("crashes", "future", "inputs", "message", "num_generations", "progress_callback")
+    __slots__ = (
+        "crashes",
+        "future",
+        "inputs",
+        "message",
+        "model",
+        "num_generations",
+        "progress_callback",
+    )
 
     def __init__(
         self,
@@ -72,11 +81,13 @@ class _Request:
         inputs: List[Dict[str, Any]],
         num_generations: int,
         progress_callback: Optional[ProgressCallback],
+        model: Any = None,
     ) -> None:
         self.message = message
         self.inputs = inputs
         self.num_generations = num_generations
         self.progress_callback = progress_callback
+        self.model = model  # the pydantic class of a structured output, built here
         self.future: Future[List[List[LLMOutput]]] = Future()
         self.crashes = 0  # times the child died while this was in flight
 
@@ -180,7 +191,7 @@ class ProcessLLM(RemoteLLM):
         """Sends `inputs` to the child's LLM; see `RemoteLLM.generate`."""
         inputs = list(inputs)
         check_positive_int("num_generations", num_generations)
-        settings = self.check_generation_kwargs(generation_kwargs)
+        settings, model = split_model(self.check_generation_kwargs(generation_kwargs))
         request_id = next(self._ids)
         try:
             message = _worker.dumps(
@@ -190,7 +201,7 @@ class ProcessLLM(RemoteLLM):
             raise TypeError(
                 f"The inputs must be picklable to reach the child process: {error}"
             ) from error
-        request = _Request(message, inputs, num_generations, progress_callback_func)
+        request = _Request(message, inputs, num_generations, progress_callback_func, model)
         with self._lock:
             if self._closed:
                 raise RuntimeError(
@@ -365,7 +376,10 @@ class ProcessLLM(RemoteLLM):
                     request.progress_callback,
                     advance=len(request.inputs) * request.num_generations,
                 )
-            settle(request.future, result=rows)
+            settle(
+                request.future,
+                result=rows if request.model is None else with_models(rows, request.model),
+            )
 
     def _poll_timeout(self) -> float:
         try:

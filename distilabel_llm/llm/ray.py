@@ -47,6 +47,7 @@ from distilabel_llm.llm._ray_cluster import (
 from distilabel_llm.llm.base import ProgressCallback
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.remote import RemoteLLM
+from distilabel_llm.llm.structured import split_model, with_models
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.futures import settle
 from distilabel_llm.utils.lifecycle import close_at_exit
@@ -188,7 +189,7 @@ class RayLLM(RemoteLLM):
         """Sends `inputs` to the actor's LLM; see `RemoteLLM.generate`."""
         inputs = list(inputs)
         check_positive_int("num_generations", num_generations)
-        settings = self.check_generation_kwargs(generation_kwargs)
+        settings, model = split_model(self.check_generation_kwargs(generation_kwargs))
         call = _Call()
         with self._lock:
             if self._closed:
@@ -204,7 +205,8 @@ class RayLLM(RemoteLLM):
             self._pending[request_id] = call
         advance = len(inputs) * num_generations
         self._when_answered(
-            ref, functools.partial(self._on_result, request_id, advance, progress_callback_func)
+            ref,
+            functools.partial(self._on_result, request_id, advance, progress_callback_func, model),
         )
         call.future.add_done_callback(functools.partial(self._on_done, request_id))
         return call.future
@@ -271,6 +273,7 @@ class RayLLM(RemoteLLM):
         request_id: int,
         advance: int,
         progress: Optional[ProgressCallback],
+        model: Any,
         ray_future: Future[Any],
     ) -> None:
         with self._lock:
@@ -290,7 +293,8 @@ class RayLLM(RemoteLLM):
             return
         if progress is not None:
             report_progress(progress, advance=advance)
-        settle(future, result=ray_future.result())
+        rows = ray_future.result()
+        settle(future, result=rows if model is None else with_models(rows, model))
 
     def _on_done(self, request_id: int, future: Future[Outputs]) -> None:
         if not future.cancelled():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from distilabel_llm.errors import MissingExtraError
+from distilabel_llm.llm._grammar import GrammarLogitsProcessor, compile_grammar, llg_tokenizer
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.generation import row_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 
 try:
@@ -70,6 +73,7 @@ class TransformersLLM(LLM):
         "repetition_penalty",
         "stop",
         "seed",
+        "structured_output",
     )
 
     def __init__(
@@ -89,6 +93,8 @@ class TransformersLLM(LLM):
         generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
         _require_extra()
+        self._grammars: Dict[str, str] = {}  # compiled structured outputs, by spec
+        self._llg: Any = None  # llguidance's tokenizer, built on the first structured call
         shortcuts = {
             "max_new_tokens": max_new_tokens,
             "do_sample": do_sample,
@@ -187,6 +193,15 @@ class TransformersLLM(LLM):
         stops = settings.get("stop") or []
         if stops:
             sampling.update(stop_strings=stops, tokenizer=self.tokenizer)
+        structured = settings.get(STRUCTURED)
+        if structured is not None:
+            sampling["logits_processor"] = transformers.LogitsProcessorList(
+                [
+                    GrammarLogitsProcessor(
+                        self._llg_tokenizer(), self._grammar(structured), self._eos_ids
+                    )
+                ]
+            )
         if sampling["do_sample"] and settings.get("seed") is not None:
             # From the seed and the slots this call fills: reproducible, and distinct from the
             # calls filling other slots of the same rows (another replica's share).
@@ -220,13 +235,37 @@ class TransformersLLM(LLM):
                 statistics = TokenStatistics(
                     input_tokens=int(input_lengths[row]), output_tokens=lengths[index]
                 )
-                outputs.append(self._output(prompt, texts[index], statistics))
+                outputs.append(
+                    self._output(prompt, texts[index], statistics, structured=structured)
+                )
             rows.append(outputs)
         return rows
+
+    def check_generation_kwargs(
+        self, generation_kwargs: Optional[Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        """As `LLM.check_generation_kwargs`, and a structured output is compiled by llguidance
+        now, so that one it cannot take fails before any work."""
+        checked = super().check_generation_kwargs(generation_kwargs)
+        if checked.get(STRUCTURED) is not None:
+            self._grammar(checked[STRUCTURED])
+        return checked
 
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield from super().__rich_repr__()
         yield "generation_kwargs", self.generation_kwargs
+
+    def _grammar(self, spec: Dict[str, Any]) -> str:
+        key = json.dumps({k: v for k, v in spec.items() if k != "model"}, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = compile_grammar(spec)
+        return self._grammars[key]
+
+    def _llg_tokenizer(self) -> Any:
+        if self._llg is None:
+            vocab = getattr(self.model.config, "vocab_size", None) or len(self.tokenizer)
+            self._llg = llg_tokenizer(self.tokenizer, vocab)
+        return self._llg
 
     # Internals.
 

@@ -427,14 +427,17 @@ def _sendable(task: Any, rows: List[Dict[str, Any]]) -> List[int]:
 
 
 def _no_text_error(prefix: str, outputs: List[LLMOutput]) -> Optional[str]:
-    """The error of a row for which the backend returned no text at all, else `None`.
+    """The error of a row none of whose outputs is usable, else `None`.
 
     Backends that absorb a failed request (an API error after retries) return outputs with
-    `raw_output=None` rather than raising, and say why in the output's `error`.
+    `raw_output=None` rather than raising, and say why in the output's `error`; an output that
+    is not the structured output asked for (cut off) keeps its text but has an `error` too.
     """
     if outputs and all(output["raw_output"] is None for output in outputs):
         reason = outputs[0].get("error") or "its reason is in the log"
         return f"{prefix}{outputs[0]['model_name']} returned no text for this row ({reason})"
+    if outputs and all(output.get("error") for output in outputs):
+        return f"{prefix}{outputs[0]['model_name']}: {outputs[0]['error']}"
     return None
 
 

@@ -70,7 +70,7 @@ def generation_fields(task: Task, outputs: Optional[List[LLMOutput]]) -> Dict[st
         "generation_statistics": token_counts(outputs),
     }
     for name in task.output_args_names:
-        fields[name] = [(output["parsed_output"] or {}).get(name) for output in outputs]
+        fields[name] = [_field(task, output["parsed_output"], name) for output in outputs]
     return fields
 
 
@@ -78,7 +78,6 @@ def labelling_fields(task: Task, output: Optional[LLMOutput]) -> Dict[str, Any]:
     """The labeller's columns for one row; all `None` when `output` is `None` (not labelled)."""
     if output is None:
         return dict.fromkeys(labelling_columns(task))
-    parsed = output["parsed_output"] or {}
     fields: Dict[str, Any] = {
         "labelling_model": output["model_name"],
         "labelling_prompt": output["prompt_used"],
@@ -86,8 +85,20 @@ def labelling_fields(task: Task, output: Optional[LLMOutput]) -> Dict[str, Any]:
         "labelling_statistics": token_counts([output]),
     }
     for name in task.output_args_names:
-        fields[name] = parsed.get(name)
+        fields[name] = _field(task, output["parsed_output"], name)
     return fields
+
+
+def _field(task: Task, parsed: Any, name: str) -> Any:
+    """The value of output field `name`: the task's parse gives a dict of its fields; a
+    structured output asked for by the caller (any object) fills a task's only field."""
+    if hasattr(parsed, "model_dump"):  # a pydantic instance: written as its fields
+        parsed = parsed.model_dump()
+    if isinstance(parsed, dict) and name in parsed:
+        return parsed[name]
+    if parsed is not None and len(task.output_args_names) == 1:
+        return parsed
+    return None
 
 
 def shuffle_generations(row: Dict[str, Any], task: Task, rng: random.Random) -> None:

@@ -599,3 +599,55 @@ def test_generation_settings_reach_the_request_body(make_llm: MakeLLM, server: F
         assert "generation_offset" not in body and "max_new_tokens" not in body
     with pytest.raises(ValueError, match="not one OpenAILLM takes"):
         llm.generate(rows("a"), generation_kwargs={"top_k": 3})
+
+
+# Structured output.
+
+VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "integer", "enum": list(range(1, 11))},
+        "mood": {"type": "string", "enum": ["happy", "sad", "calm"]},
+    },
+    "required": ["score", "mood"],
+}
+
+
+def test_structured_output_reaches_the_server_in_each_mode(
+    make_llm: MakeLLM, server: FaultServer
+) -> None:
+    settings = {"structured_output": VERDICT_SCHEMA}
+    make_llm().generate(rows("a"), generation_kwargs=settings)
+    make_llm(structured_output_mode="json_object").generate(rows("a"), generation_kwargs=settings)
+    guided = make_llm(structured_output_mode="extra_body")
+    guided.generate(rows("a"), generation_kwargs={"structured_output": ["yes", "no"]})
+    first, second, third = (request.body for request in server.requests())
+    assert first["response_format"]["type"] == "json_schema"
+    assert first["response_format"]["json_schema"]["schema"] == VERDICT_SCHEMA
+    assert second["response_format"] == {"type": "json_object", "schema": VERDICT_SCHEMA}
+    assert third["guided_choice"] == ["yes", "no"]  # extra_body fields go in the body
+    with pytest.raises(ValueError, match="structured_output_mode='extra_body'"):
+        make_llm().generate(rows("a"), generation_kwargs={"structured_output": "[a-z]+"})
+
+
+def test_an_answer_that_is_not_the_structured_output_says_why(make_llm: MakeLLM) -> None:
+    (output,) = make_llm().generate(
+        rows("a"), generation_kwargs={"structured_output": VERDICT_SCHEMA}
+    )[0]
+    assert output["raw_output"] == "echo 0: a" and output["parsed_output"] is None
+    assert "not the structured output asked for" in output["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_llama_server_answers_in_the_schema(make_llama_llm: MakeLLM) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    llm = make_llama_llm(structured_output_mode="json_object", temperature=1.0, max_new_tokens=48)
+    generated = llm.generate(
+        rows("How are you?", "What now?"),
+        num_generations=2,
+        generation_kwargs={"structured_output": VERDICT_SCHEMA},
+    )
+    for row in generated:
+        for output in row:
+            jsonschema.validate(output["parsed_output"], VERDICT_SCHEMA)

@@ -288,6 +288,31 @@ def test_generation_flags_reach_the_server(tmp_path: Path, capsys) -> None:
         assert body["stop"] == ["END", "STOP"] and body["presence_penalty"] == 0.5
 
 
+def test_structured_output_flags(tmp_path: Path, capsys) -> None:
+    fault_server = fault_server_module()
+    prompts = _prompts(tmp_path / "in.jsonl", 1)
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}}))
+    base = ["generate", "--input", str(prompts), "--backend", "openai", "--model", "fault-model",
+            "--api-key", "k", "--no-progress"]  # fmt: skip
+    with fault_server.FaultServer() as server:
+        out = str(tmp_path / "out.jsonl")
+        code = main(
+            [*base, "--output", out, "--base-url", server.url, "--json-schema", str(schema)]
+        )
+        body = server.requests()[0].body
+        assert code == 3  # the fault server echoes: no JSON, so the row fails, saying why
+        assert body["response_format"]["json_schema"]["schema"]["properties"] == {
+            "a": {"type": "integer"}
+        }
+        regex_out = str(tmp_path / "regex.jsonl")
+        code = main([*base, "--output", regex_out, "--base-url", server.url, "--regex", "[a-z]+"])
+    assert code == 1 and "structured_output_mode='extra_body'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--output", out, "--json-schema", str(tmp_path / "missing.json")])
+    assert "cannot read a JSON schema" in capsys.readouterr().err
+
+
 def test_unknown_generation_settings_fail_before_any_model_starts(tmp_path: Path, capsys) -> None:
     prompts = _prompts(tmp_path / "in.jsonl", 2)
     code = main(

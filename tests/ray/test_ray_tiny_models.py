@@ -51,3 +51,22 @@ def test_seeded_samples_from_ray_replicas_are_one_models_samples(tiny_models: An
     assert all(len({output["raw_output"] for output in row}) > 1 for row in expected)
     with LLMPool.from_ray(task, load, replicas=2, num_cpus=1, strategy="spread") as pool:
         assert pool.generate(ROWS, num_generations=4, generation_kwargs=settings) == expected
+
+
+def test_structured_output_from_a_ray_member_with_a_pydantic_model(tiny_models: Any) -> None:
+    pytest.importorskip("llama_cpp")
+    import pydantic
+
+    class Verdict(pydantic.BaseModel):  # defined here: it never reaches the actor as a class
+        score: int = pydantic.Field(ge=1, le=10)
+
+    load = functools.partial(
+        load_llm,
+        backend="llama-cpp",
+        model=str(tiny_models.gguf_path),
+        max_new_tokens=32,
+        threads=1,
+    )
+    with RayLLM(TextGenerationTask(), load, num_cpus=1) as llm:
+        rows = llm.generate(ROWS, generation_kwargs={"structured_output": Verdict}).result(60)
+    assert all(isinstance(row[0]["parsed_output"], Verdict) for row in rows)

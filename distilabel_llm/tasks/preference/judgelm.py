@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from distilabel_llm.errors import OutputParsingError
 from distilabel_llm.tasks.base import PromptTemplate, Task
@@ -28,25 +29,70 @@ class JudgeLMTask(Task):
         system_prompt: the system turn sent with every prompt.
         template: the user turn (see `Task`), from the fields `input`, `generations` and
             `answers` (the generations numbered and delimited).
+        output_format: "text" (scores on the first line) or "json": the answer is a JSON
+            object and `structured_output` its schema, which a backend that constrains
+            decoding enforces by default.
     """
 
     system_prompt: str = _DEFAULT_SYSTEM_PROMPT
     template: Optional[PromptTemplate] = None
+    output_format: Literal["text", "json"] = "text"
 
     def generate_prompt(self, input: str, generations: List[str], **_: Any) -> Prompt:
         answers = "\n\n".join(
             f"[Answer {i}]\n{generation}\n[End of Answer {i}]"
             for i, generation in enumerate(generations, start=1)
         )
+        if self.output_format == "json":
+            answer = (
+                'Answer with a JSON object {"scores": [<score>, ...], "rationale": "<your '
+                f'explanation>"}} with {len(generations)} scores, in the order of the answers.'
+            )
+        else:
+            answer = (
+                "On the first line write only the scores, in the order of the answers, "
+                "separated by spaces. From the second line on, explain your scores."
+            )
         default = (
             f"[Question]\n{input}\n\n{answers}\n\n"
-            f"Rate each of the {len(generations)} answers with a score from 1 to 10. On the "
-            "first line write only the scores, in the order of the answers, separated by "
-            "spaces. From the second line on, explain your scores."
+            f"Rate each of the {len(generations)} answers with a score from 1 to 10. {answer}"
         )
         return self._prompt(default, input=input, generations=generations, answers=answers)
 
+    @property
+    def structured_output(self) -> Optional[Dict[str, Any]]:
+        """The JSON schema of the answer in JSON mode (`output_format="json"`), else None."""
+        if self.output_format != "json":
+            return None
+        return {
+            "type": "object",
+            "properties": {
+                "scores": {
+                    "type": "array",
+                    "items": {"type": "integer", "enum": list(range(1, 11))},
+                    "minItems": 1,  # the count of scores is the prompt's to ask for
+                },
+                "rationale": {"type": "string", "maxLength": 800},  # it must end
+            },
+            "required": ["scores", "rationale"],
+            "additionalProperties": False,
+        }
+
+    def parse_structured(self, value: Dict[str, Any]) -> Dict[str, Any]:
+        """The task's fields from the JSON object of its structured output."""
+        return {
+            "rating": [float(score) for score in value["scores"]],
+            "rationale": str(value["rationale"]),
+        }
+
     def parse_output(self, output: str) -> Dict[str, Any]:
+        if self.output_format == "json":
+            try:
+                return self.parse_structured(json.loads(output))
+            except (ValueError, KeyError, TypeError) as error:
+                raise OutputParsingError(
+                    f"{type(self).__name__} expected a JSON object of scores: {error}"
+                ) from None
         first_line, _, rationale = output.strip().partition("\n")
         try:
             ratings = [float(score) for score in first_line.replace(",", " ").split()]

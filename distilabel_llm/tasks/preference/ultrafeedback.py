@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from distilabel_llm.errors import OutputParsingError
 from distilabel_llm.tasks.base import PromptTemplate, Task
@@ -44,6 +45,9 @@ _ASPECTS: Dict[str, str] = {
     ),
 }
 
+# Characters of a rationale in JSON mode: the string must end, so that the object can.
+_MAX_RATIONALE = 300
+
 _RATINGS = [
     "1: very poor",
     "2: poor",
@@ -67,10 +71,14 @@ class UltraFeedbackTask(Task):
             scale, one score a line). Its answer format must stay the one `parse_output` reads.
         task_description: what the evaluator is asked to judge.
         ratings: the rating scale, one line per score.
+        output_format: "text" (sections the task reads) or "json": the answer is a JSON object
+            and `structured_output` its schema, which a backend that constrains decoding
+            enforces by default, so that every rating parses.
     """
 
     system_prompt: str = _DEFAULT_SYSTEM_PROMPT
     template: Optional[PromptTemplate] = None
+    output_format: Literal["text", "json"] = "text"
     task_description: str = _ASPECTS["overall_quality"]
     ratings: List[str] = field(default_factory=lambda: list(_RATINGS))
 
@@ -79,10 +87,16 @@ class UltraFeedbackTask(Task):
             f"<text {i}>\n{generation}\n</text {i}>"
             for i, generation in enumerate(generations, start=1)
         )
-        answer_format = "\n".join(
-            f"#### Output for Text {i}\nRating: <score>\nRationale: <one or two sentences>"
-            for i in range(1, len(generations) + 1)
-        )
+        if self.output_format == "json":
+            answer_format = (
+                'a JSON object {"ratings": [{"rating": <score>, "rationale": "<one or two '
+                f'sentences>"}}, ...]}} with one item per text, {len(generations)} in all, in order'
+            )
+        else:
+            answer_format = "\n".join(
+                f"#### Output for Text {i}\nRating: <score>\nRationale: <one or two sentences>"
+                for i in range(1, len(generations) + 1)
+            )
         default = (
             f"Evaluate the texts below, written in answer to an instruction.\n"
             f"Aspect to judge: {self.task_description}\n"
@@ -99,7 +113,45 @@ class UltraFeedbackTask(Task):
             ratings="\n".join(self.ratings),
         )
 
+    @property
+    def structured_output(self) -> Optional[Dict[str, Any]]:
+        """The JSON schema of the answer in JSON mode (`output_format="json"`), else None."""
+        if self.output_format != "json":
+            return None
+        scores = [int(line.split(":", 1)[0]) for line in self.ratings if line[:1].isdigit()]
+        item = {
+            "type": "object",
+            "properties": {
+                "rating": {"type": "integer", "enum": scores or [1, 2, 3, 4, 5]},
+                "rationale": {"type": "string", "maxLength": _MAX_RATIONALE},
+            },
+            "required": ["rating", "rationale"],
+            "additionalProperties": False,
+        }
+        return {
+            "type": "object",
+            # One schema serves every row, so the count of items is the prompt's to ask for.
+            "properties": {"ratings": {"type": "array", "items": item, "minItems": 1}},
+            "required": ["ratings"],
+            "additionalProperties": False,
+        }
+
+    def parse_structured(self, value: Dict[str, Any]) -> Dict[str, Any]:
+        """The task's fields from the JSON object of its structured output."""
+        items = value["ratings"]
+        return {
+            "rating": [float(item["rating"]) for item in items],
+            "rationale": [str(item["rationale"]) for item in items],
+        }
+
     def parse_output(self, output: str) -> Dict[str, Any]:
+        if self.output_format == "json":
+            try:
+                return self.parse_structured(json.loads(output))
+            except (ValueError, KeyError, TypeError) as error:
+                raise OutputParsingError(
+                    f"{type(self).__name__} expected a JSON object of ratings: {error}"
+                ) from None
         sections = _SECTION.split(output)[1:]
         if not sections:
             raise OutputParsingError(
