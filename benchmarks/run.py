@@ -3,14 +3,14 @@
     python -m benchmarks [--quick] [--only NAME,...] [--json out.json] [--markdown out.md]
                          [--legacy-setup]
 
-Each benchmark module (`futures`, `threads`, `process`, `pool`, `backends`, `startup`,
-`memory`, `scaling`, `e2e`, `sampling`, `ray_members`) runs in this process in turn; its rows
-become summary rows: our
-figure (median of several runs, with min and max), the ideal or the raw backend doing the same
-work with its ratio taken run by run, and legacy `distilabel==0.6.0`'s figure where it can run
-the same workload (in its own venv; `--legacy-setup` creates `<repo>/.venv-legacy`). A
-benchmark that cannot run (a missing extra, an error) gets a row saying why; the exit status is
-still 0. `--quick` fits in about 2 minutes on a 2-core machine, the full run in about 15.
+Each benchmark module (`futures`, `threads`, `process`, `pool`, `backends`, `startup`, `memory`,
+`scaling`, `e2e`, `sampling`, `structured`, `ray_members`) runs in this process in turn; its
+rows become summary rows: our figure (median of several runs, with min and max), the ideal or
+the raw backend doing the same work with its ratio taken run by run, and legacy
+`distilabel==0.6.0`'s figure where it can run the same workload (in its own venv; `--legacy-
+setup` creates `<repo>/.venv-legacy`). A benchmark that cannot run (a missing extra, an error)
+gets a row saying why; the exit status is still 0. `--quick` fits in about 2 minutes on a 2-core
+machine, the full run in about 15.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ BENCHMARKS = (
     "scaling",
     "e2e",
     "sampling",
+    "structured",
     "ray_members",
 )
 

@@ -10,7 +10,7 @@ all in one engine. The tokenizer must be a fast (Rust) one, as transformers' usu
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from distilabel_llm.errors import GenerationSettingsError, MissingExtraError
 
@@ -82,35 +82,51 @@ class GrammarLogitsProcessor:
         self._llg = _llguidance()
         self._tokenizer = tokenizer
         self._grammar = grammar
-        self._eos_ids = set(eos_ids)
-        self._matchers: Optional[List[Any]] = None
+        self._eos_ids = sorted(set(eos_ids))
+        self._matchers: List[Any] = []
         self._done: List[bool] = []
+        self._bitmask: Any = None
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
+        import llguidance.torch as llg_torch
 
-        if self._matchers is None:
+        if not self._matchers:
             self._matchers = [
                 self._llg.LLMatcher(self._tokenizer, self._grammar) for _ in range(len(scores))
             ]
             self._done = [False] * len(scores)
+            self._bitmask = llg_torch.allocate_token_bitmask(len(scores), scores.shape[1])
         else:
+            eos_ids = set(self._eos_ids)
             for index, matcher in enumerate(self._matchers):
                 if self._done[index]:
                     continue
                 token = int(input_ids[index, -1])
-                if token in self._eos_ids or matcher.is_stopped():
+                if token in eos_ids or matcher.is_stopped():
                     self._done[index] = True
+                    self._bitmask[index] = -1  # transformers pads it: nothing to constrain
                 else:
                     matcher.consume_token(token)
-        vocab = scores.shape[1]
-        for index, matcher in enumerate(self._matchers):
-            if self._done[index]:
-                continue  # transformers pads a finished sequence: nothing to constrain
-            allowed = torch.zeros(vocab, dtype=torch.bool)
-            bias = torch.frombuffer(bytearray(matcher.compute_logit_bias()), dtype=torch.uint8)
-            allowed[: min(vocab, len(bias))] = bias[:vocab] > 0
-            if not bool(allowed.any()):  # the grammar is done or broken: the sequence ends
-                allowed[list(self._eos_ids)] = True
-            scores[index].masked_fill_(~allowed, float("-inf"))
+        active = [(matcher, i) for i, matcher in enumerate(self._matchers) if not self._done[i]]
+        # One call masks the whole batch, each sequence on a thread of llguidance's own.
+        llg_torch.fill_next_token_bitmask_par(_executor(self._llg), active, self._bitmask)
+        stuck = ~self._bitmask.any(dim=1)
+        if bool(stuck.any()):  # the grammar is done or broken: those sequences end
+            for index in stuck.nonzero().flatten().tolist():
+                self._bitmask[index] = 0
+                for eos in self._eos_ids:
+                    bit = 1 << (eos % 32)
+                    self._bitmask[index, eos // 32] |= bit - (1 << 32 if bit >= 1 << 31 else 0)
+        llg_torch.apply_token_bitmask_inplace(scores, self._bitmask.to(scores.device))
         return scores
+
+
+_EXECUTOR: Any = None
+
+
+def _executor(llg: Any) -> Any:
+    """llguidance's thread pool, shared by every generation of the process."""
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = llg.LLExecutor()
+    return _EXECUTOR

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["parse_structured", "split_model", "task_structured_output", "with_models"]
 
+_VALIDATORS: Dict[str, Any] = {}  # jsonschema validators, by schema
+
 STRUCTURED = "structured_output"
 
 
@@ -87,8 +89,16 @@ def with_models(rows: List[List[LLMOutput]], model: Any) -> List[List[LLMOutput]
 def _validate(value: Any, schema: Dict[str, Any]) -> None:
     """Checks `value` against `schema` with `jsonschema` when it is installed: an engine may
     leave a keyword of the schema out of its grammar."""
-    try:
-        import jsonschema
-    except ImportError:  # the engine's grammar is then the only check
-        return
-    jsonschema.validate(value, schema)
+    key = json.dumps(schema, sort_keys=True)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        try:
+            import jsonschema
+        except ImportError:  # the engine's grammar is then the only check
+            return
+        # `jsonschema.validate` checks the schema itself first, every call: about 2 ms.
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        if len(_VALIDATORS) >= 64:
+            _VALIDATORS.clear()
+        _VALIDATORS[key] = validator
+    validator.validate(value)
