@@ -19,7 +19,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 _MISSING = [
     name
-    for name in ("llama_cpp", "transformers", "torch", "tokenizers", "gguf", "openai", "ray")
+    for name in (
+        "llama_cpp",
+        "transformers",
+        "torch",
+        "tokenizers",
+        "gguf",
+        "openai",
+        "ray",
+        "pydantic",
+    )
     if importlib.util.find_spec(name) is None
 ]
 
