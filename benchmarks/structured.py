@@ -1,6 +1,6 @@
 """Structured output: the cost of constrained decoding, and how many outputs validate.
 
-The kit's tiny llama answers 16 rows (temperature 1, 64 new tokens at most) on both local
+The kit's tiny llama answers 48 rows (temperature 1, 64 new tokens at most) on both local
 backends, constrained by a small JSON schema (an integer from 1 to 10 and an enum) and free;
 runs alternate. Figures: output tokens per second constrained against free, cut at the
 constrained outputs' mean length so that both spend the same share on the prompt (target: at
@@ -43,7 +43,7 @@ SCHEMA = {
     "required": ["score", "mood"],
     "additionalProperties": False,
 }
-ROWS = [{"input": f"How do you feel about the number {i}?"} for i in range(16)]
+ROWS = [{"input": f"How do you feel about the number {i}?"} for i in range(48)]
 MAX_NEW_TOKENS = 64
 RAW_TARGET = 0.9
 FREE_TARGET = 0.8
@@ -189,7 +189,7 @@ def _backend_rows(backend: str, repeats: int) -> List[Dict[str, Any]]:
 
 def run(quick: bool = False) -> List[Dict[str, Any]]:
     """Measures both local backends; returns summary rows."""
-    repeats = 3 if quick else 5
+    repeats = 3 if quick else 7
     rows: List[Dict[str, Any]] = []
     for backend, missing in (
         ("llama.cpp", None if importlib.util.find_spec("llama_cpp") else "llama-cpp-python"),

@@ -1,13 +1,14 @@
-"""Reading a rating model's answer: the sections it writes per generation, and numbers."""
+"""Reading a rating model's answer: the sections it writes per generation, numbers, JSON."""
 
 from __future__ import annotations
 
+import json
 import re
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from distilabel_llm.errors import OutputParsingError
 
-__all__ = ["numbered", "numbered_answers", "sections"]
+__all__ = ["json_answer", "numbered", "numbered_answers", "sections"]
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -39,3 +40,17 @@ def numbered_answers(generations: List[str], label: str) -> str:
     return "\n\n".join(
         f"### {label} {i}\n{generation}" for i, generation in enumerate(generations, start=1)
     )
+
+
+def json_answer(
+    output: str, parse: Callable[[Any], Dict[str, Any]], owner: str, what: str
+) -> Dict[str, Any]:
+    """`parse` applied to `output` read as JSON (a task's JSON mode).
+
+    Raises:
+        OutputParsingError: naming `what` the task expected, if either step fails.
+    """
+    try:
+        return parse(json.loads(output))
+    except (ValueError, KeyError, TypeError) as error:
+        raise OutputParsingError(f"{owner} expected a JSON object of {what}: {error}") from None

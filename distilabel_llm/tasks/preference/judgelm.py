@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Literal, Optional
 
 from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.tasks._parsing import json_answer
 from distilabel_llm.tasks.base import PromptTemplate, Task
 from distilabel_llm.tasks.prompt import Prompt
 
@@ -87,12 +87,7 @@ class JudgeLMTask(Task):
 
     def parse_output(self, output: str) -> Dict[str, Any]:
         if self.output_format == "json":
-            try:
-                return self.parse_structured(json.loads(output))
-            except (ValueError, KeyError, TypeError) as error:
-                raise OutputParsingError(
-                    f"{type(self).__name__} expected a JSON object of scores: {error}"
-                ) from None
+            return json_answer(output, self.parse_structured, type(self).__name__, "scores")
         first_line, _, rationale = output.strip().partition("\n")
         try:
             ratings = [float(score) for score in first_line.replace(",", " ").split()]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional
 
 from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.tasks._parsing import json_answer
 from distilabel_llm.tasks.base import PromptTemplate, Task
 from distilabel_llm.tasks.prompt import Prompt
 
@@ -146,12 +146,7 @@ class UltraFeedbackTask(Task):
 
     def parse_output(self, output: str) -> Dict[str, Any]:
         if self.output_format == "json":
-            try:
-                return self.parse_structured(json.loads(output))
-            except (ValueError, KeyError, TypeError) as error:
-                raise OutputParsingError(
-                    f"{type(self).__name__} expected a JSON object of ratings: {error}"
-                ) from None
+            return json_answer(output, self.parse_structured, type(self).__name__, "ratings")
         sections = _SECTION.split(output)[1:]
         if not sections:
             raise OutputParsingError(
