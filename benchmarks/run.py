@@ -7,10 +7,10 @@ Each benchmark module (`futures`, `threads`, `process`, `pool`, `backends`, `sta
 `scaling`, `e2e`, `sampling`, `structured`, `ray_members`) runs in this process in turn; its
 rows become summary rows: our figure (median of several runs, with min and max), the ideal or
 the raw backend doing the same work with its ratio taken run by run, and legacy
-`distilabel==0.6.0`'s figure where it can run the same workload (in its own venv; `--legacy-
-setup` creates `<repo>/.venv-legacy`). A benchmark that cannot run (a missing extra, an error)
-gets a row saying why; the exit status is still 0. `--quick` fits in about 2 minutes on a 2-core
-machine, the full run in about 15.
+`distilabel==0.6.0`'s figure where it can run the same workload (in its own venv;
+`--legacy-setup` creates `<repo>/.venv-legacy`). A benchmark that cannot run (a missing extra,
+an error) gets a row saying why; the exit status is still 0. `--quick` fits in about 3 minutes
+on a 2-core machine, the full run in about 9.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--quick", action="store_true", help="smaller runs (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller runs (about 3 minutes)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     parser.add_argument("--markdown", metavar="PATH", help="write the table as markdown to PATH")
     parser.add_argument(
