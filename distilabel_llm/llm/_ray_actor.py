@@ -81,6 +81,11 @@ class LLMActor:
             raise error
         return rows
 
+    async def stop(self) -> None:
+        """Unloads the model (frees GPU memory) before the actor is killed."""
+        if self._llm is not None:
+            self._llm.close()
+
     async def cancel(self, request_id: int) -> None:
         """Skips the call if it has not started; its caller has stopped waiting for it."""
         self._cancelled.add(request_id)

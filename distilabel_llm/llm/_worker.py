@@ -65,7 +65,8 @@ def error_payload(error: BaseException) -> ErrorPayload:
 
 
 def load_llm(payload: bytes) -> Any:
-    """Builds the LLM from the cloudpickled `(load_llm_fn, task)`, checking what it returns."""
+    """Builds the LLM from the cloudpickled `(load_llm_fn, task)`, checking what it returns,
+    and loads its model: a model that loads on first use counts as part of the load."""
     import cloudpickle
 
     from distilabel_llm.llm.base import LLM
@@ -77,6 +78,7 @@ def load_llm(payload: bytes) -> Any:
             f"`load_llm_fn` must return a distilabel_llm `LLM`, but it returned "
             f"{type(llm).__qualname__}."
         )
+    llm.load()
     return llm
 
 

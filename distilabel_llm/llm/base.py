@@ -70,7 +70,7 @@ class LLM(ClosingContext, ABC):
 
     def __init__(
         self,
-        task: Task,
+        task: Optional[Task] = None,
         num_threads: Optional[int] = None,
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
@@ -79,6 +79,10 @@ class LLM(ClosingContext, ABC):
         check_positive_int("num_threads", num_threads, allow_none=True)
         if prompt_format is not None:
             Prompt("", "").format_as(prompt_format)  # fail now, naming the supported formats
+        if task is None:  # distilabel 1.x's LLMs take no task: prompts pass through as given
+            from distilabel_llm.tasks.text_generation import TextGenerationTask
+
+            task = TextGenerationTask()
         self.task = task
         self.prompt_format = prompt_format
         self.prompt_formatting_fn = prompt_formatting_fn
@@ -88,6 +92,8 @@ class LLM(ClosingContext, ABC):
         self._thread_pool: Optional[ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
         self._closed = False
+        self._loaded = False
+        self._load_lock = threading.Lock()
         close_at_exit(self)
 
     @property
@@ -121,6 +127,24 @@ class LLM(ClosingContext, ABC):
         """Whether `generate` returns a `Future` rather than the outputs."""
         return self._num_threads is not None
 
+    def load(self) -> None:
+        """Loads the model, if it is not loaded yet. Generating calls it first, so calling it
+        only moves the load's time (and its errors) up front. Idempotent and thread-safe."""
+        if self._loaded:
+            return
+        with self._load_lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    def unload(self) -> None:
+        """Frees the model, and the GPU memory it cached. An LLM that knows where its model
+        came from (created from a path) loads it again on the next call. Idempotent."""
+        with self._load_lock:
+            if self._loaded:
+                self._unload()
+                self._loaded = False
+
     def generate(
         self,
         inputs: Sequence[Dict[str, Any]],
@@ -150,6 +174,7 @@ class LLM(ClosingContext, ABC):
         """
         inputs, valid = self._check_generate_args(inputs, num_generations)
         settings = {**self.generation_kwargs, **self.check_generation_kwargs(generation_kwargs)}
+        self.load()
         if STRUCTURED not in settings and STRUCTURED in self.supported_generation_kwargs:
             task_spec = task_structured_output(self.task)  # a rating task's JSON mode
             if task_spec is not None:
@@ -199,13 +224,15 @@ class LLM(ClosingContext, ABC):
         return prompts
 
     def close(self) -> None:
-        """Waits for running rows, then shuts the thread pool down. Idempotent."""
+        """Waits for running rows, shuts the thread pool down and unloads the model.
+        Idempotent."""
         self._closed = True
         forget_at_exit(self)
         with self._pool_lock:
             pool, self._thread_pool = self._thread_pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        self.unload()
 
     def teardown(self, wait: bool = True) -> None:
         """Same as `close`; the name legacy distilabel pools and pipelines call.
@@ -227,6 +254,12 @@ class LLM(ClosingContext, ABC):
         yield "model_name", self.model_name
 
     # Helpers for subclasses.
+
+    def _load(self) -> None:
+        """Loads the model; a backend that loads on first use overrides it."""
+
+    def _unload(self) -> None:
+        """Frees the model; a backend that holds one overrides it."""
 
     def _generate_prompts(
         self,

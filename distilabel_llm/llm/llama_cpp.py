@@ -41,8 +41,9 @@ class LlamaCppLLM(LLM):
     model are serialised, since a `Llama` is not thread-safe.
 
     Args:
-        model: the loaded model, e.g. from `llama_cpp.Llama(model_path=...)`.
-        task: the task that builds prompts and parses outputs.
+        model: the loaded model, e.g. from `llama_cpp.Llama(model_path=...)`, or the path of a
+            GGUF file: then it loads on first use or `load()`, and again after `unload()`.
+        task: the task that builds prompts and parses outputs; `TextGenerationTask` if None.
         max_new_tokens, temperature, top_p, top_k, seed: shortcuts for the default
             `generation_kwargs` of the same names.
         repeat_penalty: shortcut for `repetition_penalty` (1.0 for none).
@@ -51,6 +52,8 @@ class LlamaCppLLM(LLM):
         prompt_formatting_fn: render `Prompt`s with this function; wins over `prompt_format`.
         generation_kwargs: default settings, over the shortcuts; see
             `supported_generation_kwargs`.
+        n_ctx, n_threads, n_gpu_layers, model_kwargs: how to load a model given as a path; see
+            `from_path`.
     """
 
     supported_generation_kwargs = (
@@ -69,8 +72,8 @@ class LlamaCppLLM(LLM):
 
     def __init__(
         self,
-        model: llama_cpp.Llama,
-        task: Task,
+        model: Union[llama_cpp.Llama, str, Path],
+        task: Optional[Task] = None,
         max_new_tokens: int = 128,
         temperature: float = 0.8,
         top_p: float = 0.95,
@@ -81,12 +84,28 @@ class LlamaCppLLM(LLM):
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
         generation_kwargs: Optional[Dict[str, Any]] = None,
+        n_ctx: int = 2048,
+        n_threads: Optional[int] = None,
+        n_gpu_layers: int = 0,
+        model_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
         _require_extra()
-        if not isinstance(model, llama_cpp.Llama):
+        self._source: Optional[Dict[str, Any]] = None
+        if isinstance(model, (str, Path)):
+            if not Path(model).is_file():
+                raise FileNotFoundError(f"No GGUF file at {str(model)!r}.")
+            self._source = {
+                "model_path": str(model),
+                "n_ctx": n_ctx,
+                "n_threads": n_threads,
+                "n_gpu_layers": n_gpu_layers,
+                "verbose": False,
+                **(model_kwargs or {}),
+            }
+        elif not isinstance(model, llama_cpp.Llama):
             raise TypeError(
-                f"`model` must be a llama_cpp.Llama, not {type(model).__name__}; "
-                "use LlamaCppLLM.from_path to load a GGUF file."
+                f"`model` must be a llama_cpp.Llama or the path of a GGUF file, not "
+                f"{type(model).__name__}."
             )
         self._grammars: Dict[str, Any] = {}  # compiled structured outputs, by spec
         shortcuts = {
@@ -104,10 +123,12 @@ class LlamaCppLLM(LLM):
             prompt_formatting_fn=prompt_formatting_fn,
             generation_kwargs={**shortcuts, **(generation_kwargs or {})},
         )
-        self.model = model
+        self.model: Any = None
         self._model_lock = threading.Lock()
-        bos_id = model.token_bos()
-        self._bos_text = model.detokenize([bos_id], special=True) if bos_id >= 0 else b""
+        self._name = self._source["model_path"] if self._source else model.model_path
+        if self._source is None:
+            self._use(model)
+            self._loaded = True
 
     @classmethod
     def from_path(
@@ -131,29 +152,30 @@ class LlamaCppLLM(LLM):
             model_kwargs: further arguments for `llama_cpp.Llama`.
             **kwargs: arguments of `LlamaCppLLM` itself (`max_new_tokens`, `seed`, ...).
         """
-        _require_extra()
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"No GGUF file at {str(path)!r}.")
-        model = llama_cpp.Llama(
-            model_path=str(path),
+        llm = cls(
+            path,
+            task,
             n_ctx=n_ctx,
             n_threads=n_threads,
             n_gpu_layers=n_gpu_layers,
-            verbose=False,
-            **(model_kwargs or {}),
+            model_kwargs=model_kwargs,
+            **kwargs,
         )
-        return cls(model, task, **kwargs)
+        llm.load()
+        return llm
 
     @property
     def model_name(self) -> str:
         """The path of the GGUF file."""
-        return self.model.model_path
+        return self._name
 
     @property
     def uses_gpu(self) -> bool:
         """Whether layers are offloaded to a GPU (`n_gpu_layers`) and this build can."""
-        params = getattr(self.model, "model_params", None)
-        layers = getattr(params, "n_gpu_layers", 0)
+        if self.model is None:
+            layers = (self._source or {}).get("n_gpu_layers", 0)
+        else:
+            layers = getattr(getattr(self.model, "model_params", None), "n_gpu_layers", 0)
         return bool(layers) and bool(llama_cpp.llama_supports_gpu_offload())
 
     @property
@@ -267,6 +289,30 @@ class LlamaCppLLM(LLM):
                 input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
             )
         return self._output(prompt, text, statistics, structured=structured)
+
+    def _load(self) -> None:
+        if self.model is not None:
+            return
+        if self._source is None:
+            raise RuntimeError(
+                f"{self!r} was unloaded, and it was given a loaded model, so it cannot load it "
+                "again: create it with the GGUF file's path (LlamaCppLLM(path, task=...)) to "
+                "unload and reload it."
+            )
+        self._use(llama_cpp.Llama(**self._source))
+
+    def _use(self, model: Any) -> None:
+        self.model = model
+        bos_id = model.token_bos()
+        self._bos_text = model.detokenize([bos_id], special=True) if bos_id >= 0 else b""
+
+    def _unload(self) -> None:
+        with self._model_lock:
+            model, self.model = self.model, None
+        # A model this LLM loaded is freed now, not when collected; one it was given may be
+        # shared with others, and stays the caller's to close.
+        if model is not None and self._source is not None and hasattr(model, "close"):
+            model.close()
 
     def _tokenize(self, prompt: str) -> List[int]:
         """The prompt's tokens, special tokens parsed; no second BOS if it starts with one."""

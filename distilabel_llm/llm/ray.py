@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RayLLM"]
 
+# Seconds a gentle stop may take to unload the model before the actor is killed anyway.
+_STOP_TIMEOUT = 10.0
+
 Outputs = List[List[LLMOutput]]
 
 
@@ -214,6 +217,10 @@ class RayLLM(RemoteLLM):
     def _stop_model(self, wait: bool) -> None:
         if self._load_timer is not None:
             self._load_timer.cancel()
+        if wait and self._ready.is_set() and self._failure is None:
+            # A gentle stop lets the model unload; a kill would free the memory too, later.
+            with contextlib.suppress(Exception):
+                self._ray.get(self._actor.stop.remote(), timeout=_STOP_TIMEOUT)
         self._release_actor()
         self._answers.put(None)
         if self._receiver is not threading.current_thread():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from distilabel_llm.errors import MissingExtraError
@@ -50,9 +52,12 @@ class TransformersLLM(LLM):
     backends do.
 
     Args:
-        model: a causal LM, e.g. from `AutoModelForCausalLM.from_pretrained`.
-        tokenizer: its tokenizer; without a pad token, batches are padded with EOS.
-        task: the task that builds prompts and parses outputs.
+        model: a causal LM, e.g. from `AutoModelForCausalLM.from_pretrained`, or what
+            `from_pretrained` loads (a directory or a Hub model id): then the model and its
+            tokenizer load on first use or `load()`, and load again after `unload()`.
+        tokenizer: the model's tokenizer (None with a path); without a pad token, batches are
+            padded with EOS.
+        task: the task that builds prompts and parses outputs; `TextGenerationTask` if None.
         max_new_tokens, do_sample, temperature, top_k, top_p, typical_p: shortcuts for the
             default `generation_kwargs` of the same names; the sampling ones only apply when
             sampling.
@@ -61,6 +66,8 @@ class TransformersLLM(LLM):
         prompt_formatting_fn: render `Prompt`s with this function; wins over `prompt_format`.
         generation_kwargs: default settings, over the shortcuts; see
             `supported_generation_kwargs`.
+        device, torch_dtype, model_kwargs: how to load a model given as a path; see
+            `from_pretrained`.
     """
 
     supported_generation_kwargs = (
@@ -78,9 +85,9 @@ class TransformersLLM(LLM):
 
     def __init__(
         self,
-        model: transformers.PreTrainedModel,
-        tokenizer: transformers.PreTrainedTokenizerBase,
-        task: Task,
+        model: Union[transformers.PreTrainedModel, str, os.PathLike],
+        tokenizer: Optional[transformers.PreTrainedTokenizerBase] = None,
+        task: Optional[Task] = None,
         max_new_tokens: int = 128,
         do_sample: Optional[bool] = None,
         temperature: Optional[float] = None,
@@ -91,8 +98,26 @@ class TransformersLLM(LLM):
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
         generation_kwargs: Optional[Dict[str, Any]] = None,
+        device: Optional[Union[str, int, torch.device]] = None,
+        torch_dtype: Optional[Union[str, torch.dtype]] = None,
+        model_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
         _require_extra()
+        if isinstance(model, (str, os.PathLike)):
+            model = os.fspath(model)
+            self._source: Optional[Dict[str, Any]] = {
+                "path": model,
+                "device": device,
+                "torch_dtype": torch_dtype,
+                "model_kwargs": dict(model_kwargs or {}),
+            }
+        elif tokenizer is None:
+            raise TypeError(
+                "A loaded `model` needs its `tokenizer`; or pass the model's path as `model` "
+                "to load both on first use."
+            )
+        else:
+            self._source = None
         self._grammars: Dict[str, str] = {}  # compiled structured outputs, by spec
         self._llg: Any = None  # llguidance's tokenizer, built on the first structured call
         shortcuts = {
@@ -111,17 +136,17 @@ class TransformersLLM(LLM):
             prompt_formatting_fn=prompt_formatting_fn,
             generation_kwargs={**shortcuts, **(generation_kwargs or {})},
         )
-        self.model = model
-        self.tokenizer = tokenizer
-        self._eos_ids = _eos_token_ids(model, tokenizer)
-        # Batches need a pad token; EOS is the usual stand-in when the tokenizer has none.
-        pad_id = tokenizer.pad_token_id
-        self._pad_id: int = pad_id if pad_id is not None else (self._eos_ids or [0])[0]
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self._name = model if isinstance(model, str) else model.name_or_path
+        if self._source is None:
+            self._use(model, tokenizer)
+            self._loaded = True
 
     @classmethod
     def from_pretrained(
         cls,
-        path: str,
+        path: Union[str, os.PathLike],
         task: Task,
         device: Optional[Union[str, int, torch.device]] = None,
         torch_dtype: Optional[Union[str, torch.dtype]] = None,
@@ -139,34 +164,36 @@ class TransformersLLM(LLM):
             **kwargs: arguments of `TransformersLLM` itself (`max_new_tokens`, ...).
         """
         _require_extra()
-        load_kwargs = dict(model_kwargs or {})
-        if torch_dtype is not None:
-            # transformers 5 renamed the argument; 4 only knows the old name.
-            dtype_arg = (
-                "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-            )
-            load_kwargs[dtype_arg] = torch_dtype
-        model = transformers.AutoModelForCausalLM.from_pretrained(path, **load_kwargs)
-        if device is not None:
-            model = model.to(device)
-        model.eval()
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        return cls(model, tokenizer, task, **kwargs)
+        llm = cls(
+            path,
+            None,
+            task,
+            device=device,
+            torch_dtype=torch_dtype,
+            model_kwargs=model_kwargs,
+            **kwargs,
+        )
+        llm.load()
+        return llm
 
     @property
     def model_name(self) -> str:
-        """The model's `name_or_path`."""
-        return self.model.name_or_path
+        """The model's `name_or_path` (its path, if given one)."""
+        return self._name
 
     def _format_default(self, prompt: Prompt) -> Union[str, ChatMessages]:
+        self.load()  # the tokenizer's chat template decides
         if getattr(self.tokenizer, "chat_template", None):
             return self._apply_chat_template(prompt.format_as("openai"))
         return prompt.format_as("default")
 
     @property
     def uses_gpu(self) -> bool:
-        """Whether the model's weights are on a GPU."""
-        return self.model.device.type != "cpu"
+        """Whether the model's weights are (or, not loaded yet, will be) on a GPU."""
+        if self.model is not None:
+            return bool(self.model.device.type != "cpu")
+        device = (self._source or {}).get("device")
+        return device is not None and torch.device(device).type != "cpu"
 
     @property
     def max_new_tokens(self) -> int:
@@ -268,6 +295,44 @@ class TransformersLLM(LLM):
         return self._llg
 
     # Internals.
+
+    def _load(self) -> None:
+        if self.model is not None:
+            return
+        if self._source is None:
+            raise RuntimeError(
+                f"{self!r} was unloaded, and it was given a loaded model, so it cannot load it "
+                "again: create it with the model's path (TransformersLLM(path, task=...)) to "
+                "unload and reload it."
+            )
+        load_kwargs = dict(self._source["model_kwargs"])
+        if self._source["torch_dtype"] is not None:
+            # transformers 5 renamed the argument; 4 only knows the old name.
+            dtype_arg = (
+                "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+            )
+            load_kwargs[dtype_arg] = self._source["torch_dtype"]
+        path = self._source["path"]
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, **load_kwargs)
+        if self._source["device"] is not None:
+            model = model.to(self._source["device"])
+        model.eval()
+        self._use(model, transformers.AutoTokenizer.from_pretrained(path))
+
+    def _use(self, model: Any, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self._eos_ids = _eos_token_ids(model, tokenizer)
+        # Batches need a pad token; EOS is the usual stand-in when the tokenizer has none.
+        pad_id = tokenizer.pad_token_id
+        self._pad_id: int = pad_id if pad_id is not None else (self._eos_ids or [0])[0]
+
+    def _unload(self) -> None:
+        on_gpu = self.model is not None and self.model.device.type == "cuda"
+        self.model = self.tokenizer = self._llg = None
+        gc.collect()
+        if on_gpu:
+            torch.cuda.empty_cache()
 
     def _apply_chat_template(self, messages: ChatMessages) -> str:
         return self.tokenizer.apply_chat_template(

@@ -144,8 +144,10 @@ def test_from_path_loads_a_gguf_file(tiny_models: Any) -> None:
 def test_bad_arguments_are_rejected(tiny_models: Any, make_llm: Any) -> None:
     with pytest.raises(FileNotFoundError, match="No GGUF file"):
         LlamaCppLLM.from_path(tiny_models.hf_path / "missing.gguf", TextGenerationTask())
-    with pytest.raises(TypeError, match="from_path"):
-        LlamaCppLLM(str(tiny_models.gguf_path), TextGenerationTask())
+    with pytest.raises(FileNotFoundError, match="No GGUF file"):
+        LlamaCppLLM(tiny_models.hf_path / "missing.gguf")
+    with pytest.raises(TypeError, match=r"llama_cpp\.Llama or the path of a GGUF file"):
+        LlamaCppLLM(42, TextGenerationTask())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_new_tokens"):
         make_llm(max_new_tokens=0)
 

@@ -235,3 +235,14 @@ def test_missing_ray_names_the_extra(task, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # nothing real can be uninstalled mid-test
     with pytest.raises(MissingExtraError, match=r"pip install 'distilabel_llm\[ray\]'"):
         import_ray()
+
+
+def test_the_actor_loads_once_and_unloads_at_teardown(task, tmp_path) -> None:
+    from recording_llm import RecordingLLM
+
+    log = tmp_path / "log"
+    llm = RayLLM(task, functools.partial(RecordingLLM, log=str(log)), **HALF)
+    for _ in range(3):
+        assert llm.generate([{"input": "x"}]).result(timeout=30)[0][0]["raw_output"]
+    llm.teardown()
+    assert log.read_text().split() == ["load", "unload"]
