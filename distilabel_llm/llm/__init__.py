@@ -11,7 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from distilabel_llm.llm.base import LLM
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics, merge_responses
+from distilabel_llm.llm.outputs import (
+    GenerateOutput,
+    LLMOutput,
+    TokenStatistics,
+    merge_responses,
+)
 from distilabel_llm.llm.pool import LLMPool, PoolStrategy
 from distilabel_llm.llm.process import ProcessLLM
 from distilabel_llm.llm.ray import RayLLM
@@ -52,6 +57,7 @@ _LAZY = {
 __all__ = [
     "LLM",
     "AnyscaleLLM",
+    "GenerateOutput",
     "InferenceEndpointsLLM",
     "JSONOpenAILLM",
     "LLMOutput",

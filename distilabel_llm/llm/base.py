@@ -23,8 +23,9 @@ from typing import (
 )
 
 from distilabel_llm.llm._callbacks import report_progress
+from distilabel_llm.llm.conversations import CONVERSATION, Conversation, generate_outputs
 from distilabel_llm.llm.generation import check_generation_kwargs, row_offsets, sliced_offsets
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.outputs import GenerateOutput, LLMOutput, TokenStatistics
 from distilabel_llm.llm.structured import STRUCTURED, parse_structured, task_structured_output
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
@@ -192,6 +193,27 @@ class LLM(ClosingContext, ABC):
             inputs, valid, num_generations, progress_callback_func, settings
         )
 
+    def generate_outputs(
+        self,
+        inputs: Sequence[Conversation],
+        num_generations: int = 1,
+        **generation_kwargs: Any,
+    ) -> List[GenerateOutput]:
+        """distilabel 1.x's call: generations for each conversation, bypassing the task.
+
+        Args:
+            inputs: conversations, each a list of `{"role": ..., "content": ...}` messages
+                (or a plain string prompt), sent as they are.
+            num_generations: generations per conversation.
+            **generation_kwargs: settings for this call, as in `generate`.
+
+        Returns:
+            One `{"generations": [...], "statistics": {...}, "errors": [...]}` per input, in
+            order; a failed generation is `None` and its `errors` entry says why. It waits for
+            the results even when `generate` returns futures.
+        """
+        return generate_outputs(self, inputs, num_generations, generation_kwargs or None)
+
     def check_generation_kwargs(
         self, generation_kwargs: Optional[Dict[str, Any]]
     ) -> Dict[str, Any]:
@@ -319,6 +341,8 @@ class LLM(ClosingContext, ABC):
     def _render(
         self, row: Dict[str, Any], default_format: Optional[SupportedFormats] = None
     ) -> Union[str, ChatMessages]:
+        if CONVERSATION in row:  # `generate_outputs`: the conversation is the prompt
+            return row[CONVERSATION]  # type: ignore[no-any-return]
         prompt = self.task.generate_prompt(**row)
         if not isinstance(prompt, Prompt):
             return prompt
@@ -359,7 +383,7 @@ class LLM(ClosingContext, ABC):
                     f"Each input must be a dict of the task's inputs, but row {position} is a "
                     f"{type(row).__name__}: {row!r}"
                 )
-            missing = self.task.missing_input_args(row)
+            missing = [] if CONVERSATION in row else self.task.missing_input_args(row)
             if missing:
                 logger.warning(
                     "Row %d is missing %s, which %s needs; it is returned with empty outputs.",

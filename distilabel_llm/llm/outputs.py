@@ -30,6 +30,18 @@ class LLMOutput(TypedDict):
     error: NotRequired[str]
 
 
+class GenerateOutput(TypedDict):
+    """One conversation's generations as distilabel 1.x returns them (`generate_outputs`).
+
+    `generations` holds a text per generation, `None` where it failed, and then `errors` says
+    why at the same position; `statistics` the token counts, a list per kind.
+    """
+
+    generations: List[Optional[str]]
+    statistics: Dict[str, List[Optional[int]]]
+    errors: List[Optional[str]]
+
+
 T = TypeVar("T")
 
 

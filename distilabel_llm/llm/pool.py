@@ -29,7 +29,8 @@ from typing import (
 from distilabel_llm.llm._isolation import Isolation
 from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
 from distilabel_llm.llm.base import LLM, ProgressCallback
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.conversations import Conversation, generate_outputs
+from distilabel_llm.llm.outputs import GenerateOutput, LLMOutput
 from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
 from distilabel_llm.llm.remote import RemoteLLM, model_name_now
 from distilabel_llm.tasks.base import Task
@@ -281,6 +282,15 @@ class LLMPool(StoppingContext):
             member_progress=member_progress_callback_func,
         )
         return job.run()
+
+    def generate_outputs(
+        self,
+        inputs: Sequence[Conversation],
+        num_generations: int = 1,
+        **generation_kwargs: Any,
+    ) -> List[GenerateOutput]:
+        """distilabel 1.x's call; see `LLM.generate_outputs`. Waits for the results."""
+        return generate_outputs(self, inputs, num_generations, generation_kwargs or None)
 
     def check_generation_kwargs(
         self, generation_kwargs: Optional[Dict[str, Any]]

@@ -15,7 +15,9 @@ from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.llm.conversations import Conversation, generate_outputs
 from distilabel_llm.llm.generation import check_generation_kwargs
+from distilabel_llm.llm.outputs import GenerateOutput
 from distilabel_llm.utils.futures import settle
 from distilabel_llm.utils.lifecycle import StoppingContext, forget_at_exit
 
@@ -118,6 +120,15 @@ class RemoteLLM(StoppingContext):
                 fails with it).
         """
         raise NotImplementedError
+
+    def generate_outputs(
+        self,
+        inputs: Sequence[Conversation],
+        num_generations: int = 1,
+        **generation_kwargs: Any,
+    ) -> List[GenerateOutput]:
+        """distilabel 1.x's call; see `LLM.generate_outputs`. Waits for the results."""
+        return generate_outputs(self, inputs, num_generations, generation_kwargs or None)
 
     def check_generation_kwargs(
         self, generation_kwargs: Optional[Dict[str, Any]]

@@ -651,3 +651,23 @@ def test_llama_server_answers_in_the_schema(make_llama_llm: MakeLLM) -> None:
     for row in generated:
         for output in row:
             jsonschema.validate(output["parsed_output"], VERDICT_SCHEMA)
+
+
+def test_generate_outputs_sends_conversations_as_they_are(
+    make_llm: MakeLLM, server: FaultServer
+) -> None:
+    server.rule("broken", Fault(malformed=True))
+    conversation = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "ok"},
+    ]
+    results = make_llm().generate_outputs(
+        [conversation, [{"role": "user", "content": "broken"}]], num_generations=2
+    )
+
+    assert server.requests()[0].body["messages"] == conversation
+    assert results[0]["generations"] == ["echo 0: ok", "echo 1: ok"]
+    assert results[0]["errors"] == [None, None]
+    assert results[1]["generations"] == [None, None]
+    assert all(results[1]["errors"])  # why each is missing
+    assert set(results[0]["statistics"]) == {"input_tokens", "output_tokens"}

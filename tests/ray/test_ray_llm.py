@@ -246,3 +246,15 @@ def test_the_actor_loads_once_and_unloads_at_teardown(task, tmp_path) -> None:
         assert llm.generate([{"input": "x"}]).result(timeout=30)[0][0]["raw_output"]
     llm.teardown()
     assert log.read_text().split() == ["load", "unload"]
+
+
+def test_generate_outputs_through_an_actor(task) -> None:
+    with _fake(task) as llm:
+        results = llm.generate_outputs([[{"role": "user", "content": "hi"}]], num_generations=2)
+    assert results == [
+        {
+            "generations": ["fake #0: ", "fake #1: "],
+            "statistics": {"input_tokens": [4, 4], "output_tokens": [2, 2]},
+            "errors": [None, None],
+        }
+    ]
