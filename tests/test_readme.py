@@ -28,6 +28,7 @@ _MISSING = [
         "openai",
         "ray",
         "pydantic",
+        "httpx",
     )
     if importlib.util.find_spec(name) is None
 ]

@@ -1,5 +1,5 @@
-"""The LLM layer: the `LLM` base, its output type, `ProcessLLM`, `RayLLM`, `LLMPool` and the
-backends.
+"""The LLM layer: the `LLM` and `AsyncLLM` bases, their output types, `ProcessLLM`, `RayLLM`,
+`LLMPool` and the backends.
 
 Backends with heavy dependencies are imported on first attribute access, so that
 `import distilabel_llm.llm` never imports torch, transformers, llama_cpp or openai.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from distilabel_llm.llm.async_llm import AsyncLLM, AsyncResult
 from distilabel_llm.llm.base import LLM
 from distilabel_llm.llm.outputs import (
     GenerateOutput,
@@ -57,6 +58,8 @@ _LAZY = {
 __all__ = [
     "LLM",
     "AnyscaleLLM",
+    "AsyncLLM",
+    "AsyncResult",
     "GenerateOutput",
     "InferenceEndpointsLLM",
     "JSONOpenAILLM",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Literal, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Literal, Optional, Tuple, Union
 
 from distilabel_llm.errors import (
     DistilabelLLMError,
@@ -20,13 +19,12 @@ from distilabel_llm.llm._openai_client import (
     redact_url,
     seconds,
 )
-from distilabel_llm.llm.base import LLM, PromptFormattingFn
-from distilabel_llm.llm.generation import OFFSET, check_generation_kwargs, row_offsets
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.async_llm import AsyncLLM, AsyncResult
+from distilabel_llm.llm.base import PromptFormattingFn
+from distilabel_llm.llm.generation import check_generation_kwargs
 from distilabel_llm.llm.structured import STRUCTURED
-from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
-from distilabel_llm.utils.event_loop import EventLoopThread
 
 if TYPE_CHECKING:
     import openai
@@ -62,7 +60,7 @@ def _import_openai() -> Any:
     return openai
 
 
-class OpenAILLM(LLM):
+class OpenAILLM(AsyncLLM):
     """Generates with the chat completions API of OpenAI or any compatible server.
 
     Requests run on a private asyncio event loop through `openai.AsyncOpenAI`, while
@@ -86,7 +84,7 @@ class OpenAILLM(LLM):
     evenly over its choices, remainder to the first, so a row's sum equals what was billed.
 
     Args:
-        task: the task that builds prompts and parses outputs.
+        task: the task that builds prompts and parses outputs; `TextGenerationTask` if None.
         model: the model name sent with every request.
         client: an `openai.AsyncOpenAI` (used as is) or `openai.OpenAI` (its key, base URL,
             organization, project, timeout and retries are copied into an async client).
@@ -141,7 +139,7 @@ class OpenAILLM(LLM):
 
     def __init__(
         self,
-        task: Task,
+        task: Optional[Task] = None,
         model: str = _DEFAULT_MODEL,
         client: Optional[Union[openai.AsyncOpenAI, openai.OpenAI]] = None,
         api_key: Optional[str] = None,
@@ -204,14 +202,12 @@ class OpenAILLM(LLM):
             prompt_format,
             prompt_formatting_fn,
             generation_kwargs=settings,
+            max_concurrency=max_concurrency,
+            fail_fast=fail_fast,
         )
         self._openai = openai_module
         self.model = model
-        self.max_concurrency = max_concurrency
-        self.fail_fast = fail_fast
         self._use_n = True
-        self._shared_limiter: Optional[asyncio.Semaphore] = None
-        self._loop = EventLoopThread(f"{type(self).__name__}-{model}-loop")
         if validate_model:
             try:
                 self._loop.run(self._check_model())
@@ -233,36 +229,38 @@ class OpenAILLM(LLM):
         """Retries per request."""
         return int(self._client.max_retries)
 
-    def close(self) -> None:
-        """Waits for running rows, then closes the HTTP client and the event loop. Idempotent."""
-        super().close()
-        self._loop.close(self._client.close() if self._owns_client else None)
+    async def agenerate(
+        self, input: Union[str, ChatMessages], num_generations: int = 1, **generation_kwargs: Any
+    ) -> AsyncResult:
+        """One chat completion of `input` with `num_generations` choices (fewer, from servers
+        that return fewer: `AsyncLLM` asks again for the rest)."""
+        structured = generation_kwargs.pop(STRUCTURED, None)
+        body = {_OPENAI_NAMES.get(name, name): value for name, value in generation_kwargs.items()}
+        if structured is not None:
+            body.update(self._structured_body(structured, body.get("extra_body")))
+        messages = input if isinstance(input, list) else [{"role": "user", "content": input}]
+        choices = read_completion(await self._complete(messages, num_generations, body))
+        if not choices:
+            raise OpenAIRequestError(f"{self.base_url} returned a completion with no choices.")
+        counts = [stats or {} for _, stats, _ in choices]
+        return {
+            "generations": [text for text, _, _ in choices],
+            "statistics": {
+                kind: [count.get(kind) for count in counts]
+                for kind in ("input_tokens", "output_tokens")
+            },
+            "errors": [why for _, _, why in choices],
+        }
+
+    async def aclose(self) -> None:
+        """Closes the HTTP client, if this LLM made it."""
+        if self._owns_client:
+            await self._client.close()
 
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield from super().__rich_repr__()
         yield "base_url", self.base_url
         yield "max_concurrency", self.max_concurrency
-
-    def _format_default(self, prompt: Prompt) -> Union[str, ChatMessages]:
-        return prompt.format_as("openai")
-
-    def _generate(
-        self,
-        inputs: List[Dict[str, Any]],
-        num_generations: int = 1,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
-    ) -> List[List[LLMOutput]]:
-        settings = dict(generation_kwargs or self.generation_kwargs)
-        prompts = self._generate_prompts(inputs)
-        offsets = row_offsets(settings, len(inputs))
-        structured = settings.pop(STRUCTURED, None)
-        body = {_OPENAI_NAMES.get(name, name): value for name, value in settings.items()}
-        body.pop(OFFSET, None)
-        if structured is not None:
-            body.update(self._structured_body(structured, body.get("extra_body")))
-        return self._loop.run(
-            self._generate_rows(prompts, offsets, num_generations, body, structured)
-        )
 
     def check_generation_kwargs(
         self, generation_kwargs: Optional[Dict[str, Any]]
@@ -294,83 +292,6 @@ class OpenAILLM(LLM):
         return {"response_format": {"type": "json_schema", "json_schema": schema}}
 
     # Coroutines, all run on `self._loop`.
-
-    async def _generate_rows(
-        self,
-        prompts: List[Union[str, ChatMessages]],
-        offsets: List[int],
-        num_generations: int,
-        body: Dict[str, Any],
-        structured: Optional[Dict[str, Any]] = None,
-    ) -> List[List[LLMOutput]]:
-        limiter = self._limiter()
-        tasks = [
-            asyncio.ensure_future(
-                self._generate_row(prompt, offset, num_generations, body, limiter, structured)
-            )
-            for prompt, offset in zip(prompts, offsets)
-        ]
-        try:
-            return list(await asyncio.gather(*tasks))
-        finally:
-            # After a failure, stop the other rows' requests instead of leaving them running.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _limiter(self) -> asyncio.Semaphore:
-        if self.max_concurrency is None:
-            return asyncio.Semaphore(1)
-        if self._shared_limiter is None:  # made here so it belongs to the private loop
-            self._shared_limiter = asyncio.Semaphore(self.max_concurrency)
-        return self._shared_limiter
-
-    async def _generate_row(
-        self,
-        prompt: Union[str, ChatMessages],
-        offset: int,
-        num_generations: int,
-        body: Dict[str, Any],
-        limiter: asyncio.Semaphore,
-        structured: Optional[Dict[str, Any]] = None,
-    ) -> List[LLMOutput]:
-        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-        outputs: List[LLMOutput] = []
-        try:
-            while len(outputs) < num_generations:
-                wanted = num_generations - len(outputs)
-                request = dict(body)
-                if "seed" in request:  # the seed of the first slot this request fills
-                    request["seed"] += offset + len(outputs)
-                async with limiter:
-                    completion = await self._complete(messages, wanted, request)
-                choices = read_completion(completion)
-                if not choices:
-                    raise OpenAIRequestError(
-                        f"{self.base_url} returned a completion with no choices."
-                    )
-                outputs.extend(
-                    self._output(prompt, text, stats, error=why, structured=structured)
-                    for text, stats, why in choices[:wanted]
-                )
-        except Exception as error:
-            failure = self._explain(error)
-            if self.fail_fast or isinstance(error, self._fatal_errors()):
-                if failure is error:
-                    raise
-                raise failure from error
-            logger.error(
-                "%s: %d of %d outputs of a row have raw_output=None: %s",
-                type(self).__name__,
-                num_generations - len(outputs),
-                num_generations,
-                failure,
-            )
-            outputs.extend(
-                self._output(prompt, None, error=str(failure))
-                for _ in range(num_generations - len(outputs))
-            )
-        return outputs
 
     async def _complete(self, messages: ChatMessages, n: int, body: Dict[str, Any]) -> Any:
         """One chat completion asking for `n` choices (one, if the server rejects `n`)."""

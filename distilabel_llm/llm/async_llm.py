@@ -1,0 +1,259 @@
+"""`AsyncLLM`: an LLM whose backend answers one input at a time with a coroutine.
+
+`generate` stays a plain call: the rows' coroutines run together on the LLM's own event loop,
+in a thread of its own, so it works the same from plain code, from inside a running event loop
+(a notebook cell) and inside a `ProcessLLM` child or a Ray actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Union
+
+from distilabel_llm.llm.base import LLM, PromptFormattingFn
+from distilabel_llm.llm.generation import OFFSET, row_offsets
+from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.structured import STRUCTURED
+from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.utils.checks import check_positive_int
+from distilabel_llm.utils.event_loop import EventLoopThread
+
+if TYPE_CHECKING:
+    from distilabel_llm.tasks.base import Task
+
+__all__ = ["AsyncLLM", "AsyncResult"]
+
+logger = logging.getLogger("distilabel_llm")
+
+AsyncResult = Union[List[Optional[str]], Dict[str, Any]]
+"""What `agenerate` returns: the texts (`None` for one that failed), or distilabel 1.x's dict:
+`{"generations": [...], "statistics": {"input_tokens": [...], "output_tokens": [...]}}`, with
+`"errors": [...]` saying why a `None` generation failed."""
+
+# (text, token counts, why the text is missing or unusable) for one generation.
+_Generation = Tuple[Optional[str], Optional[TokenStatistics], Optional[str]]
+
+
+class AsyncLLM(LLM):
+    """An LLM whose backend implements `async agenerate(input, num_generations, **settings)`.
+
+    Without a prompt format, prompts reach `agenerate` as chat messages. `generate` runs the
+    rows' requests concurrently on the LLM's event loop, at most `max_concurrency` at once
+    across every call and thread (`None`: a call's rows one after another). A request that
+    returns fewer generations than asked is topped up with further requests; a backend that
+    cannot make several generations in one request sets `supports_n = False` and gets one
+    request per generation. Generation slot `k` of a row is asked for with `seed + k`, so
+    samples are distinct and reproducible. A row whose request fails comes back with
+    `raw_output=None` and the reason in `error` (the error is raised instead with `fail_fast`).
+
+    Args:
+        task: the task that builds prompts and parses outputs; `TextGenerationTask` if None.
+        max_concurrency: the most requests in flight at once.
+        fail_fast: raise the first failed row's error instead of returning it in the row.
+        num_threads, prompt_format, prompt_formatting_fn, generation_kwargs: as for `LLM`.
+    """
+
+    supports_n: ClassVar[bool] = True
+    """Whether one `agenerate` call can make several generations."""
+
+    def __init__(
+        self,
+        task: Optional[Task] = None,
+        num_threads: Optional[int] = None,
+        prompt_format: Optional[SupportedFormats] = None,
+        prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+        *,
+        max_concurrency: Optional[int] = None,
+        fail_fast: bool = False,
+    ) -> None:
+        if max_concurrency is not None:
+            check_positive_int("max_concurrency", max_concurrency)
+        super().__init__(
+            task,
+            num_threads=num_threads,
+            prompt_format=prompt_format,
+            prompt_formatting_fn=prompt_formatting_fn,
+            generation_kwargs=generation_kwargs,
+        )
+        self.max_concurrency = max_concurrency
+        self.fail_fast = fail_fast
+        self._loop = EventLoopThread(f"{type(self).__name__}-loop")
+        self._shared_limiter: Optional[asyncio.Semaphore] = None
+
+    @abstractmethod
+    async def agenerate(
+        self, input: Union[str, ChatMessages], num_generations: int = 1, **generation_kwargs: Any
+    ) -> AsyncResult:
+        """Generates for one input.
+
+        Args:
+            input: the prompt as this LLM renders it: a string, or chat messages.
+            num_generations: how many generations to make (1 when `supports_n` is False).
+            **generation_kwargs: the call's settings, `seed` already offset to this request's
+                first generation slot.
+
+        Returns:
+            The texts, or distilabel 1.x's dict; see `AsyncResult`. Fewer than asked is fine:
+            the rest is asked for again.
+        """
+
+    def close(self) -> None:
+        """Waits for running rows, closes what the backend opened (`aclose`) and the event
+        loop. Idempotent."""
+        super().close()
+        self._loop.close(self.aclose())
+
+    async def aclose(self) -> None:
+        """Closes what the backend opened on the event loop (an HTTP client); run by `close`."""
+
+    def _format_default(self, prompt: Prompt) -> Union[str, ChatMessages]:
+        return prompt.format_as("openai")  # API backends take chat messages
+
+    def _generate(
+        self,
+        inputs: List[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> List[List[LLMOutput]]:
+        settings = dict(generation_kwargs or self.generation_kwargs)
+        offsets = row_offsets(settings, len(inputs))
+        settings.pop(OFFSET, None)
+        prompts = self._generate_prompts(inputs)
+        return self._loop.run(self._generate_rows(prompts, offsets, num_generations, settings))
+
+    # Errors: how a backend explains its own (see OpenAILLM).
+
+    def _fatal_errors(self) -> Tuple[type, ...]:
+        """Errors every row would hit too: raised even without `fail_fast`."""
+        return ()
+
+    def _explain(self, error: Exception) -> Exception:
+        """The error to report for a failed request."""
+        return error
+
+    # Coroutines, all run on `self._loop`.
+
+    async def _generate_rows(
+        self,
+        prompts: List[Union[str, ChatMessages]],
+        offsets: List[int],
+        num_generations: int,
+        settings: Dict[str, Any],
+    ) -> List[List[LLMOutput]]:
+        limiter = self._limiter()
+        tasks = [
+            asyncio.ensure_future(
+                self._generate_row(prompt, offset, num_generations, settings, limiter)
+            )
+            for prompt, offset in zip(prompts, offsets)
+        ]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            # After a failure, stop the other rows' requests instead of leaving them running.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _limiter(self) -> asyncio.Semaphore:
+        if self.max_concurrency is None:
+            return asyncio.Semaphore(1)
+        if self._shared_limiter is None:  # made here so that it belongs to the private loop
+            self._shared_limiter = asyncio.Semaphore(self.max_concurrency)
+        return self._shared_limiter
+
+    async def _generate_row(
+        self,
+        prompt: Union[str, ChatMessages],
+        offset: int,
+        num_generations: int,
+        settings: Dict[str, Any],
+        limiter: asyncio.Semaphore,
+    ) -> List[LLMOutput]:
+        structured = settings.get(STRUCTURED)
+        outputs: List[LLMOutput] = []
+        try:
+            while len(outputs) < num_generations:
+                wanted = num_generations - len(outputs)
+                counts = [wanted] if self.supports_n else [1] * wanted
+                first = offset + len(outputs)
+                answers = await asyncio.gather(
+                    *(
+                        self._request(prompt, count, settings, first + slot, limiter)
+                        for slot, count in enumerate(counts)
+                    )
+                )
+                made = [generation for answer in answers for generation in answer]
+                if not made:
+                    raise RuntimeError(f"{self.model_name} returned no generations for a row.")
+                outputs.extend(
+                    self._output(prompt, text, stats, error=why, structured=structured)
+                    for text, stats, why in made[:wanted]
+                )
+        except Exception as error:
+            failure = self._explain(error)
+            if self.fail_fast or isinstance(error, self._fatal_errors()):
+                if failure is error:
+                    raise
+                raise failure from error
+            logger.error(
+                "%s: %d of %d outputs of a row have raw_output=None: %s",
+                type(self).__name__,
+                num_generations - len(outputs),
+                num_generations,
+                failure,
+            )
+            outputs.extend(
+                self._output(prompt, None, error=str(failure))
+                for _ in range(num_generations - len(outputs))
+            )
+        return outputs
+
+    async def _request(
+        self,
+        prompt: Union[str, ChatMessages],
+        count: int,
+        settings: Dict[str, Any],
+        slot: int,
+        limiter: asyncio.Semaphore,
+    ) -> List[_Generation]:
+        request = dict(settings)
+        if "seed" in request:  # the seed of the first slot this request fills
+            request["seed"] += slot
+        async with limiter:
+            answer = await self.agenerate(prompt, count, **request)
+        return _read(type(self).__name__, answer)
+
+
+def _read(owner: str, answer: Any) -> List[_Generation]:
+    """`agenerate`'s answer as one (text, statistics, why) per generation."""
+    if isinstance(answer, list):
+        return [(text, None, None if text is not None else _no_text(owner)) for text in answer]
+    if not isinstance(answer, dict) or not isinstance(answer.get("generations"), list):
+        raise TypeError(
+            f"{owner}.agenerate must return a list of texts or a dict with a `generations` "
+            f"list, not {answer!r}."
+        )
+    texts = answer["generations"]
+    counts = answer.get("statistics") or {}
+    errors = answer.get("errors") or [None] * len(texts)
+    generations: List[_Generation] = []
+    for index, text in enumerate(texts):
+        stats = TokenStatistics()
+        for kind in ("input_tokens", "output_tokens"):
+            value = counts.get(kind)
+            value = value[index] if isinstance(value, list) else value
+            if isinstance(value, int):
+                stats[kind] = value  # type: ignore[literal-required]
+        why = errors[index] if index < len(errors) else None
+        if text is None and why is None:
+            why = _no_text(owner)
+        generations.append((text, stats or None, why))
+    return generations
+
+
+def _no_text(owner: str) -> str:
+    return f"{owner}.agenerate returned None for this generation."

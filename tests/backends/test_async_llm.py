@@ -1,0 +1,101 @@
+"""`AsyncLLM`: a backend's `agenerate` coroutines run together on the LLM's own loop, bounded,
+topped up, seeded per slot, failing per row; from plain code, a running event loop and a child
+process alike."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import pytest
+from echo_async_llm import EchoAsyncLLM, SingleAsyncLLM
+
+from distilabel_llm import TextGenerationTask
+from distilabel_llm.llm import AsyncLLM, ProcessLLM
+
+ROWS = [{"input": f"row {i}"} for i in range(10)]
+
+
+def _texts(rows: Any) -> list:
+    return [[output["raw_output"] for output in row] for row in rows]
+
+
+def test_rows_run_together_up_to_max_concurrency() -> None:
+    with EchoAsyncLLM(max_concurrency=3) as llm:
+        rows = llm.generate(ROWS)
+        assert llm.most_in_flight == 3
+    assert _texts(rows) == [[f"echo 0: row {i}"] for i in range(10)]
+    with EchoAsyncLLM() as llm:  # no max_concurrency: a call's rows one after another
+        llm.generate(ROWS)
+        assert llm.most_in_flight == 1
+
+
+def test_each_generation_slot_gets_its_own_seed() -> None:
+    with EchoAsyncLLM(generation_kwargs={"seed": 10}) as llm:
+        rows = llm.generate(ROWS[:1], num_generations=3)
+        assert llm.requests == [("row 0", 3, 10)]
+    assert _texts(rows) == [["echo 10: row 0", "echo 11: row 0", "echo 12: row 0"]]
+    with SingleAsyncLLM(generation_kwargs={"seed": 10}) as llm:
+        rows = llm.generate(ROWS[:1], num_generations=3, generation_kwargs={"seed": 20})
+        assert sorted(llm.requests) == [("row 0", 1, 20), ("row 0", 1, 21), ("row 0", 1, 22)]
+    assert _texts(rows) == [["echo 20: row 0", "echo 21: row 0", "echo 22: row 0"]]
+
+
+def test_fewer_generations_than_asked_are_topped_up() -> None:
+    with EchoAsyncLLM(short=True, generation_kwargs={"seed": 0}) as llm:
+        rows = llm.generate(ROWS[:1], num_generations=3)
+        assert llm.requests == [("row 0", 3, 0), ("row 0", 2, 1), ("row 0", 1, 2)]
+    assert _texts(rows) == [["echo 0: row 0", "echo 1: row 0", "echo 2: row 0"]]
+    assert rows[0][0]["statistics"] == {"input_tokens": 5, "output_tokens": 2}
+
+
+def test_a_failed_request_fails_its_row_only_and_says_why() -> None:
+    rows = [{"input": "ok"}, {"input": "fail here"}, {"input": "none"}]
+    with EchoAsyncLLM(max_concurrency=4) as llm:
+        generated = llm.generate(rows, num_generations=2)
+    assert _texts(generated)[0] == ["echo 0: ok", "echo 1: ok"]
+    assert _texts(generated)[1:] == [[None, None], [None, None]]
+    assert "the server dropped 'fail here'" in generated[1][0]["error"]
+    assert "agenerate returned None" in generated[2][0]["error"]
+    with EchoAsyncLLM(fail_fast=True) as llm, pytest.raises(ConnectionError, match="dropped"):
+        llm.generate(rows)
+
+
+def test_an_answer_of_the_wrong_shape_is_named() -> None:
+    class Wrong(EchoAsyncLLM):
+        async def agenerate(self, input: Any, num_generations: int = 1, **settings: Any) -> Any:
+            return "a bare string"
+
+    with Wrong() as llm:
+        (row,) = llm.generate(ROWS[:1])
+    assert "must return a list of texts or a dict" in row[0]["error"]
+
+
+def test_generate_works_from_inside_a_running_event_loop() -> None:
+    async def notebook_cell() -> Any:  # a Jupyter cell runs inside the kernel's loop
+        with EchoAsyncLLM(max_concurrency=2) as llm:
+            return llm.generate(ROWS[:2])
+
+    assert _texts(asyncio.run(notebook_cell())) == [["echo 0: row 0"], ["echo 0: row 1"]]
+
+
+def test_generate_outputs_and_threads() -> None:
+    with EchoAsyncLLM(num_threads=2, max_concurrency=4) as llm:
+        future = llm.generate(ROWS[:2])
+        assert _texts(future.result(timeout=10)) == [["echo 0: row 0"], ["echo 0: row 1"]]
+        results = llm.generate_outputs([[{"role": "user", "content": "hi"}]], num_generations=2)
+    assert results[0]["generations"] == ["echo 0: hi", "echo 1: hi"]
+
+
+@pytest.mark.timeout(60)
+def test_in_a_child_process() -> None:
+    load = functools.partial(EchoAsyncLLM, max_concurrency=4)
+    with ProcessLLM(TextGenerationTask(), load) as llm:
+        rows = llm.generate(ROWS[:3], num_generations=2).result(timeout=30)
+    assert _texts(rows)[2] == ["echo 0: row 2", "echo 1: row 2"]
+
+
+def test_it_is_abstract() -> None:
+    with pytest.raises(TypeError, match="agenerate"):
+        AsyncLLM()  # type: ignore[abstract]
