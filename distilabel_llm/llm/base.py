@@ -283,6 +283,13 @@ class LLM(ClosingContext, ABC):
     def _unload(self) -> None:
         """Frees the model; a backend that holds one overrides it."""
 
+    def _cannot_reload(self, source: str) -> RuntimeError:
+        return RuntimeError(
+            f"{self!r} was unloaded, and it was given a loaded model, so it cannot load it "
+            f"again: create it with {source} ({type(self).__name__}(path, task=...)) to unload "
+            "and reload it."
+        )
+
     def _generate_prompts(
         self,
         inputs: List[Dict[str, Any]],

@@ -294,11 +294,7 @@ class LlamaCppLLM(LLM):
         if self.model is not None:
             return
         if self._source is None:
-            raise RuntimeError(
-                f"{self!r} was unloaded, and it was given a loaded model, so it cannot load it "
-                "again: create it with the GGUF file's path (LlamaCppLLM(path, task=...)) to "
-                "unload and reload it."
-            )
+            raise self._cannot_reload("the GGUF file's path")
         self._use(llama_cpp.Llama(**self._source))
 
     def _use(self, model: Any) -> None:

@@ -300,11 +300,7 @@ class TransformersLLM(LLM):
         if self.model is not None:
             return
         if self._source is None:
-            raise RuntimeError(
-                f"{self!r} was unloaded, and it was given a loaded model, so it cannot load it "
-                "again: create it with the model's path (TransformersLLM(path, task=...)) to "
-                "unload and reload it."
-            )
+            raise self._cannot_reload("the model's path")
         load_kwargs = dict(self._source["model_kwargs"])
         if self._source["torch_dtype"] is not None:
             # transformers 5 renamed the argument; 4 only knows the old name.
