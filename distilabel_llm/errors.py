@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 
 class DistilabelLLMError(Exception):
@@ -79,3 +79,27 @@ class ModelUnavailableError(DistilabelLLMError):
 
 class PoolExhaustedError(ModelUnavailableError):
     """Every member of an `LLMPool` failed, so the work it still held cannot be done."""
+
+
+class OfflineBatchNotFinishedError(DistilabelLLMError):
+    """An offline batch job (`OpenAILLM(use_offline_batch_generation=True)`) has not finished.
+
+    Nothing is lost: run the same call again with the same `jobs_ids` (a `Pipeline` keeps them
+    beside its checkpoint) and the results are fetched rather than paid for twice.
+
+    Attributes:
+        jobs_ids: the provider's ids of the batch jobs.
+    """
+
+    def __init__(self, jobs_ids: Tuple[str, ...], status: str = "in_progress") -> None:
+        super().__init__(
+            f"The offline batch job(s) {', '.join(jobs_ids)} have not finished (status "
+            f"{status!r}). Run again with OpenAILLM(..., jobs_ids={tuple(jobs_ids)!r}) to fetch "
+            "the results when they are ready, or set offline_batch_generation_block_until_done"
+            "=<seconds between checks> to wait for them."
+        )
+        self.jobs_ids = tuple(jobs_ids)
+        self.status = status
+
+    def __reduce__(self) -> Any:  # rebuilt from its fields when it crosses processes
+        return (type(self), (self.jobs_ids, self.status))

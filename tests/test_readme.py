@@ -52,13 +52,11 @@ SNIPPETS = _snippets()
 
 @pytest.fixture(scope="module")
 def openai_server() -> Iterator[Any]:
-    path = ROOT / "tests" / "backends" / "fault_server.py"
-    spec = importlib.util.spec_from_file_location("readme_fault_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    with module.FaultServer(models=["gpt-4o-mini", "my-model"]) as server:
+    backends = str(ROOT / "tests" / "backends")
+    if backends not in sys.path:  # where the backend tests' own helpers live
+        sys.path.insert(0, backends)
+    fault_server = importlib.import_module("fault_server")
+    with fault_server.FaultServer(models=["gpt-4o-mini", "my-model"]) as server:
         yield server
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from distilabel_llm.llm.outputs import TokenStatistics
+from distilabel_llm.tasks.prompt import ChatMessages
 
 __all__ = ["async_client", "read_completion", "redact", "redact_url", "seconds"]
 
@@ -116,3 +117,8 @@ def seconds(timeout: Any) -> float:
         return float(timeout)
     read = getattr(timeout, "read", None)
     return float(read) if isinstance(read, (int, float)) else MODEL_CHECK_TIMEOUT
+
+
+def chat_messages(prompt: Union[str, ChatMessages]) -> ChatMessages:
+    """`prompt` as chat messages: a string becomes one user message."""
+    return prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]

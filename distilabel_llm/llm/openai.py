@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Literal, Optional, Tuple, Union
+import threading
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterator,
+    List,
+    Literal,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from distilabel_llm.errors import (
     DistilabelLLMError,
@@ -11,9 +23,11 @@ from distilabel_llm.errors import (
     MissingExtraError,
     ModelUnavailableError,
 )
+from distilabel_llm.llm._openai_batch import generate_offline
 from distilabel_llm.llm._openai_client import (
     MODEL_CHECK_TIMEOUT,
     async_client,
+    chat_messages,
     read_completion,
     redact,
     redact_url,
@@ -21,7 +35,8 @@ from distilabel_llm.llm._openai_client import (
 )
 from distilabel_llm.llm.async_llm import AsyncLLM, AsyncResult
 from distilabel_llm.llm.base import PromptFormattingFn
-from distilabel_llm.llm.generation import check_generation_kwargs
+from distilabel_llm.llm.generation import OFFSET, check_generation_kwargs, row_offsets
+from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
@@ -115,6 +130,12 @@ class OpenAILLM(AsyncLLM):
             sent seed `seed + k`.
         validate_model: check `model` against the server's `/models` list at construction,
             when the server offers one.
+        use_offline_batch_generation: send each call's requests as one job of the provider's
+            Batch API (about half the price, results within 24 hours) instead of one by one.
+        offline_batch_generation_block_until_done: seconds between checks of an unfinished
+            job; None raises `OfflineBatchNotFinishedError` (with the job's ids) instead.
+        jobs_ids: the ids of a job submitted earlier, from `OfflineBatchNotFinishedError` or
+            `jobs_ids`: the next call fetches its results instead of submitting again.
 
     Raises:
         MissingExtraError: if `openai` is not installed.
@@ -163,6 +184,9 @@ class OpenAILLM(AsyncLLM):
         structured_output_mode: Literal[
             "response_format", "json_object", "extra_body"
         ] = "response_format",
+        use_offline_batch_generation: bool = False,
+        offline_batch_generation_block_until_done: Optional[float] = None,
+        jobs_ids: Optional[Sequence[str]] = None,
     ) -> None:
         openai_module = _import_openai()
         if structured_output_mode not in _STRUCTURED_MODES:
@@ -171,6 +195,17 @@ class OpenAILLM(AsyncLLM):
                 f"{structured_output_mode!r}."
             )
         self.structured_output_mode = structured_output_mode
+        poll = offline_batch_generation_block_until_done
+        if poll is not None and not (isinstance(poll, (int, float)) and poll > 0):
+            raise ValueError(
+                "`offline_batch_generation_block_until_done` must be a positive number of "
+                f"seconds between checks, or None, not {poll!r}."
+            )
+        self.use_offline_batch_generation = use_offline_batch_generation or bool(jobs_ids)
+        self.offline_batch_generation_block_until_done = poll
+        self.jobs_ids: Optional[Tuple[str, ...]] = tuple(jobs_ids) if jobs_ids else None
+        """The ids of the batch job whose results the next call fetches, if any."""
+        self._offline_lock = threading.Lock()
         if max_concurrency is not None:
             check_positive_int("max_concurrency", max_concurrency)
         if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
@@ -234,12 +269,8 @@ class OpenAILLM(AsyncLLM):
     ) -> AsyncResult:
         """One chat completion of `input` with `num_generations` choices (fewer, from servers
         that return fewer: `AsyncLLM` asks again for the rest)."""
-        structured = generation_kwargs.pop(STRUCTURED, None)
-        body = {_OPENAI_NAMES.get(name, name): value for name, value in generation_kwargs.items()}
-        if structured is not None:
-            body.update(self._structured_body(structured, body.get("extra_body")))
-        messages = input if isinstance(input, list) else [{"role": "user", "content": input}]
-        choices = read_completion(await self._complete(messages, num_generations, body))
+        body = self._body(generation_kwargs)
+        choices = read_completion(await self._complete(chat_messages(input), num_generations, body))
         if not choices:
             raise OpenAIRequestError(f"{self.base_url} returned a completion with no choices.")
         counts = [stats or {} for _, stats, _ in choices]
@@ -251,6 +282,39 @@ class OpenAILLM(AsyncLLM):
             },
             "errors": [why for _, _, why in choices],
         }
+
+    def _generate(
+        self,
+        inputs: List[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> List[List[LLMOutput]]:
+        if not self.use_offline_batch_generation:
+            return super()._generate(inputs, num_generations, generation_kwargs)
+        settings = dict(generation_kwargs or self.generation_kwargs)
+        offsets = row_offsets(settings, len(inputs))
+        settings.pop(OFFSET, None)
+        prompts = self._generate_prompts(inputs)
+        if not self._offline_lock.acquire(blocking=False):
+            raise RuntimeError(
+                f"{self!r} is already running an offline batch call: it makes one batch job at "
+                "a time. Send every row in one call, or use one OpenAILLM per job."
+            )
+        try:
+            return self._loop.run(
+                generate_offline(self, prompts, offsets, num_generations, settings)
+            )
+        finally:
+            self._offline_lock.release()
+
+    def _body(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+        """The request fields for `settings`, in the chat completions API's names."""
+        settings = dict(settings)
+        structured = settings.pop(STRUCTURED, None)
+        body = {_OPENAI_NAMES.get(name, name): value for name, value in settings.items()}
+        if structured is not None:
+            body.update(self._structured_body(structured, body.get("extra_body")))
+        return body
 
     async def aclose(self) -> None:
         """Closes the HTTP client, if this LLM made it."""

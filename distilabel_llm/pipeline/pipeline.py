@@ -69,6 +69,12 @@ class Pipeline:
                     f"The {role} must be an LLM, ProcessLLM, RayLLM or LLMPool with a `task`, "
                     f"not a {type(llm).__name__}."
                 )
+            if getattr(llm, "use_offline_batch_generation", False):
+                raise NotImplementedError(
+                    f"A Pipeline cannot run a {role} with use_offline_batch_generation=True "
+                    "yet; call its `generate` (or `generate_outputs`) on every row at once, as "
+                    "the README's 'Offline batch generation' section shows."
+                )
         self.generator = generator
         self.labeller = labeller
         self.stats: Optional[JobStats] = None

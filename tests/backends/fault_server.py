@@ -9,6 +9,9 @@ with `usage` counting whitespace-separated words. Faults are scripted per reques
 - `max_choices`: answer at most this many choices whatever `n` asks (as llama.cpp's server);
 - `hold_until_concurrent(parties)`: each chat request waits until `parties` are in flight.
 
+It also serves a fake Batch API (`batches`, see `fault_batches.py`): `POST /v1/files`,
+`POST /v1/batches`, `GET /v1/batches/<id>` and `GET /v1/files/<id>/content`.
+
 Every request is recorded (path, body, arrival and answer times) so tests can count retries.
 """
 
@@ -21,10 +24,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from fault_batches import BatchAPI
+
 __all__ = ["Fault", "FaultServer", "RecordedRequest"]
 
 _CHAT_PATH = "/v1/chat/completions"
 _MODELS_PATH = "/v1/models"
+_FILES_PATH = "/v1/files"
+_BATCHES_PATH = "/v1/batches"
 _BARRIER_TIMEOUT_S = 10.0
 
 
@@ -78,6 +85,9 @@ class _State:
     barrier: Optional[threading.Barrier] = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
+    batches: BatchAPI = field(
+        default_factory=lambda: BatchAPI(lambda body: _completion(body, None))
+    )
 
 
 class FaultServer:
@@ -137,6 +147,11 @@ class FaultServer:
             return [request for request in self._state.requests if request.path == path]
 
     @property
+    def batches(self) -> BatchAPI:
+        """The fake Batch API's files and jobs (`checks_to_finish`, `created`)."""
+        return self._state.batches
+
+    @property
     def max_in_flight(self) -> int:
         """The most chat requests handled at the same time so far."""
         return self._state.max_in_flight
@@ -189,7 +204,15 @@ class _Handler(BaseHTTPRequestHandler):
         record = self._record({}, None)
         if not self._authorised():
             return
-        if self.path != _MODELS_PATH or self._state.models is None:
+        if self.path.startswith(_BATCHES_PATH + "/"):
+            self._send_found(self._state.batches.retrieve(self.path.rsplit("/", 1)[1]))
+        elif self.path.startswith(_FILES_PATH + "/") and self.path.endswith("/content"):
+            data = self._state.batches.content(self.path.split("/")[3])
+            if data is None:
+                self._send_error(404, f"No file {self.path}", None, None)
+            else:
+                self._send_bytes(200, data, "application/octet-stream")
+        elif self.path != _MODELS_PATH or self._state.models is None:
             self._send_error(404, f"No route {self.path}", None, None)
         else:
             data = [
@@ -200,7 +223,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        payload = self.rfile.read(length)
+        if self.path == _FILES_PATH:
+            self._record({}, None)
+            content_type = self.headers.get("Content-Type", "")
+            self._send_json(200, self._state.batches.upload(content_type, payload))
+            return
+        body = json.loads(payload or b"{}")
+        if self.path == _BATCHES_PATH:
+            self._record(body, None)
+            self._send_json(200, self._state.batches.create(body))
+            return
         if self.path != _CHAT_PATH:
             self._record(body, None)
             self._send_error(404, f"No route {self.path}", None, None)
@@ -274,6 +307,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(500, "Too few concurrent requests reached the barrier", None, None)
             return False
         return True
+
+    def _send_found(self, found: Optional[Dict[str, Any]]) -> None:
+        if found is None:
+            self._send_error(404, f"No route {self.path}", None, None)
+        else:
+            self._send_json(200, found)
 
     def _send_error(
         self, status: int, message: str, retry_after: Optional[float], param: Optional[str]
