@@ -21,6 +21,7 @@ from distilabel_llm.errors import (
     DistilabelLLMError,
     GenerationSettingsError,
     ModelUnavailableError,
+    OfflineBatchNotFinishedError,
 )
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.pipeline.rows import (
@@ -317,7 +318,10 @@ class _Job:
     def _stop_if_unusable(self, stage: _Stage, error: Exception) -> None:
         """Stops the job at once when no row can succeed: the model did not load, its process
         is gone for good, its server refused the key, a generation setting is refused. Trying
-        every row would only fail each one and save it as failed."""
+        every row would only fail each one and save it as failed. An offline batch job not
+        finished yet stops it too: row by row, each would send a job of its own."""
+        if isinstance(error, OfflineBatchNotFinishedError):
+            raise error
         if isinstance(error, (ModelUnavailableError, GenerationSettingsError)) or (
             getattr(stage.runner.llm, "failure", None) is not None
         ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Union
 
 from distilabel_llm.pipeline.checkpoint import Checkpoint
@@ -19,6 +20,7 @@ from distilabel_llm.pipeline.job import JobInterrupted, PipelineError, _Stage, r
 from distilabel_llm.pipeline.job_record import JobRecord
 from distilabel_llm.pipeline.legacy import checkpoint_path
 from distilabel_llm.pipeline.legacy import refuse as refuse_legacy
+from distilabel_llm.pipeline.offline import OfflineJobs, is_offline
 from distilabel_llm.pipeline.rows import ERROR_COLUMN, generation_columns, labelling_columns
 from distilabel_llm.pipeline.runner import LLMRunner
 from distilabel_llm.pipeline.stats import JobStats
@@ -69,12 +71,12 @@ class Pipeline:
                     f"The {role} must be an LLM, ProcessLLM, RayLLM or LLMPool with a `task`, "
                     f"not a {type(llm).__name__}."
                 )
-            if getattr(llm, "use_offline_batch_generation", False):
-                raise NotImplementedError(
-                    f"A Pipeline cannot run a {role} with use_offline_batch_generation=True "
-                    "yet; call its `generate` (or `generate_outputs`) on every row at once, as "
-                    "the README's 'Offline batch generation' section shows."
-                )
+        if is_offline(labeller):
+            raise NotImplementedError(
+                "A Pipeline's labeller cannot send offline batch jobs yet (the generator can); "
+                "call its `generate` on every row at once, as the README's 'Offline batch "
+                "generation' section shows."
+            )
         self.generator = generator
         self.labeller = labeller
         self.stats: Optional[JobStats] = None
@@ -155,6 +157,12 @@ class Pipeline:
         }
         rows = load_rows(dataset)
         self._check_columns(rows)
+        offline = is_offline(self.generator)
+        if offline and not skip_dry_run:
+            raise ValueError(
+                "A dry run would send a batch job of its own for the first row; pass "
+                "skip_dry_run=True with an offline batch generator."
+            )
         if not skip_dry_run and rows:
             self._dry_run(rows[0], settings)
         store = Checkpoint(checkpoint) if checkpoint is not None else None
@@ -182,6 +190,10 @@ class Pipeline:
         self.stats = stats = JobStats(rows_total=len(rows), rows_resumed=len(done) - len(redo))
         display = ProgressDisplay(console=console) if display_progress_bar else None
         todo = [rows[i] for i in redo] + rows[len(done) :]
+        offline_jobs = OfflineJobs(Path(f"{store.path}.batch.json") if store else None)
+        if offline:  # one job for every row left, fetched (not sent again) by a rerun
+            batch_size = max(len(todo), 1)
+            offline_jobs.restore(self.generator)
         runners: Dict[int, LLMRunner] = {}
         started = time.monotonic()
         try:
@@ -233,6 +245,8 @@ class Pipeline:
             raise
         finally:
             stats.elapsed_s = time.monotonic() - started
+            if offline:
+                offline_jobs.keep(self.generator)
             for runner in runners.values():
                 runner.close()
             if store is not None:

@@ -34,10 +34,12 @@ class BatchAPI:
 
     Args:
         checks_to_finish: status checks a job answers "in_progress" before "completed".
+        checked_in_progress: set once a job was found not finished.
     """
 
     answer: Callable[[Dict[str, Any]], Dict[str, Any]]
     checks_to_finish: int = 2
+    checked_in_progress: threading.Event = field(default_factory=threading.Event)
     files: Dict[str, bytes] = field(default_factory=dict)
     jobs: Dict[str, _Job] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,6 +81,7 @@ class BatchAPI:
                 return None
             job.checks += 1
             if job.checks < self.checks_to_finish:
+                self.checked_in_progress.set()
                 return self._describe(job, "in_progress")
             if job.output_file_id is None:
                 self._run(job)

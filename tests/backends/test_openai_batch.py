@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import pickle
+import signal
+import threading
+from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
 
 from distilabel_llm.errors import OfflineBatchNotFinishedError
-from distilabel_llm.pipeline import Pipeline
+from distilabel_llm.pipeline import Pipeline, read_jsonl
 from distilabel_llm.tasks import TextGenerationTask
 
 pytest.importorskip("openai", reason="the `openai` extra is not installed")
@@ -60,7 +63,7 @@ def test_an_unfinished_job_is_fetched_by_a_rerun_without_paying_twice(server: Fa
 
 def test_blocking_checks_until_the_job_is_done(server: FaultServer) -> None:
     server.batches.checks_to_finish = 4
-    with _llm(server, offline_batch_generation_block_until_done=0.001) as llm:
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
         results = llm.generate_outputs([[{"role": "user", "content": "hi"}], "there"])
     assert [result["generations"] for result in results] == [["echo 0: hi"], ["echo 0: there"]]
     assert server.batches.created == 1
@@ -68,7 +71,7 @@ def test_blocking_checks_until_the_job_is_done(server: FaultServer) -> None:
 
 def test_each_request_carries_the_settings_seeds_and_n(server: FaultServer) -> None:
     settings = {"seed": 7, "max_new_tokens": 5, "extra_body": {"top_k": 3}}
-    with _llm(server, offline_batch_generation_block_until_done=0.001) as llm:
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
         llm.generate(ROWS[:1] * 2, num_generations=3, generation_kwargs=settings)
     uploaded = server.batches.files["file-0"].decode().splitlines()
     first, second = (json.loads(line) for line in uploaded)
@@ -96,4 +99,50 @@ def test_the_error_crosses_processes_and_bad_settings_are_named(server: FaultSer
     with pytest.raises(ValueError, match="positive number of seconds"):
         _llm(server, offline_batch_generation_block_until_done=0)
     with _llm(server) as llm, pytest.raises(NotImplementedError, match="Offline batch"):
-        Pipeline(generator=llm)
+        Pipeline(labeller=llm)
+
+
+def test_a_pipeline_job_stopped_before_its_batch_is_done_fetches_it_when_run_again(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "out.jsonl"
+    saved = tmp_path / "out.jsonl.batch.json"
+    rows = [{"input": f"row {i}"} for i in range(5)]
+    job = {"checkpoint": checkpoint, "batch_size": 2, "display_progress_bar": False}
+    with _llm(server) as llm, pytest.raises(OfflineBatchNotFinishedError):
+        Pipeline(generator=llm).generate(rows, **job)
+    assert json.loads(saved.read_text())["jobs_ids"] == ["batch-1"]
+    with _llm(server) as llm:  # the same job, run again by a new process
+        done = Pipeline(generator=llm).generate(rows, **job)
+    assert [row["generations"] for row in done] == [[f"echo 0: row {i}"] for i in range(5)]
+    assert [row["input"] for row in read_jsonl(checkpoint)] == [row["input"] for row in rows]
+    assert server.batches.created == 1
+    assert not saved.exists()
+    with _llm(server) as llm, pytest.raises(ValueError, match="skip_dry_run=True"):
+        Pipeline(generator=llm).generate(rows, skip_dry_run=False)
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_waiting_for_the_batch_keeps_its_ids(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    server.batches.checks_to_finish = 10**9
+    checkpoint = tmp_path / "out.jsonl"
+    rows = [{"input": "one"}, {"input": "two"}]
+
+    def interrupt_once_submitted() -> None:
+        if server.batches.checked_in_progress.wait(30.0):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt_once_submitted)
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            Pipeline(generator=llm).generate(rows, checkpoint=checkpoint)
+    interrupter.join()
+    saved = json.loads((tmp_path / "out.jsonl.batch.json").read_text())
+    server.batches.checks_to_finish = 0
+    with _llm(server) as llm:
+        done = Pipeline(generator=llm).generate(rows, checkpoint=checkpoint)
+    assert saved["jobs_ids"] == ["batch-1"] and server.batches.created == 1
+    assert [row["generations"] for row in done] == [["echo 0: one"], ["echo 0: two"]]
