@@ -29,6 +29,11 @@ class MissingExtraError(DistilabelLLMError, ImportError):
         self.extra = extra
 
 
+class NotAvailableError(DistilabelLLMError, ImportError):
+    """A name from distilabel 0.x or 1.x that this library has no class for; the message says
+    what to use instead and which section of the README explains it."""
+
+
 class ProcessLLMError(DistilabelLLMError):
     """A `ProcessLLM`'s child process failed: its model did not load, or it died.
 

@@ -35,21 +35,53 @@ AdvanceFn = Callable[..., None]
 
 class ProgressBar:
     """One bar of a `ProgressDisplay`: call it as `bar(advance=k)`, or `bar(advance=k,
-    tokens=t)` to also count output tokens (the bar then shows tokens per second); `describe`
-    relabels it."""
+    tokens=t)` to also count output tokens (the bar then shows tokens per second).
+
+    `describe` relabels it; `status` shows, after the label, what the work waits on while
+    nothing is counted (an offline batch job's state). An LLM given a bar as its
+    `progress_callback_func` reports such a wait through `status`.
+    """
 
     def __init__(
-        self, advance: Callable[[int, int], None], describe: Callable[[str], None]
+        self,
+        advance: Callable[[float, int], None],
+        relabel: Callable[[str, bool], None],
+        description: str = "",
     ) -> None:
         self._advance = advance
-        self._describe = describe
+        self._relabel = relabel
+        self._description = description
+        self._status: Optional[str] = None
 
-    def __call__(self, advance: int = 1, tokens: int = 0) -> None:
+    def __call__(self, advance: float = 1, tokens: int = 0) -> None:
         self._advance(advance, tokens)
 
     def describe(self, description: str) -> None:
         """Changes the bar's label (shown as plain text)."""
-        self._describe(description)
+        self._description = description
+        self._relabel(self._label(), False)
+
+    def status(self, text: Optional[str]) -> None:
+        """Shows `text` after the label (None clears it); off a terminal, a changed status
+        prints a line at once, since nothing else moves while it holds."""
+        if text == self._status:
+            return
+        self._status = text
+        self._relabel(self._label(), text is not None)
+
+    def per(self, units: int) -> ProgressBar:
+        """The same bar, counting `units` calls' advances as one (`bar.per(n)(advance=n)` adds
+        one): for an LLM counting generations on a bar of rows. Use one or the other."""
+        bar = ProgressBar(
+            lambda advance, tokens: self._advance(advance / units, tokens),
+            self._relabel,
+            self._description,
+        )
+        bar._status = self._status
+        return bar
+
+    def _label(self) -> str:
+        return self._description + (f" ({self._status})" if self._status else "")
 
 
 class _EtaColumn(TimeRemainingColumn):
@@ -178,12 +210,13 @@ class ProgressDisplay:
             )
             return ProgressBar(
                 self._live_advance(task_id),
-                lambda text: self._progress.update(task_id, description=escape(text)),
+                lambda text, _: self._progress.update(task_id, description=escape(text)),
+                description,
             )
         bar = _PlainBar(description, total, show_eta=show_eta, unit=unit)
         with self._lock:
             self._plain.append(bar)
-        return ProgressBar(self._plain_advance(bar), lambda text: setattr(bar, "description", text))
+        return ProgressBar(self._plain_advance(bar), self._plain_relabel(bar), description)
 
     def start(self) -> None:
         self._progress.start()
@@ -213,10 +246,10 @@ class ProgressDisplay:
         bar.logged_completed = bar.completed
         self.console.print(bar.line(), highlight=False, markup=False)
 
-    def _live_advance(self, task_id: TaskID) -> Callable[[int, int], None]:
+    def _live_advance(self, task_id: TaskID) -> Callable[[float, int], None]:
         counted = [0]
 
-        def advance(advance: int = 1, tokens: int = 0) -> None:
+        def advance(advance: float = 1, tokens: int = 0) -> None:
             if tokens:
                 with self._lock:
                     counted[0] += tokens
@@ -226,8 +259,18 @@ class ProgressDisplay:
 
         return advance
 
-    def _plain_advance(self, bar: _PlainBar) -> Callable[[int, int], None]:
-        def advance(advance: int = 1, tokens: int = 0) -> None:
+    def _plain_relabel(self, bar: _PlainBar) -> Callable[[str, bool], None]:
+        def relabel(text: str, announce: bool) -> None:
+            with self._lock:
+                bar.description = text
+                if announce and not self._stopped:
+                    bar.last_logged = time.monotonic()
+                    self._log(bar)
+
+        return relabel
+
+    def _plain_advance(self, bar: _PlainBar) -> Callable[[float, int], None]:
+        def advance(advance: float = 1, tokens: int = 0) -> None:
             with self._lock:
                 bar.completed += advance
                 bar.tokens += tokens
@@ -303,13 +346,10 @@ def generate_with_progress(
 
             generate_kwargs["member_progress_callback_func"] = on_member
 
-        def on_progress(advance: int = 1) -> None:
-            bar(advance / num_generations)
-
         result = llm.generate(
             inputs,
             num_generations=num_generations,
-            progress_callback_func=on_progress,
+            progress_callback_func=bar.per(num_generations),
             **generate_kwargs,
         )
         return result.result() if isinstance(result, Future) else result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from distilabel_llm.llm._not_available import NOT_AVAILABLE, not_available
 from distilabel_llm.llm.async_llm import AsyncLLM, AsyncResult
 from distilabel_llm.llm.base import LLM
 from distilabel_llm.llm.outputs import (
@@ -84,4 +85,6 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in NOT_AVAILABLE:  # an ImportError that says what to use instead
+        raise not_available(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

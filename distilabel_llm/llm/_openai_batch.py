@@ -7,15 +7,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from distilabel_llm.errors import OfflineBatchNotFinishedError
+from distilabel_llm.llm._callbacks import report_progress
 from distilabel_llm.llm._openai_client import chat_messages, read_completion
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages
 
-__all__ = ["BatchResult", "fetch_results", "generate_offline", "submit_batch", "wait_for_batch"]
+__all__ = [
+    "BatchResult",
+    "describe_batch",
+    "fetch_results",
+    "generate_offline",
+    "submit_batch",
+    "wait_for_batch",
+]
 
 logger = logging.getLogger("distilabel_llm")
 
@@ -24,6 +32,8 @@ _ENDED_BADLY = ("failed", "expired", "cancelling", "cancelled")
 
 # A request's chat completion, or why it has none.
 BatchResult = Tuple[Optional[Any], Optional[str]]
+# Shows a batch job's state on a progress bar; None clears it.
+ShowStatus = Callable[[Optional[str]], None]
 
 
 async def submit_batch(client: Any, bodies: List[Dict[str, Any]]) -> str:
@@ -41,9 +51,13 @@ async def submit_batch(client: Any, bodies: List[Dict[str, Any]]) -> str:
 
 
 async def wait_for_batch(
-    client: Any, jobs_ids: Tuple[str, ...], poll_seconds: Optional[float]
+    client: Any,
+    jobs_ids: Tuple[str, ...],
+    poll_seconds: Optional[float],
+    show_status: ShowStatus = lambda text: None,
 ) -> Any:
-    """The finished batch job; checks every `poll_seconds`, or once when it is None.
+    """The finished batch job; checks every `poll_seconds`, or once when it is None, showing
+    its state after each check.
 
     Raises:
         OfflineBatchNotFinishedError: if it is not done and `poll_seconds` is None.
@@ -52,6 +66,7 @@ async def wait_for_batch(
     (job_id,) = jobs_ids
     while True:
         batch = await client.batches.retrieve(job_id)
+        show_status(describe_batch(batch))
         if batch.status == "completed":
             return batch
         if batch.status in _ENDED_BADLY:
@@ -63,6 +78,16 @@ async def wait_for_batch(
         if poll_seconds is None:
             raise OfflineBatchNotFinishedError(jobs_ids, str(batch.status))
         await asyncio.sleep(poll_seconds)
+
+
+def describe_batch(batch: Any) -> str:
+    """`batch job <id> in_progress: 120/500 requests done, 3 failed`, as far as it is known."""
+    text = f"batch job {batch.id} {batch.status}"
+    counts = getattr(batch, "request_counts", None)
+    if counts is None or not counts.total:
+        return text
+    failed = f", {counts.failed:,} failed" if counts.failed else ""
+    return f"{text}: {counts.completed:,}/{counts.total:,} requests done{failed}"
 
 
 async def fetch_results(client: Any, batch: Any, count: int, openai: Any) -> List[BatchResult]:
@@ -95,9 +120,15 @@ async def generate_offline(
     offsets: List[int],
     num_generations: int,
     settings: Dict[str, Any],
+    show_status: Optional[ShowStatus] = None,
 ) -> List[List[LLMOutput]]:
     """An `OpenAILLM`'s rows from one batch job: submitted now, or the one its `jobs_ids`
-    names (cleared once its results are read)."""
+    names (cleared once its results are read). `show_status` hears the job's state."""
+
+    def show(text: Optional[str]) -> None:
+        if show_status is not None:  # a failing display never fails the job
+            report_progress(show_status, text)
+
     if llm.jobs_ids is None:
         bodies = []
         for prompt, offset in zip(prompts, offsets):
@@ -111,7 +142,7 @@ async def generate_offline(
         llm.jobs_ids = (await submit_batch(llm._client, bodies),)
         logger.info("%s submitted offline batch job %s.", type(llm).__name__, llm.jobs_ids)
     poll = llm.offline_batch_generation_block_until_done
-    batch = await wait_for_batch(llm._client, llm.jobs_ids, poll)
+    batch = await wait_for_batch(llm._client, llm.jobs_ids, poll, show)
     total = getattr(getattr(batch, "request_counts", None), "total", None)
     if total is not None and total != len(prompts):
         raise ValueError(
@@ -120,6 +151,7 @@ async def generate_offline(
         )
     results = await fetch_results(llm._client, batch, len(prompts), llm._openai)
     llm.jobs_ids = None  # fetched: the next call submits a job of its own
+    show(None)
     structured = settings.get(STRUCTURED)
     rows = []
     for prompt, (completion, why) in zip(prompts, results):

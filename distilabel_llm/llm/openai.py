@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextvars import ContextVar
 from typing import (
     TYPE_CHECKING,
     Any,
+    Callable,
     Dict,
     Iterator,
     List,
@@ -34,7 +36,7 @@ from distilabel_llm.llm._openai_client import (
     seconds,
 )
 from distilabel_llm.llm.async_llm import AsyncLLM, AsyncResult
-from distilabel_llm.llm.base import PromptFormattingFn
+from distilabel_llm.llm.base import GenerateResult, ProgressCallback, PromptFormattingFn
 from distilabel_llm.llm.generation import OFFSET, check_generation_kwargs, row_offsets
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.structured import STRUCTURED
@@ -56,6 +58,11 @@ _STRUCTURED_MODES = ("response_format", "json_object", "extra_body")
 _OPENAI_NAMES = {"max_new_tokens": "max_tokens"}
 # The model check at construction should fail fast, not wait out a long retry schedule.
 _MODEL_CHECK_MAX_RETRIES = 1
+# Where the running `generate` call shows an offline batch job's state: its progress
+# callback's `status`, when it has one. `_generate` is called without the callback.
+_SHOW_STATUS: ContextVar[Optional[Callable[[Optional[str]], None]]] = ContextVar(
+    "_SHOW_STATUS", default=None
+)
 
 
 class OpenAIRequestError(DistilabelLLMError):
@@ -202,6 +209,11 @@ class OpenAILLM(AsyncLLM):
                 f"seconds between checks, or None, not {poll!r}."
             )
         self.use_offline_batch_generation = use_offline_batch_generation or bool(jobs_ids)
+        if self.use_offline_batch_generation and num_threads is not None:
+            raise ValueError(
+                "`num_threads` would send each row of a call on its own, but offline batch "
+                "generation sends every row of a call in one batch job: leave it unset."
+            )
         self.offline_batch_generation_block_until_done = poll
         self.jobs_ids: Optional[Tuple[str, ...]] = tuple(jobs_ids) if jobs_ids else None
         """The ids of the batch job whose results the next call fetches, if any."""
@@ -264,6 +276,25 @@ class OpenAILLM(AsyncLLM):
         """Retries per request."""
         return int(self._client.max_retries)
 
+    def generate(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        num_generations: int = 1,
+        progress_callback_func: Optional[ProgressCallback] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> GenerateResult:
+        """As `LLM.generate`. With offline batch generation, a `progress_callback_func` that
+        has a `status(text)` method (a `ProgressBar` has) shows the batch job's state and
+        request counts while the call waits for it."""
+        show = getattr(progress_callback_func, "status", None)
+        token = _SHOW_STATUS.set(show if self.use_offline_batch_generation else None)
+        try:
+            return super().generate(
+                inputs, num_generations, progress_callback_func, generation_kwargs
+            )
+        finally:
+            _SHOW_STATUS.reset(token)
+
     async def agenerate(
         self, input: Union[str, ChatMessages], num_generations: int = 1, **generation_kwargs: Any
     ) -> AsyncResult:
@@ -302,7 +333,9 @@ class OpenAILLM(AsyncLLM):
             )
         try:
             return self._loop.run(
-                generate_offline(self, prompts, offsets, num_generations, settings)
+                generate_offline(
+                    self, prompts, offsets, num_generations, settings, _SHOW_STATUS.get()
+                )
             )
         finally:
             self._offline_lock.release()

@@ -85,6 +85,12 @@ class _BatchProgress:
         if step > 0:
             self._advance(advance=step / self._per_row)
 
+    def status(self, text: Optional[str]) -> None:
+        """Passes on what the LLM waits on (an offline batch job) to a bar that shows it."""
+        show = getattr(self._advance, "status", None)
+        if show is not None:
+            show(text)
+
     def finish(self) -> None:
         self(self._left)
 

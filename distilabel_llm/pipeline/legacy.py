@@ -62,7 +62,10 @@ def refuse(arguments: Dict[str, Any]) -> None:
         else f"`{name}` (not an argument of Pipeline.generate)"
         for name in arguments
     )
-    raise TypeError(f"Pipeline.generate does not take {reasons}.")
+    raise TypeError(
+        f"Pipeline.generate does not take {reasons}. See the README's 'Coming from "
+        "distilabel 0.x' section."
+    )
 
 
 def pipeline(

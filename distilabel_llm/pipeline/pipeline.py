@@ -122,7 +122,8 @@ class Pipeline:
                 generator column alike) before the labeller sees them, so that it cannot
                 favour the first (legacy's default was True; ours keeps the order).
             skip_dry_run: with False, first run the models on the first row alone, and stop
-                before the job if that fails (legacy's default was False).
+                before the job if that fails (legacy's default was False). An offline batch
+                generator makes no dry run: it would be a batch job of its own.
             checkpoint_strategy: legacy's `DatasetCheckpoint(path=...)`: the checkpoint is
                 `<path>/checkpoint.jsonl`. Prefer `checkpoint`.
 
@@ -158,12 +159,7 @@ class Pipeline:
         rows = load_rows(dataset)
         self._check_columns(rows)
         offline = is_offline(self.generator)
-        if offline and not skip_dry_run:
-            raise ValueError(
-                "A dry run would send a batch job of its own for the first row; pass "
-                "skip_dry_run=True with an offline batch generator."
-            )
-        if not skip_dry_run and rows:
+        if not skip_dry_run and rows and not offline:  # offline, it would be a job of its own
             self._dry_run(rows[0], settings)
         store = Checkpoint(checkpoint) if checkpoint is not None else None
         done = store.open(rows, self._output_columns()) if store is not None else []

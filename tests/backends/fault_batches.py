@@ -26,6 +26,8 @@ class _Job:
     output_file_id: Optional[str] = None
     error_file_id: Optional[str] = None
     total: int = 0
+    completed: int = 0
+    failed: int = 0
 
 
 @dataclass
@@ -115,6 +117,7 @@ class BatchAPI:
                 done.append({"custom_id": line["custom_id"], "response": response, "error": None})
         job.output_file_id = f"file-{next(self._ids)}"
         self.files[job.output_file_id] = _jsonl(done)
+        job.completed, job.failed = len(done), len(failed)
         if failed:
             job.error_file_id = f"file-{next(self._ids)}"
             self.files[job.error_file_id] = _jsonl(failed)
@@ -131,7 +134,11 @@ class BatchAPI:
             "created_at": 0,
             "output_file_id": job.output_file_id if finished else None,
             "error_file_id": job.error_file_id if finished else None,
-            "request_counts": {"total": job.total, "completed": 0, "failed": 0},
+            "request_counts": {
+                "total": job.total,
+                "completed": job.completed,
+                "failed": job.failed,
+            },
         }
 
 

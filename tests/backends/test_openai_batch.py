@@ -4,17 +4,21 @@ the job is done followed by a rerun that fetches it, creating exactly one job.""
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import signal
-import threading
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
+from rich.console import Console
 
 from distilabel_llm.errors import OfflineBatchNotFinishedError
 from distilabel_llm.pipeline import Pipeline, read_jsonl
+from distilabel_llm.progress import generate_with_progress
 from distilabel_llm.tasks import TextGenerationTask
 
 pytest.importorskip("openai", reason="the `openai` extra is not installed")
@@ -98,6 +102,8 @@ def test_the_error_crosses_processes_and_bad_settings_are_named(server: FaultSer
     assert error.jobs_ids == ("batch-9",) and error.status == "validating"
     with pytest.raises(ValueError, match="positive number of seconds"):
         _llm(server, offline_batch_generation_block_until_done=0)
+    with pytest.raises(ValueError, match="leave it unset"):
+        _llm(server, num_threads=2)
     with _llm(server) as llm, pytest.raises(NotImplementedError, match="Offline batch"):
         Pipeline(labeller=llm)
 
@@ -109,6 +115,7 @@ def test_a_pipeline_job_stopped_before_its_batch_is_done_fetches_it_when_run_aga
     saved = tmp_path / "out.jsonl.batch.json"
     rows = [{"input": f"row {i}"} for i in range(5)]
     job = {"checkpoint": checkpoint, "batch_size": 2, "display_progress_bar": False}
+    # No dry run (it would be a job of its own), and no batch_size: one job for the rows left.
     with _llm(server) as llm, pytest.raises(OfflineBatchNotFinishedError):
         Pipeline(generator=llm).generate(rows, **job)
     assert json.loads(saved.read_text())["jobs_ids"] == ["batch-1"]
@@ -118,8 +125,24 @@ def test_a_pipeline_job_stopped_before_its_batch_is_done_fetches_it_when_run_aga
     assert [row["input"] for row in read_jsonl(checkpoint)] == [row["input"] for row in rows]
     assert server.batches.created == 1
     assert not saved.exists()
-    with _llm(server) as llm, pytest.raises(ValueError, match="skip_dry_run=True"):
-        Pipeline(generator=llm).generate(rows, skip_dry_run=False)
+
+
+# The job runs in a process of its own, sent a real SIGINT as Ctrl-C would be.
+_JOB = """
+import signal
+import sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if ignored here
+from distilabel_llm.llm.openai import OpenAILLM
+from distilabel_llm.pipeline import Pipeline
+from distilabel_llm.tasks import TextGenerationTask
+
+llm = OpenAILLM(TextGenerationTask(), model="fault-model", base_url=sys.argv[1], api_key="k",
+                use_offline_batch_generation=True, offline_batch_generation_block_until_done=0.01)
+try:
+    Pipeline(generator=llm).generate([{"input": "one"}, {"input": "two"}], checkpoint=sys.argv[2])
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
 
 
 @pytest.mark.timeout(60)
@@ -128,21 +151,32 @@ def test_ctrl_c_while_waiting_for_the_batch_keeps_its_ids(
 ) -> None:
     server.batches.checks_to_finish = 10**9
     checkpoint = tmp_path / "out.jsonl"
-    rows = [{"input": "one"}, {"input": "two"}]
-
-    def interrupt_once_submitted() -> None:
-        if server.batches.checked_in_progress.wait(30.0):
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-
-    interrupter = threading.Thread(target=interrupt_once_submitted)
-    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
-        interrupter.start()
-        with pytest.raises(KeyboardInterrupt):
-            Pipeline(generator=llm).generate(rows, checkpoint=checkpoint)
-    interrupter.join()
+    job = subprocess.Popen([sys.executable, "-c", _JOB, server.url, str(checkpoint)])
+    try:
+        assert server.batches.checked_in_progress.wait(30.0), "the job sent no batch job"
+        job.send_signal(signal.SIGINT)
+        assert job.wait(timeout=30) == 130
+    finally:
+        job.kill()
+        job.wait()
     saved = json.loads((tmp_path / "out.jsonl.batch.json").read_text())
     server.batches.checks_to_finish = 0
     with _llm(server) as llm:
-        done = Pipeline(generator=llm).generate(rows, checkpoint=checkpoint)
+        done = Pipeline(generator=llm).generate(
+            [{"input": "one"}, {"input": "two"}], checkpoint=checkpoint
+        )
     assert saved["jobs_ids"] == ["batch-1"] and server.batches.created == 1
     assert [row["generations"] for row in done] == [["echo 0: one"], ["echo 0: two"]]
+
+
+def test_progress_shows_the_jobs_state_and_counts(server: FaultServer, tmp_path: Path) -> None:
+    server.batches.checks_to_finish = 3
+    console = Console(file=io.StringIO(), force_terminal=False, width=200)
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
+        Pipeline(generator=llm).generate(ROWS, checkpoint=tmp_path / "out.jsonl", console=console)
+        generate_with_progress(llm, ROWS, num_generations=2, console=console)
+    printed = console.file.getvalue()  # type: ignore[attr-defined]
+    for job in ("batch-1", "batch-5"):
+        assert f"(batch job {job} in_progress: 0/3 requests done)" in printed
+        assert f"(batch job {job} completed: 2/3 requests done, 1 failed)" in printed
+    assert printed.count("in_progress") == 2  # a line when the state changes, not per check

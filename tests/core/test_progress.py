@@ -157,3 +157,24 @@ def test_descriptions_are_plain_text_and_share_bars_hide_their_eta() -> None:
         last_install, last_share = text.splitlines()[-2:]  # the final frame, or final lines
         assert "install [llama-cpp]" in last_install and "ETA" in last_install
         assert "member share" in last_share and "ETA" not in last_share
+
+
+def test_a_status_shows_after_the_label_and_a_change_prints_a_plain_line() -> None:
+    terminal, plain = _terminal(), _plain()
+    with ProgressDisplay(console=terminal) as display:
+        display.add_bar("Generating", total=4).per(2).status("batch job b-1 in_progress")
+    assert "Generating (batch job b-1 in_progress)" in terminal.export_text()
+    with ProgressDisplay(console=plain) as display:
+        bar = display.add_bar("Generating", total=4, unit="rows")
+        per_row = bar.per(2)  # an LLM counting two generations a row
+        per_row.status("batch job b-1 in_progress")
+        per_row.status("batch job b-1 in_progress")  # unchanged: no second line
+        per_row(advance=4)
+        per_row.status(None)
+        bar.describe("Done")
+        bar(advance=2)
+    lines = _lines(plain)
+    first, last = lines[0], lines[-1]
+    assert sum("b-1" in line for line in lines) == 2  # one line at the status, one at 2/4
+    assert first.startswith("Generating (batch job b-1 in_progress): 0/4 rows (0%)")
+    assert last.startswith("Done: 4/4 rows (100%)")

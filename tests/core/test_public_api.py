@@ -60,6 +60,19 @@ def test_llm_package_exports() -> None:
         llm.NoSuchLLM  # noqa: B018
 
 
+def test_distilabel_classes_not_here_say_what_to_use_and_where_to_read() -> None:
+    from distilabel_llm.errors import NotAvailableError
+    from distilabel_llm.llm._not_available import NOT_AVAILABLE
+
+    with pytest.raises(NotAvailableError, match=r"use `VLLMServerLLM`.*'Coming from distilabel"):
+        from distilabel_llm.llm import vLLM  # noqa: F401
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name, (_, section) in NOT_AVAILABLE.items():
+        with pytest.raises(ImportError, match=f"`{name}` has no class"):
+            exec(f"from distilabel_llm.llm import {name}", {})
+        assert f"## {section}\n" in readme
+
+
 def test_tasks_package_exports() -> None:
     from distilabel_llm import tasks
 

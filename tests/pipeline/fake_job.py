@@ -10,6 +10,7 @@ Exits 0 when done, 130 after a Ctrl-C (having saved the finished rows).
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from distilabel_llm.pipeline import JobInterrupted, Pipeline
@@ -18,6 +19,8 @@ from distilabel_llm.testing import FakeLLM
 
 
 def main() -> int:
+    # As in a terminal, whatever the runner's shell did (a background job ignores SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     checkpoint, rows, run, seconds_per_row = sys.argv[1:5]
     batch_size = int(sys.argv[5]) if len(sys.argv) > 5 else 2
     generator = FakeLLM(

@@ -63,12 +63,7 @@ def wait_for_rows(path: Path, count: int, process: subprocess.Popen, timeout: fl
 
 def fault_server_module() -> ModuleType:
     """The backends tests' OpenAI-compatible server (a real HTTP server on 127.0.0.1)."""
-    if "fault_server" in sys.modules:  # already imported by the backends tests
-        return sys.modules["fault_server"]
-    path = Path(__file__).parents[1] / "backends" / "fault_server.py"
-    spec = importlib.util.spec_from_file_location("fault_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fault_server"] = module
-    spec.loader.exec_module(module)
-    return module
+    backends = str(Path(__file__).parents[1] / "backends")
+    if backends not in sys.path:  # as when the backends tests were collected first
+        sys.path.append(backends)
+    return importlib.import_module("fault_server")

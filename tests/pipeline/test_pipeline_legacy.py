@@ -128,7 +128,8 @@ def test_a_failing_dry_run_stops_before_the_job(make_llm: MakeLLM, tmp_path: Pat
 
 def test_legacy_arguments_without_a_counterpart_are_explained(make_llm: MakeLLM) -> None:
     pipeline_ = Pipeline(generator=make_llm())
-    with pytest.raises(TypeError, match="`enable_checkpoints` \\(pass `checkpoint=`"):
+    explained = r"`enable_checkpoints` \(pass `checkpoint=`.*'Coming from distilabel 0\.x'"
+    with pytest.raises(TypeError, match=explained):
         pipeline_.generate(_prompts(1), enable_checkpoints=True)
     with pytest.raises(ValueError, match="does not save to a folder on disk"):
         pipeline_.generate(_prompts(1), checkpoint_strategy=DatasetCheckpoint(strategy="hf-hub"))
