@@ -14,6 +14,7 @@ from distilabel_llm.llm.generation import row_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.llm.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.utils.checks import check_positive_int
 
 try:
     import torch
@@ -35,13 +36,16 @@ __all__ = ["TransformersLLM"]
 
 
 class TransformersLLM(LLM):
-    """Generates with a `transformers` causal LM, all rows of a call in one padded batch.
+    """Generates with a `transformers` causal LM, the rows of a call in padded batches.
 
-    Prompts are left-padded (decoder-only models continue from the right end);
-    `num_generations` uses `num_return_sequences` (greedy decoding generates once and repeats
-    it, since its outputs would be identical); prompt tokens are stripped and special tokens
-    skipped. Without `prompt_format` or `prompt_formatting_fn`,
-    prompts are rendered with the tokenizer's chat template when it has one, else `default`.
+    A call runs in one batch, or with `batch_size`, in batches of at most that many prompts of
+    similar length (outputs still in input order): a short prompt then pads to its peers'
+    length, not to the longest of the call. Prompts are left-padded (decoder-only models
+    continue from the right end); `num_generations` uses `num_return_sequences` (greedy
+    decoding generates once and repeats it, since its outputs would be identical); prompt
+    tokens are stripped and special tokens skipped. Without `prompt_format` or
+    `prompt_formatting_fn`, prompts are rendered with the tokenizer's chat template when it
+    has one, else `default`.
 
     Decoding is greedy unless a `temperature` above 0 is set (as on the other backends) or
     `do_sample=True` (at temperature 1); `do_sample=False` or a temperature of 0 is greedy
@@ -68,6 +72,8 @@ class TransformersLLM(LLM):
             `supported_generation_kwargs`.
         device, torch_dtype, model_kwargs: how to load a model given as a path; see
             `from_pretrained`.
+        batch_size: most prompts per batch; a call with more rows runs in batches grouped by
+            prompt length. None: every row of a call in one batch.
     """
 
     supported_generation_kwargs = (
@@ -101,8 +107,12 @@ class TransformersLLM(LLM):
         device: Optional[Union[str, int, torch.device]] = None,
         torch_dtype: Optional[Union[str, torch.dtype]] = None,
         model_kwargs: Optional[Dict[str, Any]] = None,
+        batch_size: Optional[int] = None,
     ) -> None:
         _require_extra()
+        if batch_size is not None:
+            check_positive_int("batch_size", batch_size)
+        self.batch_size = batch_size
         if isinstance(model, (str, os.PathLike)):
             model = os.fspath(model)
             self._source: Optional[Dict[str, Any]] = {
@@ -213,7 +223,31 @@ class TransformersLLM(LLM):
     ) -> List[List[LLMOutput]]:
         settings = dict(generation_kwargs or self.generation_kwargs)
         prompts = self._generate_prompts(inputs)
-        input_ids, attention_mask = self._encode([self._as_text(prompt) for prompt in prompts])
+        encoded = self._tokenize([self._as_text(prompt) for prompt in prompts])
+        offsets = row_offsets(settings, len(inputs))
+        rows: List[List[LLMOutput]] = [[] for _ in prompts]
+        for group in _length_groups(encoded, self.batch_size):
+            made = self._generate_batch(
+                [prompts[i] for i in group],
+                [encoded[i] for i in group],
+                num_generations,
+                settings,
+                tuple(offsets[i] for i in group),
+            )
+            for position, outputs in zip(group, made):
+                rows[position] = outputs
+        return rows
+
+    def _generate_batch(
+        self,
+        prompts: List[Union[str, ChatMessages]],
+        encoded: List[List[int]],
+        num_generations: int,
+        settings: Dict[str, Any],
+        offsets: Tuple[int, ...],
+    ) -> List[List[LLMOutput]]:
+        """One padded `model.generate` over `prompts` (token ids `encoded`)."""
+        input_ids, attention_mask = self._pad(encoded)
         sampling = self._sampling_kwargs(settings)
         # Greedy decoding gives identical sequences, so generate each once and repeat it.
         sequences_per_prompt = num_generations if sampling["do_sample"] else 1
@@ -232,7 +266,6 @@ class TransformersLLM(LLM):
         if sampling["do_sample"] and settings.get("seed") is not None:
             # From the seed and the slots this call fills: reproducible, and distinct from the
             # calls filling other slots of the same rows (another replica's share).
-            offsets = tuple(row_offsets(settings, len(inputs)))
             torch.manual_seed(hash((settings["seed"], offsets)) & 0x7FFF_FFFF_FFFF_FFFF)
         with torch.inference_mode():
             generated = self.model.generate(
@@ -345,8 +378,8 @@ class TransformersLLM(LLM):
             )
         return self._apply_chat_template(prompt)
 
-    def _encode(self, texts: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and attention mask of `texts`, left-padded to a common length."""
+    def _tokenize(self, texts: List[str]) -> List[List[int]]:
+        """The token ids of each of `texts`."""
         # Chat templates that write the BOS token themselves must not get a second one.
         bos = self.tokenizer.bos_token
         starts_with_bos = [bool(bos) and text.startswith(bos) for text in texts]
@@ -359,6 +392,10 @@ class TransformersLLM(LLM):
                 ).input_ids
                 for position, token_ids in zip(positions, ids):
                     encoded[position] = token_ids
+        return encoded
+
+    def _pad(self, encoded: List[List[int]]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask, left-padded to the longest of `encoded`."""
         width = max(len(ids) for ids in encoded)
         pad_id = self._pad_id
         input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded])
@@ -390,6 +427,15 @@ class TransformersLLM(LLM):
             if token in self._eos_ids:
                 return position
         return len(tokens)
+
+
+def _length_groups(encoded: List[List[int]], batch_size: Optional[int]) -> List[List[int]]:
+    """Positions of `encoded` in batches of at most `batch_size`, shortest prompts first, so
+    that each batch pads to a length close to all of its prompts'."""
+    if batch_size is None or len(encoded) <= batch_size:
+        return [list(range(len(encoded)))]
+    by_length = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    return [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
 
 
 def _require_extra() -> None:

@@ -79,6 +79,15 @@ def test_batched_greedy_equals_one_by_one_greedy(
     assert len(lengths) > 1
 
 
+def test_batches_grouped_by_prompt_length_give_the_same_rows_in_input_order(
+    make_llm: Any,
+) -> None:
+    whole = make_llm().generate(ROWS, num_generations=2)
+    assert make_llm(batch_size=2).generate(ROWS, num_generations=2) == whole
+    with pytest.raises(ValueError, match="batch_size"):
+        make_llm(batch_size=0)
+
+
 def test_default_prompts_use_the_chat_template_without_a_second_bos(
     make_llm: Any, hf_model_and_tokenizer: Tuple[Any, Any]
 ) -> None:
