@@ -4,9 +4,10 @@
                          [--legacy-setup]
 
 Each benchmark module (`futures`, `threads`, `process`, `pool`, `backends`, `startup`, `memory`,
-`scaling`, `e2e`, `sampling`, `structured`, `batching`, `ray_members`) runs in this process in
-turn; its rows become summary rows: our figure (median of several runs, with min and max), the
-ideal or the raw backend doing the same work with its ratio taken run by run, and legacy
+`scaling`, `e2e`, `sampling`, `structured`, `batching`, `streaming`, `ray_members`) runs in
+this process in turn; its rows become summary rows: our figure (median of several runs, with
+min and max), the ideal or the raw backend doing the same work with its ratio taken run by
+run, and legacy
 `distilabel==0.6.0`'s figure where it can run the same workload (in its own venv;
 `--legacy-setup` creates `<repo>/.venv-legacy`). A benchmark that cannot run (a missing extra,
 an error) gets a row saying why; the exit status is still 0. `--quick` fits in about 3 minutes
@@ -54,6 +55,7 @@ BENCHMARKS = (
     "sampling",
     "structured",
     "batching",
+    "streaming",
     "ray_members",
 )
 

@@ -8,6 +8,7 @@ i + 1, so neither waits on the other when both can run at once. Finished batches
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import random
@@ -15,7 +16,7 @@ import signal
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Union
 
 from distilabel_llm.errors import (
     DistilabelLLMError,
@@ -42,8 +43,6 @@ __all__ = ["JobInterrupted", "PipelineError", "run_job"]
 
 logger = logging.getLogger("distilabel_llm")
 
-# Generator batches submitted ahead of the one being collected: one running, one queued.
-_GENERATOR_DEPTH = 2
 # This many batches in a row whose every row the model failed on means a model is broken (a
 # dead process, a server down): the job stops, and those rows are left unwritten so that re-running
 # it retries them instead of keeping them as failures.
@@ -177,19 +176,23 @@ class _Job:
         self.shuffle: Optional[random.Random] = None
 
     def run(self, batches: List[List[Dict[str, Any]]]) -> None:
-        generating: List[_Batch] = []
-        labelling: Optional[_Batch] = None
+        # The generator keeps as many batches submitted as its runner asks (a pool: enough for
+        # every member); the labeller one running while the next is submitted (more measured
+        # no faster); batches are collected and written in input order.
+        generating: Deque[_Batch] = collections.deque()
+        labelling: Deque[_Batch] = collections.deque()
+        generating_ahead = self.generator.runner.calls_ahead if self.generator else 1
+        labelling_ahead = 2 if self.labeller else 1
         for index in range(len(batches)):
-            while len(generating) < _GENERATOR_DEPTH and index + len(generating) < len(batches):
+            while len(generating) < generating_ahead and index + len(generating) < len(batches):
                 generating.append(self._submit_generation(batches[index + len(generating)]))
-            batch = generating.pop(0)
+            batch = generating.popleft()
             self._collect_generation(batch)
-            next_labelling = self._submit_labelling(batch.rows)
-            if labelling is not None:
-                self._finish(labelling)
-            labelling = next_labelling
-        if labelling is not None:
-            self._finish(labelling)
+            labelling.append(self._submit_labelling(batch.rows))
+            while len(labelling) >= labelling_ahead:
+                self._finish(labelling.popleft())
+        while labelling:
+            self._finish(labelling.popleft())
         if self._held:
             self._write(self._held)
 

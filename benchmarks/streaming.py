@@ -1,0 +1,127 @@
+"""Batch jobs over pools: a `Pipeline` job against the pool called once on the same rows, and a
+job with a generator and a labeller against the slower of the two alone.
+
+Members are `ProcessLLM`s running `FakeLLM`s that sleep 4 ms a generation, started and warmed
+before timing. Rows: a job of 400 rows in batches of 8 over a balanced pool of 4 replicas,
+against one `pool.generate` of the 400 rows (target: within 1.05x); a job of 200 rows whose
+generator and labeller are each a balanced pool of 2, against the slower of the generator-only
+and labeller-only jobs (target: within 1.10x). Runs alternate.
+
+Run: `python -m benchmarks.streaming [--quick]` or `python benchmarks/streaming.py [--quick]`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import from the repository, not benchmarks/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import functools
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from benchmarks._summary import COLUMNS, cells, summary_row
+from benchmarks._table import print_table, run_script
+from distilabel_llm.llm import LLMPool, ProcessLLM
+from distilabel_llm.pipeline import Pipeline
+from distilabel_llm.tasks import TextGenerationTask
+from distilabel_llm.testing import FakeLLM
+
+__all__ = ["main", "run"]
+
+LATENCY = 0.004
+BATCH = 8
+POOL_TARGET = 1.05
+OVERLAP_TARGET = 1.10
+
+
+def _pool(replicas: int, name: str) -> LLMPool:
+    task = TextGenerationTask()
+    members = [
+        ProcessLLM(
+            task,
+            functools.partial(FakeLLM, model_name=f"{name}-{i}", latency_per_generation=LATENCY),
+        )
+        for i in range(replicas)
+    ]
+    for member in members:
+        member.generate([{"input": "warm-up"}]).result()
+    return LLMPool(members, strategy="balance")
+
+
+def _seconds(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _job(rows: List[Dict[str, Any]], **models: Any) -> Callable[[], Any]:
+    return lambda: Pipeline(**models).generate(rows, batch_size=BATCH, display_progress_bar=False)
+
+
+def run(quick: bool = False) -> List[Dict[str, Any]]:
+    """Measures both comparisons; returns summary rows."""
+    repeats = 3 if quick else 7
+    rows = [{"input": f"row {i}"} for i in range(400)]
+    pool = _pool(4, "replica")
+    try:
+        jobs: List[float] = []
+        calls: List[float] = []
+        for index in range(repeats):
+            pair = [(jobs, _job(rows, generator=pool)), (calls, lambda: pool.generate(rows))]
+            for times, call in pair if index % 2 == 0 else reversed(pair):
+                times.append(_seconds(call))
+    finally:
+        pool.teardown()
+    rows = rows[:200]
+    generator, labeller = _pool(2, "generator"), _pool(2, "labeller")
+    try:
+        both: List[float] = []
+        slower: List[float] = []
+        for _ in range(repeats):
+            alone = _seconds(_job(rows, generator=generator))
+            alone = max(alone, _seconds(_job(rows, labeller=labeller)))
+            slower.append(alone)
+            both.append(_seconds(_job(rows, generator=generator, labeller=labeller)))
+    finally:
+        generator.teardown()
+        labeller.teardown()
+    results = [
+        summary_row(
+            "streaming",
+            f"Pipeline job, 400 rows in batches of {BATCH}, balanced pool of 4 replicas "
+            f"({LATENCY * 1000:g} ms a row), against one pool.generate of the same rows",
+            "s",
+            jobs,
+            reference=calls,
+            reference_kind="one pool.generate",
+            target=f"<= {POOL_TARGET:g}x",
+        ),
+        summary_row(
+            "streaming",
+            f"Pipeline job with a generator and a labeller (each a pool of 2), 200 rows in "
+            f"batches of {BATCH}, against the slower of the two alone",
+            "s",
+            both,
+            reference=slower,
+            reference_kind="slower stage alone",
+            target=f"<= {OVERLAP_TARGET:g}x",
+        ),
+    ]
+    for row, target in zip(results, (POOL_TARGET, OVERLAP_TARGET)):
+        row["met"] = row["ratio"] <= target
+    return results
+
+
+def print_results(rows: List[Dict[str, Any]]) -> None:
+    print_table("Batch jobs over pools", COLUMNS, [cells(row) for row in rows])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_script(__doc__, run, print_results, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
