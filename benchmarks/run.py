@@ -3,13 +3,12 @@
     python -m benchmarks [--quick] [--only NAME,...] [--json out.json] [--markdown out.md]
                          [--legacy-setup]
 
-Each benchmark module (`futures`, `threads`, `process`, `pool`, `backends`, `startup`, `memory`,
-`scaling`, `e2e`, `sampling`, `structured`, `batching`, `streaming`, `ray_members`) runs in
-this process in turn; its rows become summary rows: our figure (median of several runs, with
+Each benchmark module (`futures`, `threads`, `process`, `pool`, `streaming`, `backends`,
+`startup`, `memory`, `scaling`, `e2e`, `sampling`, `structured`, `batching`, `ray_members`) runs
+in this process in turn; its rows become summary rows: our figure (median of several runs, with
 min and max), the ideal or the raw backend doing the same work with its ratio taken run by
-run, and legacy
-`distilabel==0.6.0`'s figure where it can run the same workload (in its own venv;
-`--legacy-setup` creates `<repo>/.venv-legacy`). A benchmark that cannot run (a missing extra,
+run, and legacy `distilabel==0.6.0`'s figure where it can run the same workload (in its own
+venv; `--legacy-setup` creates `<repo>/.venv-legacy`). A benchmark that cannot run (a missing extra,
 an error) gets a row saying why; the exit status is still 0. `--quick` fits in about 3 minutes
 on a 2-core machine, the full run in about 9.
 """
@@ -47,6 +46,7 @@ BENCHMARKS = (
     "threads",
     "process",
     "pool",
+    "streaming",
     "backends",
     "startup",
     "memory",
@@ -55,7 +55,6 @@ BENCHMARKS = (
     "sampling",
     "structured",
     "batching",
-    "streaming",
     "ray_members",
 )
 
