@@ -5,7 +5,8 @@ Members are `ProcessLLM`s running `FakeLLM`s that sleep 4 ms a generation, start
 before timing. Rows: a job of 400 rows in batches of 8 over a balanced pool of 4 replicas,
 against one `pool.generate` of the 400 rows (target: within 1.05x); a job of 200 rows whose
 generator and labeller are each a balanced pool of 2, against the slower of the generator-only
-and labeller-only jobs (target: within 1.10x). Runs alternate.
+and labeller-only jobs (target: within 1.10x). Runs alternate. The note gives how busy the
+job kept the pool's members (`Pipeline.stats.busy_s_by_member` against the job's time).
 
 Run: `python -m benchmarks.streaming [--quick]` or `python benchmarks/streaming.py [--quick]`.
 """
@@ -57,8 +58,20 @@ def _seconds(call: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def _run(pipeline: Pipeline, rows: List[Dict[str, Any]]) -> Callable[[], Any]:
+    return lambda: pipeline.generate(rows, batch_size=BATCH, display_progress_bar=False)
+
+
 def _job(rows: List[Dict[str, Any]], **models: Any) -> Callable[[], Any]:
-    return lambda: Pipeline(**models).generate(rows, batch_size=BATCH, display_progress_bar=False)
+    return _run(Pipeline(**models), rows)
+
+
+def _busy_share(pipeline: Pipeline) -> str:
+    """How busy the job kept the generator's members: the least and the most."""
+    stats = pipeline.stats
+    assert stats is not None
+    shares = [seconds / stats.elapsed_s for seconds in stats.busy_s_by_member.values()]
+    return f"members busy {100 * min(shares):.0f}-{100 * max(shares):.0f}% of the job's time"
 
 
 def run(quick: bool = False) -> List[Dict[str, Any]]:
@@ -69,10 +82,13 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
     try:
         jobs: List[float] = []
         calls: List[float] = []
+        pipeline = Pipeline(generator=pool)
+        job = _run(pipeline, rows)
         for index in range(repeats):
-            pair = [(jobs, _job(rows, generator=pool)), (calls, lambda: pool.generate(rows))]
+            pair = [(jobs, job), (calls, lambda: pool.generate(rows))]
             for times, call in pair if index % 2 == 0 else reversed(pair):
                 times.append(_seconds(call))
+        busy = _busy_share(pipeline)
     finally:
         pool.teardown()
     rows = rows[:200]
@@ -98,6 +114,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
             reference=calls,
             reference_kind="one pool.generate",
             target=f"<= {POOL_TARGET:g}x",
+            note=busy,
         ),
         summary_row(
             "streaming",

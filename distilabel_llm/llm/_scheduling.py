@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
+from distilabel_llm.llm._busy_clock import BusyClock
 from distilabel_llm.llm._callbacks import report_progress
 from distilabel_llm.llm._isolation import Isolation
 from distilabel_llm.llm._units import Unit, balanced_units, spread_units
@@ -74,6 +75,7 @@ class Job:
         balanced: bool,
         rng: random.Random,
         isolation: Isolation,
+        busy: BusyClock,
         closed: Callable[[], bool],
         stall_timeout: Optional[float],
         progress: Optional[ProgressCallback],
@@ -87,6 +89,7 @@ class Job:
         self.balanced = balanced
         self.rng = rng
         self.isolation = isolation
+        self.busy = busy
         self.closed = closed
         self.stall_timeout = stall_timeout
         self.progress = progress
@@ -143,6 +146,8 @@ class Job:
             self.isolation.forget(self.events)
             for member in self.alone:
                 self.isolation.release(member)
+            for _, member in self.in_flight.values():  # left behind: no longer this call's
+                self.busy.stop(member)
         unfilled = sum(output is None for row in self.rows for output in row)
         if unfilled:  # a broken promise must never pass as `None` outputs
             raise RuntimeError(f"LLMPool left {unfilled} generation(s) unfilled; please report.")
@@ -235,6 +240,7 @@ class Job:
         unit.started = time.monotonic()
         self.in_flight[future] = (unit, member)
         self.load[member] += 1
+        self.busy.start(member)
         future.add_done_callback(self.events.put)
 
     def _rows_in_flight(self) -> Dict[int, int]:
@@ -270,6 +276,7 @@ class Job:
     def _collect(self, future: Future[Any]) -> None:
         unit, member = self.in_flight.pop(future)
         self.load[member] -= 1
+        self.busy.stop(member)
         if member in self.alone:
             self.alone.discard(member)
             self.isolation.release(member)

@@ -26,6 +26,7 @@ from typing import (
     Union,
 )
 
+from distilabel_llm.llm._busy_clock import BusyClock
 from distilabel_llm.llm._isolation import Isolation
 from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
 from distilabel_llm.llm.base import LLM, ProgressCallback
@@ -94,6 +95,7 @@ class LLMPool(StoppingContext):
         self._random = random.Random(seed)
         self.stall_timeout = stall_timeout
         self._isolation = Isolation()
+        self._busy = BusyClock(len(llms))
         self._executors: Dict[int, ThreadPoolExecutor] = {}
         self._executors_lock = threading.Lock()
         self._closed = False
@@ -213,6 +215,12 @@ class LLMPool(StoppingContext):
         return False
 
     @property
+    def busy_seconds(self) -> List[float]:
+        """Seconds each member has had work in flight since the pool was made, counted once
+        however many calls kept it busy: set against wall time, how busy each member was."""
+        return self._busy.seconds()
+
+    @property
     def member_names(self) -> List[str]:
         """A label per member for progress displays: its model, and where it runs when known
         (its GPU, or its Ray node). Never waits: a member still loading is labelled
@@ -276,6 +284,7 @@ class LLMPool(StoppingContext):
             balanced=self.strategy == "balance",
             rng=self._random,
             isolation=self._isolation,
+            busy=self._busy,
             closed=lambda: self._closed,
             stall_timeout=self.stall_timeout,
             progress=progress_callback_func,

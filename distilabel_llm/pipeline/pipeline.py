@@ -192,6 +192,7 @@ class Pipeline:
             offline_jobs.restore(self.generator)
         runners: Dict[int, LLMRunner] = {}
         started = time.monotonic()
+        busy_before: List[float] = []
         try:
             if done and display is not None:
                 retrying = f"; retrying the {len(redo)} that failed" if redo else ""
@@ -219,6 +220,7 @@ class Pipeline:
             if labeller is not None:
                 labeller.generation_kwargs = settings["labeller"]
             started = time.monotonic()  # models are loaded now: time the generation only
+            busy_before = list(getattr(self.generator, "busy_seconds", None) or [])
             with display if display is not None else contextlib.nullcontext():
                 new = run_job(
                     todo,
@@ -241,6 +243,13 @@ class Pipeline:
             raise
         finally:
             stats.elapsed_s = time.monotonic() - started
+            if busy_before:
+                stats.busy_s_by_member = {
+                    name: after - before
+                    for name, before, after in zip(
+                        self.generator.member_names, busy_before, self.generator.busy_seconds
+                    )
+                }
             if offline:
                 offline_jobs.keep(self.generator)
             for runner in runners.values():

@@ -24,6 +24,9 @@ class JobStats:
     output_tokens_by_model: Dict[str, int] = field(default_factory=dict)
     generations_by_member: Dict[str, int] = field(default_factory=dict)
     output_tokens_by_member: Dict[str, int] = field(default_factory=dict)
+    busy_s_by_member: Dict[str, float] = field(default_factory=dict)
+    """Seconds each pool member had work in flight during the job: against `elapsed_s`, how
+    busy it was (a member well under the others waited on the slowest)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_outputs(self, outputs: List[LLMOutput]) -> None:

@@ -32,7 +32,8 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
     """A rich table of what the job did, one line per pool member (or per model).
 
     Tokens per second are over the job's wall time, so a pool's lines add up to its total;
-    each pool member's tokens are the ones it made.
+    each pool member's tokens are the ones it made, and its "busy" share is the part of the
+    wall time it had work in flight (one well under the others waited on the slowest).
 
     Args:
         stats: `Pipeline.stats` after the job.
@@ -51,14 +52,16 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
     table.add_column("Generations", justify="right")
     table.add_column("Output tokens", justify="right")
     table.add_column("Tokens/s", justify="right")
+    busy = stats.busy_s_by_member if getattr(generator, "llms", None) else {}
+    if busy:
+        table.add_column("Busy", justify="right")
     elapsed = max(stats.elapsed_s, 1e-9)
     for name, generations, tokens in _lines(stats, generator):
-        table.add_row(
-            escape(display_name(name)),
-            f"{generations:,}",
-            f"{tokens:,.0f}",
-            f"{tokens / elapsed:,.1f}",
-        )
+        cells = [escape(display_name(name)), f"{generations:,}", f"{tokens:,.0f}"]
+        cells.append(f"{tokens / elapsed:,.1f}")
+        if busy:
+            cells.append(f"{min(busy.get(name, 0.0) / elapsed, 1.0):.0%}")
+        table.add_row(*cells)
     return table
 
 

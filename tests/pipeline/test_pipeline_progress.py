@@ -45,12 +45,16 @@ def test_rich_bars_with_one_line_per_pool_member(make_llm: MakeLLM) -> None:
     assert pipeline.stats is not None
     shares = pipeline.stats.generations_by_member
     assert set(shares) == {"#0 alpha", "#1 beta"} and sum(shares.values()) == 20
+    busy = pipeline.stats.busy_s_by_member  # each member had work in flight, within the job
+    assert set(busy) == set(shares)
+    assert all(0 < seconds <= pipeline.stats.elapsed_s for seconds in busy.values())
 
     console = Console(record=True, width=120, file=io.StringIO())
     console.print(summary_table(pipeline.stats, pool))
     summary = console.export_text()
     assert "20 rows generated" in summary
     assert "#0 alpha" in summary and "#1 beta" in summary
+    assert "Busy" in summary and re.search(r"#0 alpha\s.*\d+%", summary)
 
 
 def test_labelling_bar_and_resume_message(make_llm: MakeLLM, tmp_path) -> None:
