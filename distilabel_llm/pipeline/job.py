@@ -1,9 +1,11 @@
 """One run of a pipeline: batches through the generator, then the labeller, then to disk.
 
 Batches go through in input order. The generator always has the next batch queued while it
-works on the current one, and the labeller rates batch i while the generator works on batch
-i + 1, so neither waits on the other when both can run at once. Finished batches are handed to
-`on_rows_done` in input order, which is what keeps the checkpoint a prefix of the input.
+works on the current one (a pool: twice as many batches as it has members, so that none idles
+while a batch is collected and written), and the labeller rates batch i while the generator
+works on batch i + 1, so neither waits on the other when both can run at once. Finished
+batches are handed to `on_rows_done` in input order, which is what keeps the checkpoint a
+prefix of the input.
 """
 
 from __future__ import annotations
