@@ -118,11 +118,17 @@ class AsyncLLM(LLM):
         num_generations: int = 1,
         generation_kwargs: Optional[Dict[str, Any]] = None,
     ) -> List[List[LLMOutput]]:
+        prompts, offsets, settings = self._requests(inputs, generation_kwargs)
+        return self._loop.run(self._generate_rows(prompts, offsets, num_generations, settings))
+
+    def _requests(
+        self, inputs: List[Dict[str, Any]], generation_kwargs: Optional[Dict[str, Any]]
+    ) -> Tuple[List[Union[str, ChatMessages]], List[int], Dict[str, Any]]:
+        """The rows' prompts, their first generation slots, and the settings without them."""
         settings = dict(generation_kwargs or self.generation_kwargs)
         offsets = row_offsets(settings, len(inputs))
         settings.pop(OFFSET, None)
-        prompts = self._generate_prompts(inputs)
-        return self._loop.run(self._generate_rows(prompts, offsets, num_generations, settings))
+        return self._generate_prompts(inputs), offsets, settings
 
     # Errors: how a backend explains its own (see OpenAILLM).
 

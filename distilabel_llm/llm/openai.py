@@ -37,7 +37,7 @@ from distilabel_llm.llm._openai_client import (
 )
 from distilabel_llm.llm.async_llm import AsyncLLM, AsyncResult
 from distilabel_llm.llm.base import GenerateResult, ProgressCallback, PromptFormattingFn
-from distilabel_llm.llm.generation import OFFSET, check_generation_kwargs, row_offsets
+from distilabel_llm.llm.generation import check_generation_kwargs
 from distilabel_llm.llm.outputs import LLMOutput
 from distilabel_llm.llm.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
@@ -322,10 +322,7 @@ class OpenAILLM(AsyncLLM):
     ) -> List[List[LLMOutput]]:
         if not self.use_offline_batch_generation:
             return super()._generate(inputs, num_generations, generation_kwargs)
-        settings = dict(generation_kwargs or self.generation_kwargs)
-        offsets = row_offsets(settings, len(inputs))
-        settings.pop(OFFSET, None)
-        prompts = self._generate_prompts(inputs)
+        prompts, offsets, settings = self._requests(inputs, generation_kwargs)
         if not self._offline_lock.acquire(blocking=False):
             raise RuntimeError(
                 f"{self!r} is already running an offline batch call: it makes one batch job at "

@@ -224,7 +224,12 @@ class TransformersLLM(LLM):
         settings = dict(generation_kwargs or self.generation_kwargs)
         prompts = self._generate_prompts(inputs)
         encoded = self._tokenize([self._as_text(prompt) for prompt in prompts])
-        offsets = row_offsets(settings, len(inputs))
+        if self._sampling_kwargs(settings)["do_sample"] and settings.get("seed") is not None:
+            # Once per call, from the seed and the slots it fills: reproducible, distinct from
+            # the calls filling other slots of the same rows (another replica's share), and one
+            # stream for all of the call's batches, so that no two batches share draws.
+            offsets = tuple(row_offsets(settings, len(inputs)))
+            torch.manual_seed(hash((settings["seed"], offsets)) & 0x7FFF_FFFF_FFFF_FFFF)
         rows: List[List[LLMOutput]] = [[] for _ in prompts]
         for group in _length_groups(encoded, self.batch_size):
             made = self._generate_batch(
@@ -232,7 +237,6 @@ class TransformersLLM(LLM):
                 [encoded[i] for i in group],
                 num_generations,
                 settings,
-                tuple(offsets[i] for i in group),
             )
             for position, outputs in zip(group, made):
                 rows[position] = outputs
@@ -244,7 +248,6 @@ class TransformersLLM(LLM):
         encoded: List[List[int]],
         num_generations: int,
         settings: Dict[str, Any],
-        offsets: Tuple[int, ...],
     ) -> List[List[LLMOutput]]:
         """One padded `model.generate` over `prompts` (token ids `encoded`)."""
         input_ids, attention_mask = self._pad(encoded)
@@ -263,10 +266,6 @@ class TransformersLLM(LLM):
                     )
                 ]
             )
-        if sampling["do_sample"] and settings.get("seed") is not None:
-            # From the seed and the slots this call fills: reproducible, and distinct from the
-            # calls filling other slots of the same rows (another replica's share).
-            torch.manual_seed(hash((settings["seed"], offsets)) & 0x7FFF_FFFF_FFFF_FFFF)
         with torch.inference_mode():
             generated = self.model.generate(
                 input_ids=input_ids.to(self.model.device),

@@ -186,10 +186,16 @@ class Pipeline:
         self.stats = stats = JobStats(rows_total=len(rows), rows_resumed=len(done) - len(redo))
         display = ProgressDisplay(console=console) if display_progress_bar else None
         todo = [rows[i] for i in redo] + rows[len(done) :]
-        offline_jobs = OfflineJobs(Path(f"{store.path}.batch.json") if store else None)
+        offline_jobs: Optional[OfflineJobs] = None
         if offline:  # one job for every row left, fetched (not sent again) by a rerun
             batch_size = max(len(todo), 1)
-            offline_jobs.restore(self.generator)
+            offline_jobs = OfflineJobs(Path(f"{store.path}.batch.json") if store else None, todo)
+            try:
+                offline_jobs.restore(self.generator)
+            except BaseException:
+                if store is not None:
+                    store.close()
+                raise
         runners: Dict[int, LLMRunner] = {}
         started = time.monotonic()
         busy_before: List[float] = []
@@ -250,7 +256,7 @@ class Pipeline:
                         self.generator.member_names, busy_before, self.generator.busy_seconds
                     )
                 }
-            if offline:
+            if offline_jobs is not None:
                 offline_jobs.keep(self.generator)
             for runner in runners.values():
                 runner.close()

@@ -119,6 +119,10 @@ def test_a_pipeline_job_stopped_before_its_batch_is_done_fetches_it_when_run_aga
     with _llm(server) as llm, pytest.raises(OfflineBatchNotFinishedError):
         Pipeline(generator=llm).generate(rows, **job)
     assert json.loads(saved.read_text())["jobs_ids"] == ["batch-1"]
+    other_rows = [{"input": f"other {i}"} for i in range(5)]
+    with _llm(server) as llm, pytest.raises(ValueError, match="was sent for other rows"):
+        Pipeline(generator=llm).generate(other_rows, **job)  # its results would land wrongly
+    assert json.loads(saved.read_text())["jobs_ids"] == ["batch-1"]  # still kept
     with _llm(server) as llm:  # the same job, run again by a new process
         done = Pipeline(generator=llm).generate(rows, **job)
     assert [row["generations"] for row in done] == [[f"echo 0: row {i}"] for i in range(5)]

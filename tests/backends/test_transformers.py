@@ -88,6 +88,14 @@ def test_batches_grouped_by_prompt_length_give_the_same_rows_in_input_order(
         make_llm(batch_size=0)
 
 
+def test_batches_of_one_call_sample_from_one_seeded_stream(make_llm: Any) -> None:
+    llm = make_llm(batch_size=1, temperature=1.0, generation_kwargs={"seed": 3})
+    twice = [{"input": "Hello world"}] * 2  # the same prompt, in two batches
+    first, second = (row[0]["raw_output"] for row in llm.generate(twice))
+    assert first != second  # each batch draws its own numbers
+    assert [row[0]["raw_output"] for row in llm.generate(twice)] == [first, second]
+
+
 def test_default_prompts_use_the_chat_template_without_a_second_bos(
     make_llm: Any, hf_model_and_tokenizer: Tuple[Any, Any]
 ) -> None:
