@@ -6,7 +6,8 @@ before timing. Rows: a job of 400 rows in batches of 8 over a balanced pool of 4
 against one `pool.generate` of the 400 rows (target: within 1.05x); a job of 200 rows whose
 generator and labeller are each a balanced pool of 2, against the slower of the generator-only
 and labeller-only jobs (target: within 1.10x). Runs alternate. The note gives how busy the
-job kept the pool's members (`Pipeline.stats.busy_s_by_member` against the job's time).
+job kept the pool's members (`Pipeline.stats.busy_s_by_member` against the job's time) and the
+longest any of them sat idle, waiting on the slowest member or on the job (the summary's Idle).
 
 Run: `python -m benchmarks.streaming [--quick]` or `python benchmarks/streaming.py [--quick]`.
 """
@@ -70,8 +71,13 @@ def _busy_share(pipeline: Pipeline) -> str:
     """How busy the job kept the generator's members: the least and the most."""
     stats = pipeline.stats
     assert stats is not None
-    shares = [seconds / stats.elapsed_s for seconds in stats.busy_s_by_member.values()]
-    return f"members busy {100 * min(shares):.0f}-{100 * max(shares):.0f}% of the job's time"
+    busy = list(stats.busy_s_by_member.values())
+    shares = [seconds / stats.elapsed_s for seconds in busy]
+    idle = stats.elapsed_s - min(busy)
+    return (
+        f"members busy {100 * min(shares):.0f}-{100 * max(shares):.0f}% of the job's time, "
+        f"idle at most {1000 * idle:.0f} ms"
+    )
 
 
 def run(quick: bool = False) -> List[Dict[str, Any]]:

@@ -12,6 +12,10 @@ class TokenStatistics(TypedDict, total=False):
 
     input_tokens: int
     output_tokens: int
+    padding_tokens: int
+    """Positions computed for this generation that are neither its prompt nor its output: its
+    prompt padded to its batch's longest, and steps run after it ended while its batch went on.
+    Only backends that batch report it; distilabel 1.x's statistics leave it out."""
 
 
 class LLMOutput(TypedDict):

@@ -286,13 +286,17 @@ class TransformersLLM(LLM):
             )
         ]
         input_lengths = attention_mask.sum(dim=1).tolist()
+        width, steps = input_ids.shape[1], len(new_tokens[0])
         rows: List[List[LLMOutput]] = []
         for row, prompt in enumerate(prompts):
             outputs = []
             for generation in range(num_generations):
                 index = row * sequences_per_prompt + generation % sequences_per_prompt
+                prompt_padding = width - int(input_lengths[row])
                 statistics = TokenStatistics(
-                    input_tokens=int(input_lengths[row]), output_tokens=lengths[index]
+                    input_tokens=int(input_lengths[row]),
+                    output_tokens=lengths[index],
+                    padding_tokens=prompt_padding + _steps_after_end(lengths[index], steps),
                 )
                 outputs.append(
                     self._output(prompt, texts[index], statistics, structured=structured)
@@ -426,6 +430,11 @@ class TransformersLLM(LLM):
             if token in self._eos_ids:
                 return position
         return len(tokens)
+
+
+def _steps_after_end(length: int, steps: int) -> int:
+    """Decoding steps a batch ran for a sequence after it ended (its EOS is its last step)."""
+    return max(0, steps - length - 1)
 
 
 def _length_groups(encoded: List[List[int]], batch_size: Optional[int]) -> List[List[int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from distilabel_llm.llm.outputs import LLMOutput, output_tokens
 
@@ -22,6 +22,10 @@ class JobStats:
     elapsed_s: float = 0.0
     generations_by_model: Dict[str, int] = field(default_factory=dict)
     output_tokens_by_model: Dict[str, int] = field(default_factory=dict)
+    input_tokens_by_model: Dict[str, int] = field(default_factory=dict)
+    padding_tokens_by_model: Dict[str, int] = field(default_factory=dict)
+    """Positions each model computed that were neither prompt nor output (a batching backend's
+    padding; see `TokenStatistics.padding_tokens`); absent for backends that report none."""
     generations_by_member: Dict[str, int] = field(default_factory=dict)
     output_tokens_by_member: Dict[str, int] = field(default_factory=dict)
     busy_s_by_member: Dict[str, float] = field(default_factory=dict)
@@ -30,19 +34,37 @@ class JobStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_outputs(self, outputs: List[LLMOutput]) -> None:
-        """Counts one row's outputs that have text, by model: generations and output tokens."""
+        """Counts one row's outputs that have text, by model: generations and tokens."""
         for output in outputs:
             if output["raw_output"] is None:
                 continue
             model = output["model_name"]
-            self.generations_by_model[model] = self.generations_by_model.get(model, 0) + 1
-            self.output_tokens_by_model[model] = self.output_tokens_by_model.get(
-                model, 0
-            ) + output_tokens([output])
+            _add(self.generations_by_model, model, 1)
+            _add(self.output_tokens_by_model, model, output_tokens([output]))
+            statistics = output.get("statistics") or {}
+            _add(self.input_tokens_by_model, model, statistics.get("input_tokens") or 0)
+            if "padding_tokens" in statistics:
+                _add(self.padding_tokens_by_model, model, statistics["padding_tokens"])
+
+    def padding_share(self, model: str) -> Optional[float]:
+        """The share of the positions `model` computed that were padding; None if unreported."""
+        if model not in self.padding_tokens_by_model:
+            return None
+        padding = self.padding_tokens_by_model[model]
+        computed = (
+            padding
+            + self.input_tokens_by_model.get(model, 0)
+            + self.output_tokens_by_model.get(model, 0)
+        )
+        return padding / computed if computed else 0.0
 
     def count_member(self, name: str, advance: int, tokens: int = 0) -> None:
         """Counts `advance` generations, of `tokens` output tokens, done by the pool member
         `name` (from any thread)."""
         with self._lock:
-            self.generations_by_member[name] = self.generations_by_member.get(name, 0) + advance
-            self.output_tokens_by_member[name] = self.output_tokens_by_member.get(name, 0) + tokens
+            _add(self.generations_by_member, name, advance)
+            _add(self.output_tokens_by_member, name, tokens)
+
+
+def _add(counts: Dict[str, int], key: str, value: int) -> None:
+    counts[key] = counts.get(key, 0) + value

@@ -32,8 +32,10 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
     """A rich table of what the job did, one line per pool member (or per model).
 
     Tokens per second are over the job's wall time, so a pool's lines add up to its total;
-    each pool member's tokens are the ones it made, and its "busy" share is the part of the
-    wall time it had work in flight (one well under the others waited on the slowest).
+    each pool member's tokens are the ones it made, its "busy" share is the part of the wall
+    time it had work in flight and "idle" the seconds it had none (waiting on the slowest
+    member, or on the job). The caption gives the share of the positions a batching backend
+    computed that were padding.
 
     Args:
         stats: `Pipeline.stats` after the job.
@@ -45,7 +47,7 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
             f" ({stats.rows_resumed} resumed, {stats.rows_failed} failed)"
         ),
         title_justify="left",
-        caption=f"{sum(stats.generations_by_model.values()):,} generations with text",
+        caption=_caption(stats),
         caption_justify="left",
     )
     table.add_column("Generator")
@@ -55,14 +57,27 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
     busy = stats.busy_s_by_member if getattr(generator, "llms", None) else {}
     if busy:
         table.add_column("Busy", justify="right")
+        table.add_column("Idle", justify="right")
     elapsed = max(stats.elapsed_s, 1e-9)
     for name, generations, tokens in _lines(stats, generator):
         cells = [escape(display_name(name)), f"{generations:,}", f"{tokens:,.0f}"]
         cells.append(f"{tokens / elapsed:,.1f}")
         if busy:
-            cells.append(f"{min(busy.get(name, 0.0) / elapsed, 1.0):.0%}")
+            busy_s = min(busy.get(name, 0.0), elapsed)
+            cells += [f"{busy_s / elapsed:.0%}", f"{elapsed - busy_s:.1f}s"]
         table.add_row(*cells)
     return table
+
+
+def _caption(stats: JobStats) -> str:
+    caption = f"{sum(stats.generations_by_model.values()):,} generations with text"
+    shares = {m: stats.padding_share(m) or 0.0 for m in stats.padding_tokens_by_model}
+    if len(shares) == 1:
+        caption += f"; padding: {next(iter(shares.values())):.0%} of the positions computed"
+    elif shares:
+        each = ", ".join(f"{display_name(m)} {share:.0%}" for m, share in shares.items())
+        caption += f"; padding (share of the positions computed): {each}"
+    return escape(caption)
 
 
 def _lines(stats: JobStats, generator: Any) -> List[Tuple[str, int, float]]:

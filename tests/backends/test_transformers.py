@@ -49,6 +49,15 @@ def make_llm(hf_model_and_tokenizer: Tuple[Any, Any]) -> Iterator[Any]:
         llm.close()
 
 
+def _without_padding(rows: List[List[Any]]) -> List[List[Any]]:
+    """The rows as they would be in any batch: padding depends on a row's batch-mates."""
+    rows = copy.deepcopy(rows)
+    for outputs in rows:
+        for output in outputs:
+            output["statistics"].pop("padding_tokens")
+    return rows
+
+
 def _reference_greedy(model: Any, tokenizer: Any, prompt: str) -> List[int]:
     """Greedy tokens straight from `model.generate`, one unpadded prompt, up to EOS."""
     ids = tokenizer(prompt, add_special_tokens=not prompt.startswith("<s>"), return_tensors="pt")
@@ -73,17 +82,36 @@ def test_batched_greedy_equals_one_by_one_greedy(
         assert output["raw_output"] == tokenizer.decode(expected, skip_special_tokens=True)
         ended = expected[-1] == tokenizer.eos_token_id
         assert output["statistics"]["output_tokens"] == len(expected) - ended  # EOS not counted
-        assert llm.generate([row]) == [outputs]
+        assert _without_padding(llm.generate([row])) == _without_padding([outputs])
         lengths.add(len(expected))
     # Rows end at different lengths, so the batch was padded after some rows' EOS.
     assert len(lengths) > 1
+
+
+def test_padding_is_reported_for_each_generation(make_llm: Any) -> None:
+    statistics = [outputs[0]["statistics"] for outputs in make_llm().generate(ROWS)]
+    width = max(s["input_tokens"] for s in statistics)
+    # A row shorter than the limit ended on an EOS, which was one more decoding step.
+    steps = max(s["output_tokens"] + (s["output_tokens"] < MAX_NEW_TOKENS) for s in statistics)
+    for s in statistics:  # its prompt padded to the longest, and the steps after its EOS
+        after_end = max(0, steps - s["output_tokens"] - 1)
+        assert s["padding_tokens"] == width - s["input_tokens"] + after_end
+    assert any(s["padding_tokens"] > 0 for s in statistics)
+    (alone,) = make_llm().generate(ROWS[:1])
+    assert alone[0]["statistics"]["padding_tokens"] == 0
 
 
 def test_batches_grouped_by_prompt_length_give_the_same_rows_in_input_order(
     make_llm: Any,
 ) -> None:
     whole = make_llm().generate(ROWS, num_generations=2)
-    assert make_llm(batch_size=2).generate(ROWS, num_generations=2) == whole
+    grouped = make_llm(batch_size=2).generate(ROWS, num_generations=2)
+    assert _without_padding(grouped) == _without_padding(whole)
+    padding = [
+        sum(output["statistics"]["padding_tokens"] for outputs in rows for output in outputs)
+        for rows in (grouped, whole)
+    ]
+    assert padding[0] < padding[1]
     with pytest.raises(ValueError, match="batch_size"):
         make_llm(batch_size=0)
 
@@ -178,8 +206,8 @@ def test_threads_return_a_future_of_the_same_outputs(make_llm: Any) -> None:
 
     future = make_llm(num_threads=2).generate(ROWS[:3])
 
-    assert isinstance(future, Future)
-    assert future.result(timeout=60) == expected
+    assert isinstance(future, Future)  # each thread's batch has its own padding
+    assert _without_padding(future.result(timeout=60)) == _without_padding(expected)
 
 
 def test_from_pretrained_loads_path_dtype_and_options(tiny_models: Any) -> None:

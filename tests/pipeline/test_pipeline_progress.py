@@ -54,7 +54,8 @@ def test_rich_bars_with_one_line_per_pool_member(make_llm: MakeLLM) -> None:
     summary = console.export_text()
     assert "20 rows generated" in summary
     assert "#0 alpha" in summary and "#1 beta" in summary
-    assert "Busy" in summary and re.search(r"#0 alpha\s.*\d+%", summary)
+    assert "Busy" in summary and "Idle" in summary
+    assert re.search(r"#0 alpha\s.*\d+%\s.*\d+\.\ds", summary)  # busy share, idle seconds
 
 
 def test_labelling_bar_and_resume_message(make_llm: MakeLLM, tmp_path) -> None:
