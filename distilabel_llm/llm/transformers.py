@@ -8,8 +8,9 @@ import os
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from distilabel_llm.errors import MissingExtraError
+from distilabel_llm.llm import _continuous_batching as continuous
 from distilabel_llm.llm._grammar import GrammarLogitsProcessor, compile_grammar, llg_tokenizer
-from distilabel_llm.llm.base import LLM, PromptFormattingFn
+from distilabel_llm.llm.base import LLM, PromptFormattingFn, logger
 from distilabel_llm.llm.generation import row_offsets
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.llm.structured import STRUCTURED
@@ -74,6 +75,12 @@ class TransformersLLM(LLM):
             `from_pretrained`.
         batch_size: most prompts per batch; a call with more rows runs in batches grouped by
             prompt length. None: every row of a call in one batch.
+        continuous_batching: decode with transformers' continuous batching
+            (`model.generate_batch`, transformers 5), `batch_size` sequences at a time, a new
+            one starting as soon as one ends, for the same greedy outputs. A call with a
+            structured output, `stop` strings, `repetition_penalty` or a seeded sampling runs
+            in static batches, and so does every call where the installed transformers lacks
+            it (with a warning). Off by default: on a CPU it was slower than static batches.
     """
 
     supported_generation_kwargs = (
@@ -108,11 +115,13 @@ class TransformersLLM(LLM):
         torch_dtype: Optional[Union[str, torch.dtype]] = None,
         model_kwargs: Optional[Dict[str, Any]] = None,
         batch_size: Optional[int] = None,
+        continuous_batching: bool = False,
     ) -> None:
         _require_extra()
         if batch_size is not None:
             check_positive_int("batch_size", batch_size)
         self.batch_size = batch_size
+        self.continuous_batching = continuous_batching
         if isinstance(model, (str, os.PathLike)):
             model = os.fspath(model)
             self._source: Optional[Dict[str, Any]] = {
@@ -224,7 +233,13 @@ class TransformersLLM(LLM):
         settings = dict(generation_kwargs or self.generation_kwargs)
         prompts = self._generate_prompts(inputs)
         encoded = self._tokenize([self._as_text(prompt) for prompt in prompts])
-        if self._sampling_kwargs(settings)["do_sample"] and settings.get("seed") is not None:
+        sampling = self._sampling_kwargs(settings)
+        if (
+            self._continuous
+            and continuous.why_static(settings, sampling, settings.get(STRUCTURED)) is None
+        ):
+            return self._generate_continuously(prompts, encoded, num_generations, settings)
+        if sampling["do_sample"] and settings.get("seed") is not None:
             # Once per call, from the seed and the slots it fills: reproducible, distinct from
             # the calls filling other slots of the same rows (another replica's share), and one
             # stream for all of the call's batches, so that no two batches share draws.
@@ -252,8 +267,7 @@ class TransformersLLM(LLM):
         """One padded `model.generate` over `prompts` (token ids `encoded`)."""
         input_ids, attention_mask = self._pad(encoded)
         sampling = self._sampling_kwargs(settings)
-        # Greedy decoding gives identical sequences, so generate each once and repeat it.
-        sequences_per_prompt = num_generations if sampling["do_sample"] else 1
+        sequences_per_prompt = _sequences_per_prompt(sampling, num_generations)
         stops = settings.get("stop") or []
         if stops:
             sampling.update(stop_strings=stops, tokenizer=self.tokenizer)
@@ -277,6 +291,55 @@ class TransformersLLM(LLM):
                 **sampling,
             )
         new_tokens = generated[:, input_ids.shape[1] :].tolist()
+        width, steps = input_ids.shape[1], len(new_tokens[0])
+        paddings = [
+            width
+            - len(encoded[index // sequences_per_prompt])
+            + _steps_after_end(self._output_length(tokens), steps)
+            for index, tokens in enumerate(new_tokens)
+        ]
+        return self._outputs(
+            prompts, encoded, new_tokens, paddings, num_generations, stops, structured
+        )
+
+    def _generate_continuously(
+        self,
+        prompts: List[Union[str, ChatMessages]],
+        encoded: List[List[int]],
+        num_generations: int,
+        settings: Dict[str, Any],
+    ) -> List[List[LLMOutput]]:
+        """Every prompt through transformers' continuous batching, `batch_size` at a time."""
+        sampling = self._sampling_kwargs(settings)
+        sequences_per_prompt = _sequences_per_prompt(sampling, num_generations)
+        with torch.inference_mode():
+            made = continuous.generate_continuously(
+                self.model,
+                encoded,
+                sequences_per_prompt,
+                settings.get("max_new_tokens", 128),
+                sampling,
+                self._eos_ids,
+                self._pad_id,
+                self.batch_size,
+            )
+        new_tokens = [tokens for sequences in made for tokens in sequences]
+        return self._outputs(
+            prompts, encoded, new_tokens, [0] * len(new_tokens), num_generations, [], None
+        )
+
+    def _outputs(
+        self,
+        prompts: List[Union[str, ChatMessages]],
+        encoded: List[List[int]],
+        new_tokens: List[List[int]],
+        paddings: List[int],
+        num_generations: int,
+        stops: List[str],
+        structured: Any,
+    ) -> List[List[LLMOutput]]:
+        """Each prompt's outputs from its sequences' new tokens (EOS and what follows cut)."""
+        sequences_per_prompt = len(new_tokens) // len(prompts)
         lengths = [self._output_length(tokens) for tokens in new_tokens]
         texts = [
             _cut_at_stop(text, stops)
@@ -285,18 +348,16 @@ class TransformersLLM(LLM):
                 skip_special_tokens=True,
             )
         ]
-        input_lengths = attention_mask.sum(dim=1).tolist()
-        width, steps = input_ids.shape[1], len(new_tokens[0])
         rows: List[List[LLMOutput]] = []
         for row, prompt in enumerate(prompts):
             outputs = []
             for generation in range(num_generations):
+                # Greedy decoding made one sequence per prompt: each generation repeats it.
                 index = row * sequences_per_prompt + generation % sequences_per_prompt
-                prompt_padding = width - int(input_lengths[row])
                 statistics = TokenStatistics(
-                    input_tokens=int(input_lengths[row]),
+                    input_tokens=len(encoded[row]),
                     output_tokens=lengths[index],
-                    padding_tokens=prompt_padding + _steps_after_end(lengths[index], steps),
+                    padding_tokens=paddings[index],
                 )
                 outputs.append(
                     self._output(prompt, texts[index], statistics, structured=structured)
@@ -358,6 +419,14 @@ class TransformersLLM(LLM):
         # Batches need a pad token; EOS is the usual stand-in when the tokenizer has none.
         pad_id = tokenizer.pad_token_id
         self._pad_id: int = pad_id if pad_id is not None else (self._eos_ids or [0])[0]
+        self._continuous = self.continuous_batching and continuous.available(model)
+        if self.continuous_batching and not self._continuous:
+            logger.warning(
+                "transformers %s has no continuous batching (`generate_batch`, transformers 5); "
+                "%s generates in static batches instead.",
+                transformers.__version__,
+                self._name,
+            )
 
     def _unload(self) -> None:
         on_gpu = self.model is not None and self.model.device.type == "cuda"
@@ -430,6 +499,11 @@ class TransformersLLM(LLM):
             if token in self._eos_ids:
                 return position
         return len(tokens)
+
+
+def _sequences_per_prompt(sampling: Dict[str, Any], num_generations: int) -> int:
+    """Sequences to decode per prompt: greedy decoding gives identical ones, so one."""
+    return num_generations if sampling["do_sample"] else 1
 
 
 def _steps_after_end(length: int, steps: int) -> int:

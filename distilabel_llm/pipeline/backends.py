@@ -70,6 +70,7 @@ def load_llm(
     gpu: bool = False,
     base_url: Optional[str] = None,
     api_key: Optional[str] = None,
+    continuous_batching: bool = False,
 ) -> LLM:
     """Loads `model` with `backend` in this process.
 
@@ -82,7 +83,13 @@ def load_llm(
         threads: CPU threads the model may use (local backends); the library default if None.
         gpu: put the whole model on the (first visible) GPU.
         base_url, api_key: where and how to reach an OpenAI-compatible server.
+        continuous_batching: transformers decodes with continuous batching
+            (`TransformersLLM(continuous_batching=True)`).
     """
+    if continuous_batching and backend != "transformers":
+        raise ValueError(
+            f"continuous_batching is a transformers setting; the {backend} backend has none."
+        )
     if backend == "transformers":
         import transformers
 
@@ -96,7 +103,11 @@ def load_llm(
             torch.set_num_threads(threads)
         device = "cuda" if gpu else None
         return TransformersLLM.from_pretrained(
-            model, task, device=device, max_new_tokens=max_new_tokens
+            model,
+            task,
+            device=device,
+            max_new_tokens=max_new_tokens,
+            continuous_batching=continuous_batching,
         )
     if backend == "llama-cpp":
         from distilabel_llm.llm.llama_cpp import LlamaCppLLM

@@ -116,6 +116,36 @@ def test_batches_grouped_by_prompt_length_give_the_same_rows_in_input_order(
         make_llm(batch_size=0)
 
 
+def test_continuous_batching_gives_the_static_batches_greedy_rows(make_llm: Any) -> None:
+    static = make_llm(batch_size=2).generate(ROWS, num_generations=2)
+    continuous = make_llm(batch_size=2, continuous_batching=True)
+    rows = continuous.generate(ROWS, num_generations=2)
+    assert _without_padding(rows) == _without_padding(static)
+    assert all(o["statistics"]["padding_tokens"] == 0 for row in rows for o in row)
+    # Settings it cannot honour run in static batches, with the same results.
+    stop = {"max_new_tokens": MAX_NEW_TOKENS, "stop": [" "]}
+    assert continuous.generate(ROWS, generation_kwargs=stop) == make_llm(batch_size=2).generate(
+        ROWS, generation_kwargs=stop
+    )
+
+
+def test_continuous_batching_samples_distinct_generations(make_llm: Any) -> None:
+    llm = make_llm(continuous_batching=True, temperature=1.0)
+    rows = llm.generate(ROWS[:2], num_generations=3)
+    assert [len({output["raw_output"] for output in row}) for row in rows] == [3, 3]
+
+
+def test_continuous_batching_falls_back_where_transformers_lacks_it(
+    make_llm: Any, hf_model_and_tokenizer: Tuple[Any, Any], monkeypatch: Any, caplog: Any
+) -> None:
+    model, _ = hf_model_and_tokenizer
+    monkeypatch.setattr(type(model), "generate_batch", None)  # as in transformers 4
+    with caplog.at_level("WARNING", logger="distilabel_llm"):
+        llm = make_llm(continuous_batching=True)
+    assert "has no continuous batching" in caplog.text
+    assert llm.generate(ROWS) == make_llm().generate(ROWS)
+
+
 def test_batches_of_one_call_sample_from_one_seeded_stream(make_llm: Any) -> None:
     llm = make_llm(batch_size=1, temperature=1.0, generation_kwargs={"seed": 3})
     twice = [{"input": "Hello world"}] * 2  # the same prompt, in two batches

@@ -234,6 +234,33 @@ def test_bad_arguments_exit_with_usage(capsys) -> None:
         main(["generate", "--input", "x", "--output", "y", "--backend", "vllm", "--model", "m"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'vllm'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "generate", "--input", "x", "--output", "y", "--backend", "llama-cpp",
+                "--model", "m.gguf", "--continuous-batching",
+            ]
+        )  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "--continuous-batching needs --backend transformers" in capsys.readouterr().err
+
+
+@needs_models
+def test_continuous_batching_flag_reaches_transformers(tmp_path: Path, tiny_models, capsys) -> None:
+    prompts = _prompts(tmp_path / "in.jsonl", 3)
+    outputs = []
+    for flags in ([], ["--continuous-batching"]):
+        out = tmp_path / f"out{len(flags)}.jsonl"
+        code = main(
+            [
+                "generate", "--input", str(prompts), "--output", str(out),
+                "--backend", "transformers", "--model", str(tiny_models.hf_path),
+                "--processes", "0", "--max-new-tokens", "6", "--no-progress", *flags,
+            ]
+        )  # fmt: skip
+        assert code == 0, capsys.readouterr()
+        outputs.append([row["generations"] for row in read_rows(out)])
+    assert outputs[0] == outputs[1]  # greedy: the same rows either way
 
 
 @pytest.mark.skipif(

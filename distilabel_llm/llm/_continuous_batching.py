@@ -1,0 +1,109 @@
+"""Continuous batching with transformers' `generate_batch`: a sequence that ends makes room
+for the next at once, instead of its batch running on until its longest sequence ends.
+
+transformers 5 has it (`model.generate_batch`); it swallows a failed run into a log line and
+returns what it has, so every request is checked here and a missing one fails the call, and
+it sizes its cache to most of the free memory unless told, so the cache is sized here to the
+call's own requests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+__all__ = ["available", "generate_continuously", "why_static"]
+
+# Tokens a cache page holds; small pages waste little on short sequences.
+_PAGE_SIZE = 32
+# Prompt tokens at most in one forward pass (the longest prompt always fits).
+_MAX_BATCH_TOKENS = 2048
+
+
+def available(model: Any) -> bool:
+    """Whether the installed transformers offers continuous batching for `model`."""
+    return callable(getattr(model, "generate_batch", None))
+
+
+def why_static(
+    settings: Dict[str, Any], sampling: Dict[str, Any], structured: Any
+) -> Optional[str]:
+    """Why a call with these settings runs in static batches instead, or None.
+
+    transformers' continuous batching drops a repetition penalty (with a warning), has no
+    grammar or stop strings, and draws samples from one stream for all requests, so that a
+    seeded call could not reproduce each row's samples.
+    """
+    if structured is not None:
+        return "structured output"
+    if settings.get("stop"):
+        return "stop strings"
+    if "repetition_penalty" in sampling:
+        return "repetition_penalty"
+    if sampling["do_sample"] and settings.get("seed") is not None:
+        return "a seed"
+    return None
+
+
+def generate_continuously(
+    model: Any,
+    encoded: List[List[int]],
+    sequences_per_prompt: int,
+    max_new_tokens: int,
+    sampling: Dict[str, Any],
+    eos_ids: List[int],
+    pad_id: int,
+    max_requests: Optional[int],
+) -> List[List[List[int]]]:
+    """The new tokens of `sequences_per_prompt` sequences for each prompt of `encoded`.
+
+    Args:
+        max_requests: sequences decoded at once (the LLM's `batch_size`); None: all of them.
+
+    Raises:
+        RuntimeError: if transformers returned no tokens, or an error, for some sequence.
+    """
+    from transformers import GenerationConfig
+    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+    requests = len(encoded) * sequences_per_prompt
+    at_once = min(max_requests or requests, requests)
+    # Room for the longest sequences that can run at once, and a page to spare for each.
+    pages = sorted(
+        (
+            math.ceil((len(ids) + max_new_tokens) / _PAGE_SIZE)
+            for ids in encoded
+            for _ in range(sequences_per_prompt)
+        ),
+        reverse=True,
+    )
+    longest = max(len(ids) for ids in encoded)
+    cache = ContinuousBatchingConfig(
+        page_size=_PAGE_SIZE,
+        num_blocks=sum(pages[:at_once]) + at_once,
+        max_batch_tokens=max(longest + 1, _MAX_BATCH_TOKENS),
+        max_requests_per_batch=at_once,
+    )
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        num_return_sequences=sequences_per_prompt,
+        eos_token_id=eos_ids or None,
+        pad_token_id=pad_id,
+        **sampling,
+    )
+    results = model.generate_batch(
+        encoded, generation_config=config, continuous_batching_config=cache, progress_bar=False
+    )
+    # In input order, each prompt's extra sequences just before it (transformers' own order).
+    outputs = list(results.values())
+    failed = [output for output in outputs if output.error is not None]
+    if len(outputs) != requests or failed:
+        reason = failed[0].error if failed else "the generation loop stopped early"
+        raise RuntimeError(
+            f"Continuous batching returned {len(outputs) - len(failed)} of {requests} "
+            f"sequences ({reason}); pass continuous_batching=False to use static batches."
+        )
+    return [
+        [list(output.generated_tokens) for output in outputs[start : start + sequences_per_prompt]]
+        for start in range(0, requests, sequences_per_prompt)
+    ]
