@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Un
 
 from distilabel_llm.errors import MissingExtraError
 from distilabel_llm.llm import _continuous_batching as continuous
+from distilabel_llm.llm import _static_batching as static
 from distilabel_llm.llm._grammar import GrammarLogitsProcessor, compile_grammar, llg_tokenizer
 from distilabel_llm.llm.base import LLM, PromptFormattingFn, logger
 from distilabel_llm.llm.generation import row_offsets
@@ -246,7 +247,7 @@ class TransformersLLM(LLM):
             offsets = tuple(row_offsets(settings, len(inputs)))
             torch.manual_seed(hash((settings["seed"], offsets)) & 0x7FFF_FFFF_FFFF_FFFF)
         rows: List[List[LLMOutput]] = [[] for _ in prompts]
-        for group in _length_groups(encoded, self.batch_size):
+        for group in static.length_groups(encoded, self.batch_size):
             made = self._generate_batch(
                 [prompts[i] for i in group],
                 [encoded[i] for i in group],
@@ -265,7 +266,6 @@ class TransformersLLM(LLM):
         settings: Dict[str, Any],
     ) -> List[List[LLMOutput]]:
         """One padded `model.generate` over `prompts` (token ids `encoded`)."""
-        input_ids, attention_mask = self._pad(encoded)
         sampling = self._sampling_kwargs(settings)
         sequences_per_prompt = _sequences_per_prompt(sampling, num_generations)
         stops = settings.get("stop") or []
@@ -273,31 +273,19 @@ class TransformersLLM(LLM):
             sampling.update(stop_strings=stops, tokenizer=self.tokenizer)
         structured = settings.get(STRUCTURED)
         if structured is not None:
+            grammar = self._grammar(structured)
             sampling["logits_processor"] = transformers.LogitsProcessorList(
-                [
-                    GrammarLogitsProcessor(
-                        self._llg_tokenizer(), self._grammar(structured), self._eos_ids
-                    )
-                ]
+                [GrammarLogitsProcessor(self._llg_tokenizer(), grammar, self._eos_ids)]
             )
-        with torch.inference_mode():
-            generated = self.model.generate(
-                input_ids=input_ids.to(self.model.device),
-                attention_mask=attention_mask.to(self.model.device),
-                max_new_tokens=settings.get("max_new_tokens", 128),
-                num_return_sequences=sequences_per_prompt,
-                pad_token_id=self._pad_id,
-                eos_token_id=self._eos_ids or None,
-                **sampling,
-            )
-        new_tokens = generated[:, input_ids.shape[1] :].tolist()
-        width, steps = input_ids.shape[1], len(new_tokens[0])
-        paddings = [
-            width
-            - len(encoded[index // sequences_per_prompt])
-            + _steps_after_end(self._output_length(tokens), steps)
-            for index, tokens in enumerate(new_tokens)
-        ]
+        new_tokens, paddings = static.generate_padded(
+            self.model,
+            encoded,
+            sequences_per_prompt,
+            settings.get("max_new_tokens", 128),
+            sampling,
+            self._eos_ids,
+            self._pad_id,
+        )
         return self._outputs(
             prompts, encoded, new_tokens, paddings, num_generations, stops, structured
         )
@@ -340,7 +328,7 @@ class TransformersLLM(LLM):
     ) -> List[List[LLMOutput]]:
         """Each prompt's outputs from its sequences' new tokens (EOS and what follows cut)."""
         sequences_per_prompt = len(new_tokens) // len(prompts)
-        lengths = [self._output_length(tokens) for tokens in new_tokens]
+        lengths = [static.tokens_before_eos(tokens, self._eos_ids) for tokens in new_tokens]
         texts = [
             _cut_at_stop(text, stops)
             for text in self.tokenizer.batch_decode(
@@ -466,16 +454,6 @@ class TransformersLLM(LLM):
                     encoded[position] = token_ids
         return encoded
 
-    def _pad(self, encoded: List[List[int]]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and attention mask, left-padded to the longest of `encoded`."""
-        width = max(len(ids) for ids in encoded)
-        pad_id = self._pad_id
-        input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded])
-        attention_mask = torch.tensor(
-            [[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded]
-        )
-        return input_ids, attention_mask
-
     def _sampling_kwargs(self, settings: Dict[str, Any]) -> Dict[str, Any]:
         """`model.generate`'s arguments for the settings: sampling when `do_sample` says so,
         or, when it is not set, when a temperature above 0 is; a temperature of 0 is greedy
@@ -492,32 +470,10 @@ class TransformersLLM(LLM):
         names = ("temperature", "top_k", "top_p", "typical_p")
         return {"do_sample": True, **penalty, **{n: settings[n] for n in names if n in settings}}
 
-    def _output_length(self, tokens: List[int]) -> int:
-        """Generated tokens before the first EOS (not counted, as llama.cpp and OpenAI do not);
-        the rest is padding."""
-        for position, token in enumerate(tokens):
-            if token in self._eos_ids:
-                return position
-        return len(tokens)
-
 
 def _sequences_per_prompt(sampling: Dict[str, Any], num_generations: int) -> int:
     """Sequences to decode per prompt: greedy decoding gives identical ones, so one."""
     return num_generations if sampling["do_sample"] else 1
-
-
-def _steps_after_end(length: int, steps: int) -> int:
-    """Decoding steps a batch ran for a sequence after it ended (its EOS is its last step)."""
-    return max(0, steps - length - 1)
-
-
-def _length_groups(encoded: List[List[int]], batch_size: Optional[int]) -> List[List[int]]:
-    """Positions of `encoded` in batches of at most `batch_size`, shortest prompts first, so
-    that each batch pads to a length close to all of its prompts'."""
-    if batch_size is None or len(encoded) <= batch_size:
-        return [list(range(len(encoded)))]
-    by_length = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    return [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
 
 
 def _require_extra() -> None:
