@@ -54,8 +54,9 @@ def generate_continuously(
     eos_ids: List[int],
     pad_id: int,
     max_requests: Optional[int],
-) -> List[List[List[int]]]:
-    """The new tokens of `sequences_per_prompt` sequences for each prompt of `encoded`.
+) -> List[List[int]]:
+    """The new tokens of each sequence, `sequences_per_prompt` for each prompt of `encoded`
+    (a prompt's sequences together, in prompt order).
 
     Args:
         max_requests: sequences decoded at once (the LLM's `batch_size`); None: all of them.
@@ -63,6 +64,7 @@ def generate_continuously(
     Raises:
         RuntimeError: if transformers returned no tokens, or an error, for some sequence.
     """
+    import torch
     from transformers import GenerationConfig
     from transformers.generation.configuration_utils import ContinuousBatchingConfig
 
@@ -91,10 +93,11 @@ def generate_continuously(
         pad_token_id=pad_id,
         **sampling,
     )
-    results = model.generate_batch(
-        encoded, generation_config=config, continuous_batching_config=cache, progress_bar=False
-    )
-    # In input order, each prompt's extra sequences just before it (transformers' own order).
+    with torch.inference_mode():
+        results = model.generate_batch(
+            encoded, generation_config=config, continuous_batching_config=cache, progress_bar=False
+        )
+    # In prompt order, each prompt's sequences together (its extra ones, then itself).
     outputs = list(results.values())
     failed = [output for output in outputs if output.error is not None]
     if len(outputs) != requests or failed:
@@ -103,7 +106,4 @@ def generate_continuously(
             f"Continuous batching returned {len(outputs) - len(failed)} of {requests} "
             f"sequences ({reason}); pass continuous_batching=False to use static batches."
         )
-    return [
-        [list(output.generated_tokens) for output in outputs[start : start + sequences_per_prompt]]
-        for start in range(0, requests, sequences_per_prompt)
-    ]
+    return [list(output.generated_tokens) for output in outputs]

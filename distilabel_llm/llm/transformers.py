@@ -239,7 +239,18 @@ class TransformersLLM(LLM):
             self._continuous
             and continuous.why_static(settings, sampling, settings.get(STRUCTURED)) is None
         ):
-            return self._generate_continuously(prompts, encoded, num_generations, settings)
+            new_tokens = continuous.generate_continuously(
+                self.model,
+                encoded,
+                _sequences_per_prompt(sampling, num_generations),
+                settings.get("max_new_tokens", 128),
+                sampling,
+                self._eos_ids,
+                self._pad_id,
+                self.batch_size,
+            )
+            paddings = [0] * len(new_tokens)  # none: a sequence leaves as it ends
+            return self._outputs(prompts, encoded, new_tokens, paddings, num_generations)
         if sampling["do_sample"] and settings.get("seed") is not None:
             # Once per call, from the seed and the slots it fills: reproducible, distinct from
             # the calls filling other slots of the same rows (another replica's share), and one
@@ -290,32 +301,6 @@ class TransformersLLM(LLM):
             prompts, encoded, new_tokens, paddings, num_generations, stops, structured
         )
 
-    def _generate_continuously(
-        self,
-        prompts: List[Union[str, ChatMessages]],
-        encoded: List[List[int]],
-        num_generations: int,
-        settings: Dict[str, Any],
-    ) -> List[List[LLMOutput]]:
-        """Every prompt through transformers' continuous batching, `batch_size` at a time."""
-        sampling = self._sampling_kwargs(settings)
-        sequences_per_prompt = _sequences_per_prompt(sampling, num_generations)
-        with torch.inference_mode():
-            made = continuous.generate_continuously(
-                self.model,
-                encoded,
-                sequences_per_prompt,
-                settings.get("max_new_tokens", 128),
-                sampling,
-                self._eos_ids,
-                self._pad_id,
-                self.batch_size,
-            )
-        new_tokens = [tokens for sequences in made for tokens in sequences]
-        return self._outputs(
-            prompts, encoded, new_tokens, [0] * len(new_tokens), num_generations, [], None
-        )
-
     def _outputs(
         self,
         prompts: List[Union[str, ChatMessages]],
@@ -323,14 +308,14 @@ class TransformersLLM(LLM):
         new_tokens: List[List[int]],
         paddings: List[int],
         num_generations: int,
-        stops: List[str],
-        structured: Any,
+        stops: Optional[List[str]] = None,
+        structured: Any = None,
     ) -> List[List[LLMOutput]]:
         """Each prompt's outputs from its sequences' new tokens (EOS and what follows cut)."""
         sequences_per_prompt = len(new_tokens) // len(prompts)
         lengths = [static.tokens_before_eos(tokens, self._eos_ids) for tokens in new_tokens]
         texts = [
-            _cut_at_stop(text, stops)
+            _cut_at_stop(text, stops or [])
             for text in self.tokenizer.batch_decode(
                 [tokens[:length] for tokens, length in zip(new_tokens, lengths)],
                 skip_special_tokens=True,
