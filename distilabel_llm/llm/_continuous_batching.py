@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
-__all__ = ["available", "generate_continuously", "why_static"]
+__all__ = ["available", "generate_continuously", "suits"]
 
 # Tokens a cache page holds; small pages waste little on short sequences.
 _PAGE_SIZE = 32
@@ -25,24 +25,17 @@ def available(model: Any) -> bool:
     return callable(getattr(model, "generate_batch", None))
 
 
-def why_static(
-    settings: Dict[str, Any], sampling: Dict[str, Any], structured: Any
-) -> Optional[str]:
-    """Why a call with these settings runs in static batches instead, or None.
+def suits(settings: Dict[str, Any], sampling: Dict[str, Any], structured: Any) -> bool:
+    """Whether a call with these settings can run with continuous batching.
 
-    transformers' continuous batching drops a repetition penalty (with a warning), has no
-    grammar or stop strings, and draws samples from one stream for all requests, so that a
-    seeded call could not reproduce each row's samples.
+    It cannot honour a structured output or stop strings (it has neither), nor a repetition
+    penalty (it drops it, with a warning), nor a seed (all requests draw from one stream, so a
+    row's samples could not be reproduced): such calls run in static batches.
     """
-    if structured is not None:
-        return "structured output"
-    if settings.get("stop"):
-        return "stop strings"
-    if "repetition_penalty" in sampling:
-        return "repetition_penalty"
-    if sampling["do_sample"] and settings.get("seed") is not None:
-        return "a seed"
-    return None
+    seeded = sampling["do_sample"] and settings.get("seed") is not None
+    return not (
+        structured is not None or settings.get("stop") or "repetition_penalty" in sampling or seeded
+    )
 
 
 def generate_continuously(

@@ -235,10 +235,7 @@ class TransformersLLM(LLM):
         prompts = self._generate_prompts(inputs)
         encoded = self._tokenize([self._as_text(prompt) for prompt in prompts])
         sampling = self._sampling_kwargs(settings)
-        if (
-            self._continuous
-            and continuous.why_static(settings, sampling, settings.get(STRUCTURED)) is None
-        ):
+        if self._continuous and continuous.suits(settings, sampling, settings.get(STRUCTURED)):
             new_tokens = continuous.generate_continuously(
                 self.model,
                 encoded,

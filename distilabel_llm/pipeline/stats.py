@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from distilabel_llm.llm.outputs import LLMOutput, output_tokens
 
@@ -46,11 +46,9 @@ class JobStats:
             if "padding_tokens" in statistics:
                 _add(self.padding_tokens_by_model, model, statistics["padding_tokens"])
 
-    def padding_share(self, model: str) -> Optional[float]:
-        """The share of the positions `model` computed that were padding; None if unreported."""
-        if model not in self.padding_tokens_by_model:
-            return None
-        padding = self.padding_tokens_by_model[model]
+    def padding_share(self, model: str) -> float:
+        """The share of the positions `model` computed that were padding (0 if unreported)."""
+        padding = self.padding_tokens_by_model.get(model, 0)
         computed = (
             padding
             + self.input_tokens_by_model.get(model, 0)

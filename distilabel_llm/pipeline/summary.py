@@ -71,7 +71,7 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
 
 def _caption(stats: JobStats) -> str:
     caption = f"{sum(stats.generations_by_model.values()):,} generations with text"
-    shares = {m: stats.padding_share(m) or 0.0 for m in stats.padding_tokens_by_model}
+    shares = {model: stats.padding_share(model) for model in stats.padding_tokens_by_model}
     if len(shares) == 1:
         caption += f"; padding: {next(iter(shares.values())):.0%} of the positions computed"
     elif shares:

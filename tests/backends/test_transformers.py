@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import io
 from concurrent.futures import Future
 from typing import Any, Iterator, List, Tuple
 
 import pytest
+from rich.console import Console
 
+from distilabel_llm.pipeline import Pipeline
+from distilabel_llm.pipeline.summary import summary_table
 from distilabel_llm.tasks import TextGenerationTask
 
 torch = pytest.importorskip("torch", reason="the `transformers` extra is not installed")
@@ -99,6 +103,20 @@ def test_padding_is_reported_for_each_generation(make_llm: Any) -> None:
     assert any(s["padding_tokens"] > 0 for s in statistics)
     (alone,) = make_llm().generate(ROWS[:1])
     assert alone[0]["statistics"]["padding_tokens"] == 0
+
+
+def test_a_jobs_summary_gives_the_share_of_padding(make_llm: Any) -> None:
+    pipeline = Pipeline(generator=make_llm())
+    pipeline.generate(ROWS, batch_size=len(ROWS), display_progress_bar=False)
+    stats = pipeline.stats
+    assert stats is not None
+    (model,) = stats.padding_tokens_by_model
+    assert 0 < stats.padding_share(model) < 1
+    console = Console(record=True, width=200, file=io.StringIO())
+    console.print(summary_table(stats))
+    assert f"padding: {stats.padding_share(model):.0%} of the positions computed" in (
+        console.export_text()
+    )
 
 
 def test_batches_grouped_by_prompt_length_give_the_same_rows_in_input_order(
