@@ -72,9 +72,9 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
 def _caption(stats: JobStats) -> str:
     caption = f"{sum(stats.generations_by_model.values()):,} generations with text"
     shares = {model: stats.padding_share(model) for model in stats.padding_tokens_by_model}
-    if len(shares) == 1:
+    if len(stats.generations_by_model) == 1 and shares:
         caption += f"; padding: {next(iter(shares.values())):.0%} of the positions computed"
-    elif shares:
+    elif shares:  # name the models that batch, which are not all of them
         each = ", ".join(f"{display_name(m)} {share:.0%}" for m, share in shares.items())
         caption += f"; padding (share of the positions computed): {each}"
     return escape(caption)
