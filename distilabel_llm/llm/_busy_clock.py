@@ -35,10 +35,6 @@ class BusyClock:
             if self._running[member] == 0:
                 self._busy[member] += time.monotonic() - self._since[member]
 
-    def units(self, member: int) -> int:
-        """Units the member has in flight now, for all of the pool's calls."""
-        return self._running[member]
-
     def seconds(self) -> List[float]:
         """Each member's busy seconds so far, the unit running now included."""
         now = time.monotonic()

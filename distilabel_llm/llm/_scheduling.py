@@ -24,7 +24,6 @@ from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
 from distilabel_llm.llm._busy_clock import BusyClock
 from distilabel_llm.llm._callbacks import report_progress
 from distilabel_llm.llm._isolation import Isolation
-from distilabel_llm.llm._turns import Turns
 from distilabel_llm.llm._units import Unit, balanced_units, spread_units
 from distilabel_llm.llm.base import ProgressCallback, logger
 from distilabel_llm.llm.generation import OFFSET, row_offsets, without_offset
@@ -37,13 +36,8 @@ MemberProgressCallback = Callable[..., None]
 Submit = Callable[[int, List[Dict[str, Any]], int, Dict[str, Any]], "Future[Any]"]
 
 # Units each member holds at once under "balance": one running, one queued behind it so the
-# member never waits on the bridge between two units; more would commit units to members early
-# and leave the end of a call waiting on the slowest (measured on 4 replicas: 1.04x the ideal
-# at 2, 1.15x at 3). Across the pool's calls, one more, from the next call in line: a `Pipeline`
-# keeps several calls on a pool, and while the oldest ends the next must already be queued
-# (measured, job against one `pool.generate` of its rows: 1.03x at 2, 1.01x at 3).
+# member never waits on the bridge between two units.
 _UNITS_IN_FLIGHT = 2
-_POOL_UNITS_IN_FLIGHT = 3
 # A row in flight on this many members that died is not sent again.
 _MAX_CRASHES_PER_ROW = 2
 
@@ -61,8 +55,6 @@ class Job:
         balanced: "balance" (units pulled by any member) rather than "spread".
         rng: the pool's random source (the order of extra generations under "spread").
         isolation: the pool's record of members running a suspect row alone.
-        turns: the order in which the pool's calls get members (under "balance").
-        busy: the pool's clock of members' busy time and units in flight, across its calls.
         closed: whether the pool has been torn down.
         stall_timeout: under "spread", seconds after which a unit still running may be backed
             up by a member of another model; None: only by members of its own model.
@@ -83,7 +75,6 @@ class Job:
         balanced: bool,
         rng: random.Random,
         isolation: Isolation,
-        turns: Turns,
         busy: BusyClock,
         closed: Callable[[], bool],
         stall_timeout: Optional[float],
@@ -98,7 +89,6 @@ class Job:
         self.balanced = balanced
         self.rng = rng
         self.isolation = isolation
-        self.turns = turns
         self.busy = busy
         self.closed = closed
         self.stall_timeout = stall_timeout
@@ -132,20 +122,16 @@ class Job:
 
     def run(self) -> List[List[LLMOutput]]:
         self.isolation.listen(self.events)
-        self.turns.join(self.events, lambda: bool(self.shared))
         try:
             while True:
-                waiting = bool(self.shared)
                 self._dispatch()
-                if waiting and not self.shared:  # members this call left free are the next's
-                    self.turns.wake_others(self.events)
                 if not self.in_flight and not self._queued():
                     break
                 try:
                     event = self.events.get(timeout=self._next_stall_check())
                 except queue.Empty:
                     continue
-                if event is not None:  # None: another call may have left a member free
+                if event is not None:  # None: another call released a member
                     self._collect(event)
         except BaseException as error:
             for future in list(self.in_flight):
@@ -158,7 +144,6 @@ class Job:
             raise
         finally:
             self.isolation.forget(self.events)
-            self.turns.leave(self.events)
             for member in self.alone:
                 self.isolation.release(member)
             for _, member in self.in_flight.values():  # left behind: no longer this call's
@@ -201,13 +186,7 @@ class Job:
     def _wants_work(self, member: int) -> bool:
         if self.suspects and self.load[member] > 0:
             return False  # drain, so that the member can take a suspect alone
-        if not self.balanced:
-            return True
-        return (
-            self.load[member] < _UNITS_IN_FLIGHT
-            and self.busy.units(member) < _POOL_UNITS_IN_FLIGHT
-            and self.turns.mine(self.events)
-        )
+        return not self.balanced or self.load[member] < _UNITS_IN_FLIGHT
 
     def _next_unit(self, member: int) -> Optional[Unit]:
         if self.own[member]:
@@ -298,7 +277,6 @@ class Job:
         unit, member = self.in_flight.pop(future)
         self.load[member] -= 1
         self.busy.stop(member)
-        self.turns.wake_others(self.events)
         if member in self.alone:
             self.alone.discard(member)
             self.isolation.release(member)

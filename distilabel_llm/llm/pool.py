@@ -29,7 +29,6 @@ from typing import (
 from distilabel_llm.llm._busy_clock import BusyClock
 from distilabel_llm.llm._isolation import Isolation
 from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
-from distilabel_llm.llm._turns import Turns
 from distilabel_llm.llm.base import LLM, ProgressCallback
 from distilabel_llm.llm.conversations import Conversation, generate_outputs
 from distilabel_llm.llm.outputs import GenerateOutput, LLMOutput
@@ -96,7 +95,6 @@ class LLMPool(StoppingContext):
         self._random = random.Random(seed)
         self.stall_timeout = stall_timeout
         self._isolation = Isolation()
-        self._turns = Turns()
         self._busy = BusyClock(len(llms))
         self._executors: Dict[int, ThreadPoolExecutor] = {}
         self._executors_lock = threading.Lock()
@@ -286,7 +284,6 @@ class LLMPool(StoppingContext):
             balanced=self.strategy == "balance",
             rng=self._random,
             isolation=self._isolation,
-            turns=self._turns,
             busy=self._busy,
             closed=lambda: self._closed,
             stall_timeout=self.stall_timeout,

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import List
 
 import pytest
-from waiting import wait_until
 
 from distilabel_llm import TextGenerationTask
 from distilabel_llm.errors import PoolExhaustedError
@@ -227,38 +226,3 @@ def test_tearing_down_mid_call_fails_the_call_without_failover(task, caplog) -> 
     assert "failed for good" not in caplog.text
     with pytest.raises(RuntimeError, match="torn down"):
         pool.generate(INPUTS)
-
-
-class _GatedLLM(FakeLLM):
-    """Writes down the rows it is given, in order, and holds its first call until `gate`."""
-
-    def __init__(self, task, name: str, served: List[str], gate: threading.Event) -> None:
-        super().__init__(task, model_name=name)
-        self.served = served
-        self.gate = gate
-
-    def _generate(self, inputs, num_generations=1, generation_kwargs=None):
-        self.served.extend(row["input"] for row in inputs)
-        assert self.gate.wait(timeout=30)
-        return super()._generate(inputs, num_generations, generation_kwargs)
-
-
-def test_concurrent_calls_are_served_first_come_first_served(task) -> None:
-    # A `Pipeline` keeps several calls on a pool: the oldest must end first, not all together.
-    gate = threading.Event()
-    served: List[List[str]] = [[], []]
-    members = [_GatedLLM(task, name, served[i], gate) for i, name in enumerate("ab")]
-    first = [{"input": f"first-{i}"} for i in range(8)]
-    second = [{"input": f"second-{i}"} for i in range(8)]
-    with LLMPool(members, strategy="balance") as pool, ThreadPoolExecutor(2) as callers:
-        older = callers.submit(pool.generate, first)
-        assert wait_until(lambda: bool(served[0] and served[1]))  # both hold its units
-        newer = callers.submit(pool.generate, second)
-        assert wait_until(lambda: len(pool._turns._calls) == 2)  # the newer call is in line
-        gate.set()
-        assert len(older.result(timeout=30)) == len(newer.result(timeout=30)) == 8
-    backed_up = {row for row, times in Counter(served[0] + served[1]).items() if times > 1}
-    for rows in served:  # on each member, every row of the older call before any of the newer
-        kinds = [row.split("-")[0] for row in rows if row not in backed_up]
-        assert kinds == sorted(kinds, key=("first", "second").index)
-    assert set(served[0] + served[1]) == {row["input"] for row in first + second}
