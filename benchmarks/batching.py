@@ -110,7 +110,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
     try:
         for llm in llms.values():
             llm.generate(rows[:BATCH])  # loads and warms each
-        for index in range(5 if quick else 9):
+        for index in range(3 if quick else 9):
             order = list(calls)[index % 3 :] + list(calls)[: index % 3]
             for side in order:
                 start = time.perf_counter()
