@@ -133,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_positive,
         default=16,
-        help="rows per model call; a crash loses at most 3 batches in flight (default: 16)",
+        help="rows per model call; a crash loses only the batches in flight, which the next run "
+        "redoes (default: 16)",
     )
     settings = generate.add_argument_group(
         "generation settings",

@@ -104,8 +104,9 @@ class Pipeline:
         Args:
             dataset: a list of dicts, the path of a JSONL file or a `datasets.Dataset`.
             num_generations: generator outputs per row.
-            batch_size: rows per model call. A kill loses only the batches in flight (at most
-                three: two generating, one labelling), which the next run redoes.
+            batch_size: rows per model call. A kill loses only the batches in flight, which
+                the next run redoes: two generating (with a pool, twice as many as it has
+                members, at least four) and two labelling.
             checkpoint: a JSONL file that receives each finished row at once. Running the same
                 job again with it generates only the rows missing from it or saved with an
                 `error`, and the finished file holds every input row once, in input order.
