@@ -41,6 +41,14 @@ READY, LOAD_FAILED, RESULTS = "ready", "load_failed", "results"
 # the call (a GPU model) is never handed an unbounded batch.
 _MAX_COALESCED_ROWS = 64
 
+# Offline batch jobs run on the provider, and their ids live in the LLM that sent them: in a
+# process, an actor or a pool, a stopped job's ids would be lost and a rerun would pay again.
+OFFLINE_ELSEWHERE = (
+    "{name} sends offline batch jobs (use_offline_batch_generation=True), which run on the "
+    "provider, not in a process, an actor or a pool: give it to Pipeline(generator=...) or "
+    "call its generate() directly, so that an unfinished job's ids are kept for the rerun."
+)
+
 # How often the child checks that its parent is still alive.
 _PARENT_CHECK_SECONDS = 0.25
 
@@ -78,6 +86,8 @@ def load_llm(payload: bytes) -> Any:
             f"`load_llm_fn` must return a distilabel_llm `LLM`, but it returned "
             f"{type(llm).__qualname__}."
         )
+    if getattr(llm, "use_offline_batch_generation", False):
+        raise ValueError(OFFLINE_ELSEWHERE.format(name=type(llm).__qualname__))
     llm.load()
     return llm
 

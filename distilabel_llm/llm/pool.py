@@ -29,6 +29,7 @@ from typing import (
 from distilabel_llm.llm._busy_clock import BusyClock
 from distilabel_llm.llm._isolation import Isolation
 from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
+from distilabel_llm.llm._worker import OFFLINE_ELSEWHERE
 from distilabel_llm.llm.base import LLM, ProgressCallback
 from distilabel_llm.llm.conversations import Conversation, generate_outputs
 from distilabel_llm.llm.outputs import GenerateOutput, LLMOutput
@@ -86,6 +87,9 @@ class LLMPool(StoppingContext):
                 "The `llms` argument must contain only `ProcessLLM`s, `RayLLM`s or `LLM`s."
             )
         _check_tasks(llms)
+        for llm in llms:
+            if getattr(llm, "use_offline_batch_generation", False):
+                raise ValueError(OFFLINE_ELSEWHERE.format(name=type(llm).__qualname__))
         if strategy not in ("spread", "balance"):
             raise ValueError(f"`strategy` must be 'spread' or 'balance', not {strategy!r}.")
         if stall_timeout is not None and not stall_timeout > 0:

@@ -16,10 +16,12 @@ from typing import Any, Iterator, List
 import pytest
 from rich.console import Console
 
-from distilabel_llm.errors import OfflineBatchNotFinishedError
+from distilabel_llm.errors import OfflineBatchNotFinishedError, ProcessLLMError
+from distilabel_llm.llm import LLMPool, ProcessLLM
 from distilabel_llm.pipeline import Pipeline, read_jsonl
 from distilabel_llm.progress import generate_with_progress
 from distilabel_llm.tasks import TextGenerationTask
+from distilabel_llm.testing import FakeLLM
 
 pytest.importorskip("openai", reason="the `openai` extra is not installed")
 
@@ -106,6 +108,23 @@ def test_the_error_crosses_processes_and_bad_settings_are_named(server: FaultSer
         _llm(server, num_threads=2)
     with _llm(server) as llm, pytest.raises(NotImplementedError, match="Offline batch"):
         Pipeline(labeller=llm)
+
+
+@pytest.mark.timeout(60)
+def test_batch_jobs_are_refused_in_a_process_or_a_pool(server: FaultServer) -> None:
+    # There, an unfinished job's ids would die with the LLM, and a rerun would pay again.
+    url = server.url
+    process = ProcessLLM(TextGenerationTask(), lambda task: _offline_llm(task, url))
+    with process, pytest.raises(ProcessLLMError, match="sends offline batch jobs"):
+        process.generate(ROWS).result(timeout=30)
+    with _llm(server) as offline, pytest.raises(ValueError, match="not in a process"):
+        LLMPool([offline, FakeLLM(TextGenerationTask())])
+
+
+def _offline_llm(task: Any, url: str) -> OpenAILLM:
+    return OpenAILLM(
+        task, model="fault-model", base_url=url, api_key="k", use_offline_batch_generation=True
+    )
 
 
 def test_a_pipeline_job_stopped_before_its_batch_is_done_fetches_it_when_run_again(
