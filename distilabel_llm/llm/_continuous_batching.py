@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
+from distilabel_llm.llm._static_batching import tokens_before_eos
+
 __all__ = ["available", "generate_continuously", "suits"]
 
 # Tokens a cache page holds; small pages waste little on short sequences.
@@ -48,8 +50,8 @@ def generate_continuously(
     pad_id: int,
     max_requests: Optional[int],
 ) -> List[List[int]]:
-    """The new tokens of each sequence, `sequences_per_prompt` for each prompt of `encoded`
-    (a prompt's sequences together, in prompt order).
+    """The new tokens of each sequence up to its EOS, `sequences_per_prompt` for each prompt
+    of `encoded` (a prompt's sequences together, in prompt order).
 
     Args:
         max_requests: sequences decoded at once (the LLM's `batch_size`); None: all of them.
@@ -99,4 +101,7 @@ def generate_continuously(
             f"Continuous batching returned {len(outputs) - len(failed)} of {requests} "
             f"sequences ({reason}); pass continuous_batching=False to use static batches."
         )
-    return [list(output.generated_tokens) for output in outputs]
+    return [
+        list(output.generated_tokens[: tokens_before_eos(output.generated_tokens, eos_ids)])
+        for output in outputs
+    ]

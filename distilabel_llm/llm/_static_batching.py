@@ -26,8 +26,8 @@ def generate_padded(
     eos_ids: List[int],
     pad_id: int,
 ) -> Tuple[List[List[int]], List[int]]:
-    """One batch: the new tokens of each sequence (a prompt's sequences together, in prompt
-    order), and the positions each computed beyond its own tokens (its padding)."""
+    """One batch: the new tokens of each sequence up to its EOS (a prompt's sequences
+    together, in prompt order), and the positions each computed beyond its own (its padding)."""
     import torch  # the transformers extra's; this module imports without it
 
     width = max(len(ids) for ids in encoded)
@@ -43,14 +43,16 @@ def generate_padded(
             eos_token_id=eos_ids or None,
             **sampling,
         )
-    new_tokens: List[List[int]] = generated[:, width:].tolist()
-    steps = len(new_tokens[0])
-    paddings = []
-    for index, tokens in enumerate(new_tokens):
+    steps = generated.shape[1] - width
+    ended = [
+        tokens[: tokens_before_eos(tokens, eos_ids)] for tokens in generated[:, width:].tolist()
+    ]
+    paddings = [
         # After its EOS (its last useful step) a sequence only waits for the batch's longest.
-        after_end = max(0, steps - tokens_before_eos(tokens, eos_ids) - 1)
-        paddings.append(width - len(encoded[index // sequences_per_prompt]) + after_end)
-    return new_tokens, paddings
+        width - len(encoded[index // sequences_per_prompt]) + max(0, steps - len(tokens) - 1)
+        for index, tokens in enumerate(ended)
+    ]
+    return ended, paddings
 
 
 def tokens_before_eos(tokens: List[int], eos_ids: List[int]) -> int:

@@ -308,15 +308,12 @@ class TransformersLLM(LLM):
         stops: Optional[List[str]] = None,
         structured: Any = None,
     ) -> List[List[LLMOutput]]:
-        """Each prompt's outputs from its sequences' new tokens (EOS and what follows cut)."""
+        """Each prompt's outputs from its sequences' new tokens (up to their EOS)."""
         sequences_per_prompt = len(new_tokens) // len(prompts)
-        lengths = [static.tokens_before_eos(tokens, self._eos_ids) for tokens in new_tokens]
+        lengths = [len(tokens) for tokens in new_tokens]
         texts = [
             _cut_at_stop(text, stops or [])
-            for text in self.tokenizer.batch_decode(
-                [tokens[:length] for tokens, length in zip(new_tokens, lengths)],
-                skip_special_tokens=True,
-            )
+            for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         ]
         rows: List[List[LLMOutput]] = []
         for row, prompt in enumerate(prompts):

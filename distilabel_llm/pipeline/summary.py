@@ -60,8 +60,12 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
         table.add_column("Idle", justify="right")
     elapsed = max(stats.elapsed_s, 1e-9)
     for name, generations, tokens in _lines(stats, generator):
-        cells = [escape(display_name(name)), f"{generations:,}", f"{tokens:,.0f}"]
-        cells.append(f"{tokens / elapsed:,.1f}")
+        cells = [
+            escape(display_name(name)),
+            f"{generations:,}",
+            f"{tokens:,.0f}",
+            f"{tokens / elapsed:,.1f}",
+        ]
         if busy:
             busy_s = min(busy.get(name, 0.0), elapsed)
             cells += [f"{busy_s / elapsed:.0%}", f"{elapsed - busy_s:.1f}s"]
