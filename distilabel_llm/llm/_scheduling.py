@@ -54,7 +54,8 @@ class Job:
         settings: the call's generation settings; each unit adds its rows' first slots.
         balanced: "balance" (units pulled by any member) rather than "spread".
         rng: the pool's random source (the order of extra generations under "spread").
-        isolation: the pool's record of members running a suspect row alone.
+        isolation: the work in flight on each member across the pool's calls, and the
+            members reserved for a suspect row.
         closed: whether the pool has been torn down.
         stall_timeout: under "spread", seconds after which a unit still running may be backed
             up by a member of another model; None: only by members of its own model.
@@ -105,7 +106,9 @@ class Job:
         self.shared: Deque[Unit] = collections.deque()
         self.own: List[Deque[Unit]] = [collections.deque() for _ in members]
         self.suspects: Deque[Unit] = collections.deque()
-        self.alone: Set[int] = set()  # members running one of this job's suspects alone
+        # Members this call reserved for a suspect: the suspect running there, or None while
+        # the member drains the work other calls sent it.
+        self.reserved: Dict[int, Optional[Unit]] = {}
         # The deaths, as (member, error), each row was in flight at (once a suspect, only when
         # run alone), and the rows not sent again because of them.
         self.crashes: Dict[int, Set[Tuple[int, BaseException]]] = collections.defaultdict(set)
@@ -144,7 +147,7 @@ class Job:
             raise
         finally:
             self.isolation.forget(self.events)
-            for member in self.alone:
+            for member in self.reserved:
                 self.isolation.release(member)
             for _, member in self.in_flight.values():  # left behind: no longer this call's
                 self.busy.stop(member)
@@ -156,37 +159,67 @@ class Job:
     # Handing out work.
 
     def _dispatch(self) -> None:
-        for member, alive in enumerate(self.alive):
-            if not alive or self.isolation.busy(member):
+        self._place_suspects()
+        for member in range(len(self.members)):
+            if not self._usable(member) or self.isolation.busy(member):
                 continue
-            if self.load[member] == 0 and self._start_suspect(member):
-                continue
-            while self._wants_work(member):
+            while not self.balanced or self.load[member] < _UNITS_IN_FLIGHT:
                 unit = self._next_unit(member)
                 if unit is None:
                     break
+                if not self.isolation.enter(member):  # reserved by another call meanwhile
+                    self._put_back(unit)
+                    break
                 self._start(unit, member)
 
-    def _start_suspect(self, member: int) -> bool:
-        """Starts a suspect row on `member` if one suits it, holding the member for it."""
+    def _place_suspects(self) -> None:
+        """Runs each suspect row alone on a member: one reserved for it, once drained.
+
+        A reserved member takes no new work from any call on the pool, so that the suspect,
+        once started, shares its process with nothing: a death then is the suspect's own.
+        """
         running = self._rows_in_flight()
-        for unit in self.suspects:
-            # A suspect row runs nowhere else meanwhile: the run's verdict must be its own.
-            if running[unit.rows[0]] or not self._suits(unit, member):
+        waiting = [m for m, unit in self.reserved.items() if unit is None]
+        for unit in list(self.suspects):
+            if running[unit.rows[0]]:  # never two runs of a suspect row at once
                 continue
-            if self.isolation.hold(member):
+            member = next((m for m in waiting if self._usable(m) and self._suits(unit, m)), None)
+            if member is not None:
+                waiting.remove(member)
+            else:
+                member = self._reserve_for(unit)
+            if member is not None and self.isolation.enter_alone(member):
                 self.suspects.remove(unit)
-                self.alone.add(member)
-                # Another call's work already sent to the member would share the blame.
-                unit.alone = not getattr(self.members[member], "in_flight", 0)
+                self.reserved[member] = unit
+                unit.alone = True
                 self._start(unit, member)
-                return True
-        return False
+                running[unit.rows[0]] += 1
+        for member in waiting:  # no suspect needs it any more
+            del self.reserved[member]
+            self.isolation.release(member)
 
-    def _wants_work(self, member: int) -> bool:
-        if self.suspects and self.load[member] > 0:
-            return False  # drain, so that the member can take a suspect alone
-        return not self.balanced or self.load[member] < _UNITS_IN_FLIGHT
+    def _usable(self, member: int) -> bool:
+        """Whether `member` can take work: alive as far as this call knows, and as far as the
+        member itself says (it may have died on another call's work, and a request sent to it
+        now would fail with that death as if it had caused it)."""
+        if self.alive[member]:
+            failure = getattr(self.members[member], "failure", None)
+            if failure is not None:
+                self._fail_member(member, failure)
+        return self.alive[member]
+
+    def _reserve_for(self, unit: Unit) -> Optional[int]:
+        """Reserves the live member with least in flight that suits `unit`, if one is free."""
+        candidates = [
+            m
+            for m in range(len(self.members))
+            if self._usable(m) and m not in self.reserved and self._suits(unit, m)
+        ]
+        for member in sorted(candidates, key=self.isolation.running):
+            if self.isolation.reserve(member):
+                self.reserved[member] = None
+                return member
+        return None
 
     def _next_unit(self, member: int) -> Optional[Unit]:
         if self.own[member]:
@@ -194,7 +227,7 @@ class Job:
         if self.balanced and self.shared:
             return self.shared.popleft()
         # A member working for another call on this pool is not idle: no backup for it.
-        if self.load[member] == 0 and not getattr(self.members[member], "in_flight", 0):
+        if self.load[member] == 0 and not self.isolation.running(member):
             return self._backup_for(member)
         return None
 
@@ -224,24 +257,41 @@ class Job:
         return None
 
     def _start(self, unit: Unit, member: int) -> None:
+        """Sends `unit` to `member`, whose slot in `isolation` the caller has entered."""
         if self.given_up.intersection(unit.rows):
             kept = [(r, o) for r, o in zip(unit.rows, unit.offsets) if r not in self.given_up]
             unit.rows, unit.offsets = [r for r, _ in kept], [o for _, o in kept]
             if not unit.rows:
                 unit.done = True
+                self.isolation.leave(member)
                 return
         slots = [self.first_slots[row] + offset for row, offset in zip(unit.rows, unit.offsets)]
-        future = self.submit(
-            member,
-            [self.inputs[row] for row in unit.rows],
-            unit.num_generations,
-            {**self.settings, OFFSET: slots},
-        )
+        try:
+            future = self.submit(
+                member,
+                [self.inputs[row] for row in unit.rows],
+                unit.num_generations,
+                {**self.settings, OFFSET: slots},
+            )
+        except BaseException:
+            self.isolation.leave(member)
+            raise
         unit.started = time.monotonic()
         self.in_flight[future] = (unit, member)
         self.load[member] += 1
         self.busy.start(member)
+        # Counted out when the request ends, even if this call has returned by then.
+        future.add_done_callback(lambda _: self.isolation.leave(member))
         future.add_done_callback(self.events.put)
+
+    def _put_back(self, unit: Unit) -> None:
+        """Returns a unit just taken by `_next_unit` and not started."""
+        if any(twin is unit for twin, _ in self.in_flight.values()):
+            unit.backed_up = False  # a backup not made
+        elif self.balanced:
+            self.shared.appendleft(unit)
+        else:
+            self.own[unit.member].appendleft(unit)  # type: ignore[index]
 
     def _rows_in_flight(self) -> Dict[int, int]:
         """How many units in flight hold each row."""
@@ -259,7 +309,7 @@ class Job:
             alive
             and self.load[m] == 0
             and not self.isolation.busy(m)
-            and not getattr(self.members[m], "in_flight", 0)
+            and not self.isolation.running(m)
             for m, alive in enumerate(self.alive)
         )
         starts = [
@@ -277,8 +327,8 @@ class Job:
         unit, member = self.in_flight.pop(future)
         self.load[member] -= 1
         self.busy.stop(member)
-        if member in self.alone:
-            self.alone.discard(member)
+        if self.reserved.get(member) is unit:
+            del self.reserved[member]
             self.isolation.release(member)
         if future.cancelled() or unit.done:
             return

@@ -15,11 +15,25 @@ it, and replicas never repeat each other's samples.
 from __future__ import annotations
 
 import copy
+import math
 import numbers
+import reprlib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 from distilabel_llm.errors import GenerationSettingsError
+from distilabel_llm.llm.structured import check_structured_output, json_problem
 
 __all__ = ["GENERATION_SETTINGS", "GenerationSetting", "check_generation_kwargs"]
 
@@ -47,11 +61,17 @@ def _number(low: Optional[float] = None, high: Optional[float] = None, *, above:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError
+        try:
+            value = float(value)
+        except OverflowError:  # an int too large for a float
+            value = math.inf
+        if not math.isfinite(value):  # NaN passes every comparison below
+            raise ValueError("no backend takes NaN or an infinity; give a finite number")
         if low is not None and (value <= low if above else value < low):
             raise ValueError
         if high is not None and value > high:
             raise ValueError
-        return float(value)
+        return value
 
     return check
 
@@ -80,38 +100,14 @@ def _stop(value: Any) -> List[str]:
     return list(stops)
 
 
-def _mapping(value: Any) -> Dict[str, Any]:
+def _json_object(value: Any) -> Dict[str, Any]:
+    """A dict of fields sent as they are in a JSON request."""
     if not isinstance(value, Mapping):
         raise TypeError
+    problem = json_problem(value if isinstance(value, dict) else dict(value))
+    if problem is not None:
+        raise ValueError(f"it is sent as JSON, and {problem}")
     return dict(value)
-
-
-def _structured(value: Any) -> Dict[str, Any]:
-    """`structured_output` as one of `{"json_schema": schema}` (with `"model": cls` when a
-    pydantic model was given), `{"regex": pattern}` or `{"choice": [strings]}`."""
-    if isinstance(value, type) and hasattr(value, "model_json_schema"):  # a pydantic model
-        return {"json_schema": value.model_json_schema(), "model": value}
-    if isinstance(value, str):
-        return {"regex": value}
-    if isinstance(value, (list, tuple)):
-        if not value or not all(isinstance(item, str) for item in value):
-            raise TypeError
-        return {"choice": list(value)}
-    if not isinstance(value, Mapping):
-        raise TypeError
-    keys = set(value) & {"json_schema", "regex", "choice"}
-    if not keys:
-        return {"json_schema": dict(value)}  # a JSON schema itself
-    if len(keys) > 1:
-        raise ValueError
-    spec = dict(value)
-    (key,) = keys
-    if key == "json_schema" and isinstance(spec[key], type):
-        return {**_structured(spec[key]), **{k: v for k, v in spec.items() if k != key}}
-    expected = {"json_schema": Mapping, "regex": str, "choice": (list, tuple)}[key]
-    if not isinstance(spec[key], expected):
-        raise TypeError
-    return spec
 
 
 def _offset(value: Any) -> Any:
@@ -143,18 +139,18 @@ GENERATION_SETTINGS: Dict[str, GenerationSetting] = {
             "seed", "an int >= 0", _integer(0), "base seed: slot k of a row uses seed + k"
         ),
         GenerationSetting("do_sample", "True or False", _boolean, "sample rather than greedy"),
-        GenerationSetting("extra_body", "a dict", _mapping, "extra JSON fields per request"),
+        GenerationSetting("extra_body", "a dict", _json_object, "extra JSON fields per request"),
         GenerationSetting(
             "structured_output",
             "a JSON schema (a dict, or a pydantic model class), a regular expression (a "
             "string) or a list of choices",
-            _structured,
+            check_structured_output,
             "constrain every output to that shape",
         ),
         GenerationSetting(
             "response_format",
             'a dict such as {"type": "json_object"}',
-            _mapping,
+            _json_object,
             "OpenAI's answer format (JSON mode)",
         ),
         GenerationSetting(
@@ -187,13 +183,13 @@ def check_generation_kwargs(
     """
     if not kwargs:
         return {}
-    last = _last_checked
-    if last is not None and last[0] == owner and last[1] == supported and last[2] == kwargs:
-        return dict(last[3])  # a job sends the same settings call after call
     if not isinstance(kwargs, Mapping):
         raise GenerationSettingsError(
             f"`generation_kwargs` must be a dict of settings, not {type(kwargs).__name__}."
         )
+    last = _last_checked
+    if last is not None and _is_remembered(last, owner, supported, kwargs):
+        return dict(last.checked)  # a job sends the same settings call after call
     accepted = None if supported is None else {*supported, OFFSET}
     checked: Dict[str, Any] = {}
     for name, value in kwargs.items():
@@ -207,17 +203,73 @@ def check_generation_kwargs(
             )
         try:
             checked[name] = setting.check(value)
-        except (TypeError, ValueError):
-            raise GenerationSettingsError(
-                f"Generation setting `{name}` must be {setting.accepts}, not {value!r}."
-            ) from None
+        except (TypeError, ValueError) as error:
+            raise _refused(setting, value, str(error)) from None
     _remember(owner, supported, kwargs, checked)
     return checked
 
 
-# The last settings checked, and the result: one tuple, replaced whole, so threads share it
-# safely. Checking costs microseconds, which matters only on a no-op model's round trips.
-_last_checked: Optional[Tuple[str, Any, Dict[str, Any], Dict[str, Any]]] = None
+def _refused(setting: GenerationSetting, value: Any, reason: str) -> GenerationSettingsError:
+    """The error for `value` of `setting`: the check's reason when it gave one (the value is of
+    the right kind, so that says what is wrong with it), else what the setting takes."""
+    if reason:
+        return GenerationSettingsError(
+            f"Generation setting `{setting.name}` cannot be {_SHORT.repr(value)}: {reason}."
+        )
+    return GenerationSettingsError(
+        f"Generation setting `{setting.name}` must be {setting.accepts}, not {value!r}."
+    )
+
+
+_SHORT = reprlib.Repr()  # a value in an error: a whole JSON schema would drown the reason
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlevel = 2
+
+
+class _Checked(NamedTuple):
+    """Settings checked, and the result."""
+
+    owner: str
+    supported: Any
+    kwargs: Dict[str, Any]  # a copy: the caller may change its own dict afterwards
+    types: List[type]  # the type of each value of `kwargs`, in order
+    nested: Tuple[str, ...]  # the names whose values hold other values
+    checked: Dict[str, Any]
+
+
+# The last settings checked: replaced whole, so threads share it safely. Checking costs
+# microseconds, which matters only on a no-op model's round trips (it runs up to three times
+# per call); comparing with the last settings costs a fraction of that.
+_last_checked: Optional[_Checked] = None
+_CONTAINERS = (dict, list, tuple)  # values whose types are compared item by item
+
+
+def _is_remembered(last: _Checked, owner: str, supported: Any, kwargs: Mapping[str, Any]) -> bool:
+    """Whether `kwargs` are the settings `last` checked, for the same backend: equal, and of
+    the same types all through, since `True == 1` and `5.0 == 5` but a setting may take one
+    and refuse the other."""
+    remembered = last.kwargs
+    try:
+        return (
+            last.owner == owner
+            and last.supported == supported
+            and remembered == kwargs
+            and [type(kwargs[name]) for name in remembered] == last.types
+            and (not last.nested or all(_same_types(remembered[n], kwargs[n]) for n in last.nested))
+        )
+    except Exception:  # a value that cannot be compared (a numpy array): checked afresh
+        return False
+
+
+def _same_types(remembered: Any, given: Any) -> bool:
+    """Whether `given`, equal to `remembered`, has its types all through."""
+    if type(given) is not type(remembered):
+        return False
+    if isinstance(remembered, dict):
+        return all(_same_types(value, given[key]) for key, value in remembered.items())
+    if isinstance(remembered, _CONTAINERS):
+        return all(map(_same_types, remembered, given))
+    return True
 
 
 def _remember(
@@ -225,9 +277,13 @@ def _remember(
 ) -> None:
     global _last_checked
     try:
-        _last_checked = (owner, supported, copy.deepcopy(dict(kwargs)), dict(checked))
+        remembered = copy.deepcopy(dict(kwargs))
     except Exception:  # a value that cannot be copied: never cached
         _last_checked = None
+        return
+    types = [type(value) for value in remembered.values()]
+    nested = tuple(name for name, value in remembered.items() if isinstance(value, _CONTAINERS))
+    _last_checked = _Checked(owner, supported, remembered, types, nested, dict(checked))
 
 
 def row_offsets(kwargs: Mapping[str, Any], rows: int) -> List[int]:

@@ -14,18 +14,129 @@ script cannot), so `RemoteLLM` sends the schema alone and builds the instances o
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+import reprlib
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple
 
 if TYPE_CHECKING:
     from distilabel_llm.llm.outputs import LLMOutput
     from distilabel_llm.tasks.base import Task
 
-__all__ = ["parse_structured", "split_model", "task_structured_output", "with_models"]
+__all__ = [
+    "check_structured_output",
+    "json_problem",
+    "parse_structured",
+    "split_model",
+    "task_structured_output",
+    "with_models",
+]
 
 _VALIDATORS: Dict[str, Any] = {}  # jsonschema validators, by schema
 
 STRUCTURED = "structured_output"
+_KINDS = {"json_schema": Mapping, "regex": str, "choice": (list, tuple)}
+
+
+def check_structured_output(value: Any) -> Dict[str, Any]:
+    """`structured_output` as one of `{"json_schema": schema}` (with `"model": cls` when a
+    pydantic model was given), `{"regex": pattern}` or `{"choice": [strings]}`.
+
+    Raises:
+        TypeError: `value` is none of these.
+        ValueError: it names more than one, or its JSON schema cannot be sent as JSON (the
+            message says where and why).
+    """
+    if _is_model(value):
+        return {"json_schema": _model_schema(value), "model": value}
+    if isinstance(value, str):
+        return {"regex": value}
+    if isinstance(value, (list, tuple)):
+        if not value or not all(isinstance(item, str) for item in value):
+            raise TypeError
+        return {"choice": list(value)}
+    if not isinstance(value, Mapping):
+        raise TypeError
+    keys = set(value) & set(_KINDS)
+    if not keys:
+        return {"json_schema": _json_schema(value)}  # a JSON schema itself
+    if len(keys) > 1:
+        raise ValueError(f"it names {' and '.join(sorted(keys))}; give one")
+    spec = dict(value)
+    (key,) = keys
+    if key == "json_schema" and _is_model(spec[key]):
+        return {**check_structured_output(spec[key]), **{k: v for k, v in spec.items() if k != key}}
+    if not isinstance(spec[key], _KINDS[key]):
+        raise TypeError
+    if key == "json_schema":
+        spec[key] = _json_schema(spec[key])
+    return spec
+
+
+def json_problem(value: Any) -> Optional[str]:
+    """What stops `value` from being sent as JSON, and where (`$` is `value` itself); None if
+    nothing does. `json.dumps` would say less, or nothing: it writes NaN, which servers
+    refuse, and turns keys such as `1` into strings."""
+    return _json_problem(value, "$", set())
+
+
+def _json_problem(value: Any, path: str, open_ids: Set[int]) -> Optional[str]:
+    """`json_problem` of `value`, found at `path`, inside the containers `open_ids`."""
+    if isinstance(value, float):
+        return (
+            None if math.isfinite(value) else f"`{path}` is {value!r}, which JSON has no form for"
+        )
+    if value is None or isinstance(value, (str, int)):
+        return None
+    if not isinstance(value, (dict, list, tuple)):
+        kind = "a set; use a list" if isinstance(value, (set, frozenset)) else "not JSON"
+        return (
+            f"`{path}` is {reprlib.repr(value)}, {kind} (JSON takes dicts, lists, strings, "
+            "finite numbers, booleans and None)"
+        )
+    if id(value) in open_ids:  # json.dumps would raise "Circular reference detected"
+        return (
+            f"`{path}` is the {type(value).__name__} that holds it, a loop JSON cannot write "
+            '(a JSON schema refers to itself with "$ref")'
+        )
+    open_ids.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(value, dict) and not isinstance(key, str):
+            return f"`{path}` has the key {key!r}; JSON keys are strings"
+        where = f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]"
+        problem = _json_problem(item, where, open_ids)
+        if problem is not None:
+            return problem
+    open_ids.discard(id(value))
+    return None
+
+
+def _is_model(value: Any) -> bool:
+    """Whether `value` is a pydantic model class."""
+    return isinstance(value, type) and hasattr(value, "model_json_schema")
+
+
+def _model_schema(model: type) -> Dict[str, Any]:
+    """The JSON schema of a pydantic model class, checked as `_json_schema` checks one."""
+    try:
+        schema = model.model_json_schema()  # type: ignore[attr-defined]
+    except Exception as error:  # pydantic's errors differ by version and by cause
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(
+            f"pydantic cannot make a JSON schema of {model.__name__}: {reason}; give its fields "
+            "JSON-able types, or pass a JSON schema dict instead"
+        ) from error
+    return _json_schema(schema)
+
+
+def _json_schema(schema: Mapping[str, Any]) -> Dict[str, Any]:
+    """`schema` as a dict, once it is known to be JSON: every backend sends it, or keys its
+    compiled grammar, as JSON."""
+    problem = json_problem(schema if isinstance(schema, dict) else dict(schema))
+    if problem is not None:
+        raise ValueError(f"its JSON schema is sent as JSON, and {problem}")
+    return dict(schema)
 
 
 def task_structured_output(task: Task) -> Optional[Dict[str, Any]]:

@@ -27,6 +27,7 @@ from distilabel_llm.errors import (
     OfflineBatchNotFinishedError,
 )
 from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.pipeline.offline import is_offline
 from distilabel_llm.pipeline.rows import (
     ERROR_COLUMN,
     GENERATION_FAILED,
@@ -304,8 +305,9 @@ class _Job:
     def _retry_rows(
         self, stage: _Stage, batch: _Batch, num_generations: int, error: Exception
     ) -> List[RowResult]:
-        if len(batch.send) == 1:
-            return [error]
+        if len(batch.send) == 1 or is_offline(stage.runner.llm):
+            # Row by row, an offline LLM would send one batch job per row: its rows fail together.
+            return [error] * len(batch.send)
         logger.warning(
             "A batch of %d rows failed (%s); retrying them one by one to find the failing rows.",
             len(batch.send),
@@ -442,15 +444,25 @@ def _sendable(task: Any, rows: List[Dict[str, Any]]) -> List[int]:
 
 
 def _no_text_error(prefix: str, outputs: List[LLMOutput]) -> Optional[str]:
-    """The error of a row none of whose outputs is usable, else `None`.
+    """The error of a row missing the text of any of its outputs, else `None`.
 
-    Backends that absorb a failed request (an API error after retries) return outputs with
-    `raw_output=None` rather than raising, and say why in the output's `error`; an output that
-    is not the structured output asked for (cut off) keeps its text but has an `error` too.
+    A row is done only when every generation has text: one without (a request that failed
+    after its retries, which backends return as `raw_output=None` with the reason in the
+    output's `error`) makes the row fail, so that the job's next run sends it again. An output
+    that is not the structured output asked for (cut off) keeps its text and its `error`; the
+    row fails when every output is such.
     """
-    if outputs and all(output["raw_output"] is None for output in outputs):
-        reason = outputs[0].get("error") or "its reason is in the log"
-        return f"{prefix}{outputs[0]['model_name']} returned no text for this row ({reason})"
+    missing = [k for k, output in enumerate(outputs) if output["raw_output"] is None]
+    if missing:
+        first = outputs[missing[0]]
+        reason = first.get("error") or "its reason is in the log"
+        if len(missing) == len(outputs):
+            return f"{prefix}{first['model_name']} returned no text for this row ({reason})"
+        indexes = ", ".join(str(k) for k in missing)
+        return (
+            f"{prefix}{first['model_name']} returned no text for {len(missing)} of this row's "
+            f"{len(outputs)} generations (index {indexes}: {reason})"
+        )
     if outputs and all(output.get("error") for output in outputs):
         return f"{prefix}{outputs[0]['model_name']}: {outputs[0]['error']}"
     return None

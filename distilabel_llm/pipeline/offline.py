@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from distilabel_llm.errors import OfflineBatchNotFinishedError
+
 __all__ = ["OfflineJobs", "is_offline"]
 
 
@@ -47,6 +49,15 @@ class OfflineJobs:
                 "fetch its results, or delete that file to send a new job."
             )
         llm.jobs_ids = tuple(saved["jobs_ids"])
+
+    def advise(self, pending: OfflineBatchNotFinishedError) -> None:
+        """Says in `pending`'s message where this run keeps the job's ids, if anywhere."""
+        if self.path is not None:
+            pending.args = (
+                f"{pending} This Pipeline keeps them in {self.path}: run the job again with "
+                "the same checkpoint to fetch the results (delete that file to send a new job "
+                "instead).",
+            )
 
     def keep(self, llm: Any) -> None:
         """Saves the ids of a job whose results were not read yet, or forgets read ones."""

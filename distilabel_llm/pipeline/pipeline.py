@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Union
 
+from distilabel_llm.errors import OfflineBatchNotFinishedError
 from distilabel_llm.pipeline.checkpoint import Checkpoint
 from distilabel_llm.pipeline.dataset import (
     DatasetError,
@@ -247,6 +248,10 @@ class Pipeline:
             raise
         except PipelineError as stopped:
             stopped.rows = _merge(done, redo, stopped.rows)
+            raise
+        except OfflineBatchNotFinishedError as pending:
+            if offline_jobs is not None:
+                offline_jobs.advise(pending)
             raise
         finally:
             stats.elapsed_s = time.monotonic() - started

@@ -1,6 +1,8 @@
 """Offline batch generation through the OpenAI Batch API, against the fault server's fake one:
-one job per call, rows back in order with failed requests' errors, and a run that stops before
-the job is done followed by a rerun that fetches it, creating exactly one job."""
+one job per call, each result on the row whose request it answers (whatever the order) with
+failed requests' errors, a run that stops before the job is done followed by a rerun that
+fetches it, creating exactly one job, and jobs that are refused, end badly or return broken
+lines failing only the rows they did not answer."""
 
 from __future__ import annotations
 
@@ -88,15 +90,23 @@ def test_each_request_carries_the_settings_seeds_and_n(server: FaultServer) -> N
     assert body["model"] == "fault-model" and body["messages"][-1]["content"] == "one"
 
 
-def test_job_ids_from_other_rows_are_refused(server: FaultServer) -> None:
+def test_results_find_their_rows_by_request_whatever_the_order(server: FaultServer) -> None:
     with _llm(server) as llm, pytest.raises(OfflineBatchNotFinishedError) as stopped:
-        llm.generate(ROWS)
-    server.batches.checks_to_finish = 0
-    with (
-        _llm(server, jobs_ids=stopped.value.jobs_ids) as llm,
-        pytest.raises(ValueError, match="holds 3 requests, but this call has 1 rows"),
-    ):
-        llm.generate(ROWS[:1])
+        llm.generate(ROWS, num_generations=2)
+    # The rows again, in another order, one of them new, fetched with a blocking rerun.
+    rows = [ROWS[2], {"input": "four"}, ROWS[0]]
+    with _llm(
+        server, jobs_ids=stopped.value.jobs_ids, offline_batch_generation_block_until_done=0.01
+    ) as llm:
+        done = llm.generate(rows, num_generations=2)
+    assert _texts(done) == [
+        ["echo 0: three", "echo 1: three"],
+        [None, None],
+        ["echo 0: one", "echo 1: one"],
+    ]
+    assert "batch-1 holds no request like this row's" in done[1][0]["error"]
+    assert "Call again to send it in a new batch job" in done[1][0]["error"]
+    assert server.batches.created == 1  # nothing sent anew without being asked
 
 
 def test_the_error_crosses_processes_and_bad_settings_are_named(server: FaultServer) -> None:
@@ -135,8 +145,9 @@ def test_a_pipeline_job_stopped_before_its_batch_is_done_fetches_it_when_run_aga
     rows = [{"input": f"row {i}"} for i in range(5)]
     job = {"checkpoint": checkpoint, "batch_size": 2, "display_progress_bar": False}
     # No dry run (it would be a job of its own), and no batch_size: one job for the rows left.
-    with _llm(server) as llm, pytest.raises(OfflineBatchNotFinishedError):
+    with _llm(server) as llm, pytest.raises(OfflineBatchNotFinishedError) as stopped:
         Pipeline(generator=llm).generate(rows, **job)
+    assert f"This Pipeline keeps them in {saved}: run the job again" in str(stopped.value)
     assert json.loads(saved.read_text())["jobs_ids"] == ["batch-1"]
     other_rows = [{"input": f"other {i}"} for i in range(5)]
     with _llm(server) as llm, pytest.raises(ValueError, match="was sent for other rows"):
@@ -203,3 +214,96 @@ def test_progress_shows_the_jobs_state_and_counts(server: FaultServer, tmp_path:
         assert f"(batch job {job} in_progress: 0/3 requests done)" in printed
         assert f"(batch job {job} completed: 2/3 requests done, 1 failed)" in printed
     assert printed.count("in_progress") == 2  # a line when the state changes, not per check
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fail_fast", [False, True])  # the call's rows fail, or it raises
+def test_a_refused_job_fails_its_rows_without_sending_a_job_per_row(
+    server: FaultServer, tmp_path: Path, fail_fast: bool
+) -> None:
+    server.batches.refuse_status = 429
+    saved = tmp_path / "out.jsonl.batch.json"
+    rows = [{"input": f"row {i}"} for i in range(3)]
+    job = {"checkpoint": tmp_path / "out.jsonl", "display_progress_bar": False}
+    with _llm(server, fail_fast=fail_fast) as llm:  # not waiting, as when jobs piled up
+        done = Pipeline(generator=llm).generate(rows, **job)
+        attempts = llm.max_retries + 1
+    for row in done:
+        assert "did not take the batch job of this call's 3 request(s)" in row["error"]
+        assert "429" in row["error"] and "retry later" in row["error"]
+    # One job, retried by the client, then given up: none per row, nothing kept to fetch.
+    assert len(server.requests("/v1/batches")) == attempts
+    assert server.batches.created == 0 and not saved.exists()
+    server.batches.refuse_status = None
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
+        done = Pipeline(generator=llm).generate(rows, **job)
+    assert [row["generations"] for row in done] == [[f"echo 0: row {i}"] for i in range(3)]
+    assert server.batches.created == 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("state", "detail"),
+    [
+        ("expired", "could not be executed before the completion window expired"),
+        ("cancelled", "not executed because the batch was cancelled"),
+        ("failed", "token_limit_exceeded: Enqueued token limit reached"),
+    ],
+)
+def test_a_job_that_ended_badly_keeps_what_it_did_and_the_rerun_sends_the_rest(
+    server: FaultServer, tmp_path: Path, state: str, detail: str
+) -> None:
+    server.batches.end_as = state  # an expired or cancelled job answered its first request
+    kept = 0 if state == "failed" else 1
+    saved = tmp_path / "out.jsonl.batch.json"
+    rows = [{"input": f"row {i}"} for i in range(3)]
+    job = {"checkpoint": tmp_path / "out.jsonl", "display_progress_bar": False}
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
+        done = Pipeline(generator=llm).generate(rows, **job)
+    assert [row["generations"] for row in done[:kept]] == [["echo 0: row 0"]][:kept]
+    for row in done[kept:]:
+        assert f"batch job batch-1 ended {state!r}" in row["error"] and detail in row["error"]
+    assert not saved.exists()  # the dead job is not fetched again by every rerun
+    server.batches.end_as = "completed"
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
+        done = Pipeline(generator=llm).generate(rows, **job)
+    assert [row["generations"] for row in done] == [[f"echo 0: row {i}"] for i in range(3)]
+    (_, second) = server.batches.jobs
+    resent = server.batches.requests(second)
+    assert [line["body"]["messages"][-1]["content"] for line in resent] == [
+        f"row {i}" for i in range(kept, 3)
+    ]
+
+
+def test_an_unreadable_output_file_fails_its_rows_and_names_the_job_to_retry(
+    server: FaultServer,
+) -> None:
+    server.batches.lose_output = True
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
+        done = llm.generate(ROWS)
+        assert llm.jobs_ids is None  # not fetched again by the next call
+    assert _texts(done) == [[None], [None], [None]]
+    assert "could not be read" in done[0][0]["error"]
+    assert "pass jobs_ids=('batch-1',) to retry" in done[0][0]["error"]
+    assert "the fake batch failed this request" in done[1][0]["error"]  # its error file is read
+    server.batches.lose_output = False
+    with _llm(server, jobs_ids=("batch-1",)) as llm:
+        done = llm.generate(ROWS)
+    assert _texts(done) == [["echo 0: one"], [None], ["echo 0: three"]]
+    assert server.batches.created == 1
+
+
+def test_a_malformed_output_line_fails_only_its_own_row(server: FaultServer) -> None:
+    rows = [
+        {"input": "one"},
+        {"input": "two batch-garble"},  # its line cut short: its custom_id is still readable
+        {"input": "three batch-noise"},  # its line names no request at all
+        {"input": "four"},
+    ]
+    with _llm(server, offline_batch_generation_block_until_done=0.01) as llm:
+        done = llm.generate(rows)
+    assert _texts(done) == [["echo 0: one"], [None], [None], ["echo 0: four"]]
+    assert "batch job batch-1 returned a malformed line for this request" in done[1][0]["error"]
+    assert (
+        "batch-1 returned 1 output line(s) naming no request, e.g. '<html>" in done[2][0]["error"]
+    )

@@ -204,3 +204,35 @@ def test_resuming_with_other_settings_fails_naming_what_changed(
             "num_generations": 1,
         },
     }
+
+
+_QUIET: Dict[str, Any] = {"display_progress_bar": False, "skip_dry_run": True}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openai") is None, reason="needs the openai extra")
+def test_a_row_missing_one_generation_is_saved_with_an_error_and_retried(tmp_path: Path) -> None:
+    from distilabel_llm.llm.openai import OpenAILLM
+
+    fault_server = fault_server_module()
+    checkpoint = tmp_path / "out.jsonl"
+    with fault_server.FaultServer() as server:
+        llm = OpenAILLM(
+            _task(), model="m", base_url=server.url, api_key="key", validate_model=False
+        )
+        with llm:
+            # One choice of the two asked for, then the top-up request is refused.
+            server.script(fault_server.Fault(choices=1), fault_server.Fault(status=400))
+            first = Pipeline(generator=llm).generate(
+                _prompts(1), num_generations=2, checkpoint=checkpoint, **_QUIET
+            )
+            assert first[0]["generations"][1] is None
+            assert first[0]["error"].startswith(
+                "generation failed: m returned no text for 1 of this row's 2 generations (index 1"
+            )
+            sent = len(server.requests())
+            rerun = Pipeline(generator=llm).generate(
+                _prompts(1), num_generations=2, checkpoint=checkpoint, **_QUIET
+            )
+    assert len(server.requests()) > sent  # the rerun sent the row again
+    assert rerun[0]["error"] is None and None not in rerun[0]["generations"]
+    assert [row["error"] for row in _lines(checkpoint)] == [None]

@@ -5,13 +5,15 @@ seeds that give every generation slot of a row its own sample, however a pool sp
 from __future__ import annotations
 
 import functools
-from typing import Any, List
+import math
+from typing import Any, Callable, Dict, List
 
 import pytest
 
 from distilabel_llm import TextGenerationTask
 from distilabel_llm.errors import GenerationSettingsError
 from distilabel_llm.llm import LLMPool, ProcessLLM
+from distilabel_llm.llm.generation import check_generation_kwargs
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(90)
@@ -42,6 +44,107 @@ def test_a_setting_the_backend_does_not_take_is_refused_naming_those_it_takes(ta
         llm.generate(ROWS, generation_kwargs={"generation_offset": [0, 1]})
     with pytest.raises(ValueError, match="max_new_tokens"):  # a GenerationSettingsError
         FakeLLM(task, generation_kwargs={"max_new_tokens": 0})
+
+
+# Values of the right kind that no backend can use.
+
+FLOAT_SETTINGS = [
+    "temperature",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "repetition_penalty",
+    "frequency_penalty",
+    "presence_penalty",
+]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=repr)
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+def test_nan_and_infinities_are_refused_naming_the_setting(name: str, value: float) -> None:
+    with pytest.raises(GenerationSettingsError, match=rf"`{name}` cannot be {value!r}: .*finite"):
+        check_generation_kwargs({name: value}, None, "LLM")
+
+
+def test_an_llm_refuses_nan_and_infinities_before_any_work(task) -> None:
+    with pytest.raises(GenerationSettingsError, match="`top_p` cannot be inf"):
+        FakeLLM(task, generation_kwargs={"top_p": math.inf})
+    llm = FakeLLM(task)
+    with pytest.raises(GenerationSettingsError, match="`temperature` cannot be nan"):
+        llm.generate(ROWS, generation_kwargs={"temperature": math.nan})
+    with pytest.raises(GenerationSettingsError, match="`temperature` cannot be 1000"):
+        llm.generate(ROWS, generation_kwargs={"temperature": 10**400})  # no float holds it
+
+
+@pytest.mark.parametrize(
+    ("valid", "invalid"),
+    [
+        ({"seed": 1}, {"seed": True}),
+        ({"max_new_tokens": 5}, {"max_new_tokens": 5.0}),
+        ({"do_sample": True}, {"do_sample": 1}),
+        ({"generation_offset": [0, 1]}, {"generation_offset": [0, True]}),
+    ],
+    ids=["seed", "max_new_tokens", "do_sample", "generation_offset"],
+)
+def test_a_value_equal_to_a_valid_one_but_of_another_type_is_refused_after_it(
+    valid: Dict[str, Any], invalid: Dict[str, Any]
+) -> None:
+    assert valid == invalid  # `True == 1` and `5.0 == 5`: equality alone would let it through
+    (name,) = invalid
+    with pytest.raises(GenerationSettingsError, match=f"`{name}` must be"):
+        check_generation_kwargs(invalid, None, "LLM")
+    check_generation_kwargs(valid, None, "LLM")
+    with pytest.raises(GenerationSettingsError, match=f"`{name}` must be"):
+        check_generation_kwargs(invalid, None, "LLM")
+    assert check_generation_kwargs(dict(valid), None, "LLM") == valid
+
+
+def test_an_llm_refuses_a_seed_of_true_right_after_a_seed_of_one(task) -> None:
+    llm = FakeLLM(task, show_settings=True)
+    (output,) = llm.generate(ROWS[:1], generation_kwargs={"seed": 1})[0]
+    assert output["raw_output"].endswith("[seed=1]")
+    with pytest.raises(GenerationSettingsError, match="`seed` must be an int >= 0, not True"):
+        llm.generate(ROWS[:1], generation_kwargs={"seed": True})
+
+
+def _looping_schema() -> Dict[str, Any]:
+    schema: Dict[str, Any] = {"type": "object", "properties": {}}
+    schema["properties"]["child"] = schema
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("structured_output", {"enum": {"a", "b"}}, r"`\$.enum` is .*, a set; use a list"),
+        ("structured_output", _looping_schema(), r"`\$.properties.child` is the dict that holds"),
+        ("structured_output", {"type": "number", "maximum": math.nan}, r"`\$.maximum` is nan"),
+        ("structured_output", {"json_schema": {"required": ("a", {1})}}, r"`\$.required\[1\]`"),
+        ("structured_output", {"properties": {1: {}}}, r"`\$.properties` has the key 1"),
+        ("extra_body", {"guided_json": {"minimum": -math.inf}}, r"`\$.guided_json.minimum` is"),
+        ("response_format", {"type": "json_object", "schema": {"enum": {1}}}, "a set"),
+    ],
+    ids=["set", "loop", "nan", "nested set", "int key", "infinity", "response_format"],
+)
+def test_what_cannot_be_sent_as_json_is_refused_saying_where(
+    name: str, value: Any, problem: str
+) -> None:
+    with pytest.raises(GenerationSettingsError, match=rf"`{name}` cannot be .*{problem}"):
+        check_generation_kwargs({name: value}, None, "LLM")
+
+
+def test_a_pydantic_class_without_a_json_schema_is_refused_saying_why() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class Handler(pydantic.BaseModel):
+        callback: Callable[[str], str]  # pydantic has no JSON schema for a function
+
+    for value in (Handler, {"json_schema": Handler}):
+        with pytest.raises(
+            GenerationSettingsError,
+            match=r"`structured_output` cannot be .*pydantic cannot make a JSON schema of Handler",
+        ):
+            check_generation_kwargs({"structured_output": value}, None, "LLM")
 
 
 def test_call_settings_override_the_defaults(task) -> None:
