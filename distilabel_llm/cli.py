@@ -34,6 +34,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.labeller_backend,
     ):
         parser.error("--continuous-batching needs --backend transformers")
+    if args.command == "generate":
+        problem = _generate_args_problem(args)
+        if problem:
+            parser.error(problem)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     console = Console()
     try:
@@ -102,9 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     placement.add_argument(
         "--processes",
         type=_non_negative,
-        default=1,
         help="model processes: 0 runs the model in this process, 2+ a pool of replicas "
-        "(default: %(default)s)",
+        "(default: 1; local backends only)",
     )
     placement.add_argument("--devices", type=_devices, help="GPUs, one replica each: 0,1")
     placement.add_argument(
@@ -119,7 +122,15 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="GPUs per Ray replica (default: 0)",
     )
-    generate.add_argument("--threads", type=_positive, help="CPU threads per model process")
+    generate.add_argument(
+        "--threads", type=_positive, help="CPU threads per model process (local backends)"
+    )
+    generate.add_argument(
+        "--max-concurrency",
+        type=_positive,
+        help="requests in flight at once to the server (openai backend; default: 1, one "
+        "after another)",
+    )
     generate.add_argument(
         "--continuous-batching",
         action="store_true",
@@ -236,7 +247,53 @@ def _model_options(args: argparse.Namespace, backend: str) -> Dict[str, Any]:
     """The flags that only one backend takes, for a model of `backend`."""
     if backend == "transformers" and args.continuous_batching:
         return {"continuous_batching": True}
+    if backend == "openai" and args.max_concurrency:
+        return {"max_concurrency": args.max_concurrency}
     return {}
+
+
+def _generate_args_problem(args: argparse.Namespace) -> Optional[str]:
+    """What is wrong with a `generate` command's flags taken together, if anything: an output
+    that would overwrite the input, or a flag that no backend of the job would use."""
+    if _same_file(args.input, args.output):
+        return (
+            f"--output {args.output!r} is the --input file: the job would read its input rows "
+            "back as finished ones and write nothing new; give --output another path"
+        )
+    backends = {args.backend, args.labeller_backend or args.backend}
+    if args.backend == "openai":
+        # The client sends requests from this process; there is no model to place.
+        placed = [
+            flag
+            for flag, given in (
+                ("--processes", args.processes not in (None, 0)),
+                ("--devices", args.devices),
+                ("--ray-replicas", args.ray_replicas),
+            )
+            if given
+        ]
+        if placed:
+            return (
+                f"{placed[0]} says where local models run, but the openai backend runs no "
+                "model: it sends requests from this process. Leave it out, and use "
+                "--max-concurrency N to keep N requests in flight"
+            )
+    if args.threads is not None and backends == {"openai"}:
+        return "--threads sets a local model's CPU threads; the openai backend runs none"
+    if args.max_concurrency is not None and "openai" not in backends:
+        return (
+            "--max-concurrency applies to the openai backend; a local backend batches rows "
+            "instead (--batch-size, and --processes or --devices for replicas)"
+        )
+    return None
+
+
+def _same_file(input_path: str, output_path: str) -> bool:
+    """Whether two paths name one file, through a symbolic or hard link too."""
+    try:
+        return os.path.samefile(input_path, output_path)
+    except OSError:  # one of them does not exist (yet): they differ
+        return False
 
 
 def _run_generate(args: argparse.Namespace, console: Console) -> int:
@@ -272,7 +329,7 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
             _task(args.task),
             args.backend,
             args.model,
-            processes=args.processes,
+            processes=1 if args.processes is None else args.processes,
             devices=args.devices,
             ray_replicas=args.ray_replicas or 0,
             ray_gpus=args.ray_gpus,
@@ -286,7 +343,7 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
                 _task(args.labeller),
                 labeller_backend,
                 args.labeller_model or args.model,
-                processes=min(args.processes, 1),
+                processes=0 if args.processes == 0 else 1,
                 **options,
                 **_model_options(args, labeller_backend),
             )
@@ -407,8 +464,8 @@ def _non_negative_float(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, not {text!r}")
+    if not 0 <= value < float("inf"):  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, not {text!r}")
     return value
 
 

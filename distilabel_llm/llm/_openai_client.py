@@ -7,10 +7,17 @@ import os
 import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from distilabel_llm.llm.outputs import TokenStatistics
+from distilabel_llm.llm.outputs import TokenStatistics, token_count
 from distilabel_llm.tasks.prompt import ChatMessages
 
-__all__ = ["async_client", "read_completion", "redact", "redact_url", "seconds"]
+__all__ = [
+    "async_client",
+    "read_completion",
+    "redact",
+    "redact_url",
+    "retries_made",
+    "seconds",
+]
 
 _DEFAULT_MAX_RETRIES = 5
 _DEFAULT_TIMEOUT = 120.0
@@ -66,34 +73,82 @@ def read_completion(
     completion: Any,
 ) -> List[Tuple[Optional[str], Optional[TokenStatistics], Optional[str]]]:
     """Each choice's text, its share of the token counts the server reported, and why it has no
-    text when its content is null (a refusal, a tool call, a filtered answer)."""
+    text when its content is null (a refusal, a tool call, a filtered answer) or not a string.
+
+    A usage count that is not a non-negative integer is left out of the statistics; the text is
+    kept."""
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list):
         raise ValueError(
             f"The server's response is not a chat completion: {str(completion)[:200]!r}"
         )
     usage = getattr(completion, "usage", None)
-    share, remainder = divmod((usage.completion_tokens or 0) if usage else 0, len(choices) or 1)
+    prompt_tokens = token_count(getattr(usage, "prompt_tokens", None))
+    completion_tokens = token_count(getattr(usage, "completion_tokens", None))
+    share, remainder = divmod(completion_tokens or 0, len(choices) or 1)
     read = []
     for position, choice in enumerate(choices):
         message = getattr(choice, "message", None)
         text = getattr(message, "content", None)
-        statistics = None
-        if usage is not None:
-            statistics = TokenStatistics(
-                input_tokens=usage.prompt_tokens or 0,
-                output_tokens=share + (1 if position < remainder else 0),
-            )
-        why = None
-        if text is None:
-            refusal = getattr(message, "refusal", None)
-            why = (
-                "the server returned no text for this choice (finish_reason="
-                f"{getattr(choice, 'finish_reason', None)!r}"
-                + (f", refusal: {refusal!r})" if refusal else ")")
-            )
-        read.append((text, statistics, why))
+        statistics = TokenStatistics()
+        if prompt_tokens is not None:
+            statistics["input_tokens"] = prompt_tokens
+        if completion_tokens is not None:
+            statistics["output_tokens"] = share + (1 if position < remainder else 0)
+        read.append((text if isinstance(text, str) else None, statistics or None, _why(choice)))
     return read
+
+
+def _why(choice: Any) -> Optional[str]:
+    """Why a choice has no usable text (None when it has one)."""
+    message = getattr(choice, "message", None)
+    text = getattr(message, "content", None)
+    if isinstance(text, str):
+        return None
+    if text is not None:
+        return (
+            f"the server returned content of type {type(text).__name__} for this choice, not "
+            f"text: {text!r:.100}"
+        )
+    refusal = getattr(message, "refusal", None)
+    return (
+        f"the server returned no text for this choice (finish_reason="
+        f"{getattr(choice, 'finish_reason', None)!r}"
+        + (f", refusal: {refusal!r})" if refusal else ")")
+    )
+
+
+def retries_made(error: Exception, max_retries: int) -> str:
+    """How a failed request's retries went, for its error message: "after 2 retries", or why
+    the client made fewer than `max_retries` (a `Retry-After` longer than it waits)."""
+    request_headers = getattr(getattr(error, "request", None), "headers", None) or {}
+    try:  # the client numbers each attempt's retries in this header
+        made = int(request_headers.get("x-stainless-retry-count"))
+    except (TypeError, ValueError):
+        return f"after {max_retries} retries"
+    if made >= max_retries:
+        return f"after {made} retries"
+    wait = _retry_after(getattr(getattr(error, "response", None), "headers", None) or {})
+    if wait is None:
+        return f"after {made} of {max_retries} retries (the client made no more)"
+    stopped = "no retry was made" if made == 0 else f"it stopped after {made} retries"
+    return (
+        f"(the server asked {wait} with Retry-After, longer than the openai client waits, so "
+        f"{stopped})"
+    )
+
+
+def _retry_after(headers: Any) -> Optional[str]:
+    """The wait a response's `Retry-After` (or `retry-after-ms`) asks for, in words."""
+    for name, unit in (("retry-after-ms", 1000), ("retry-after", 1)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return f"to wait {float(value) / unit:g} s"
+        except ValueError:  # an HTTP date
+            return f"to retry at {value}"
+    return None
 
 
 def redact_url(url: str) -> str:

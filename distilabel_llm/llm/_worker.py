@@ -21,6 +21,7 @@ merged into one list), which lets a backend batch them and amortises the bridge'
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -92,10 +93,25 @@ def load_llm(payload: bytes) -> Any:
     return llm
 
 
+# What writing to or reading from the parent raises once it is gone (killed, say).
+_PARENT_GONE = (BrokenPipeError, ConnectionResetError, EOFError)
+
+
 def serve(conn: Connection) -> None:
-    """Runs the child: applies the parent's environment, loads the model, serves requests."""
+    """Runs the child: applies the parent's environment, loads the model, serves requests.
+
+    A child whose parent is gone exits quietly: nobody wants what it would send, and a
+    traceback per child would bury the parent's own message."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # SIGTERM ends the child at once, without a traceback, even when a forked child inherited
+    # a handler of the parent's program.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _exit_with_parent(os.getppid())
+    with contextlib.suppress(*_PARENT_GONE):
+        _serve(conn)
+
+
+def _serve(conn: Connection) -> None:
     _, sys_path, env, payload = pickle.loads(conn.recv_bytes())
     os.environ.update(env)
     sys.path.extend(path for path in sys_path if path not in sys.path)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Un
 
 from distilabel_llm.llm.base import LLM, PromptFormattingFn
 from distilabel_llm.llm.generation import OFFSET, row_offsets
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics, token_count
 from distilabel_llm.llm.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
@@ -230,36 +230,83 @@ class AsyncLLM(LLM):
         if "seed" in request:  # the seed of the first slot this request fills
             request["seed"] += slot
         async with limiter:
-            answer = await self.agenerate(prompt, count, **request)
+            answer = await self._agenerate_alone(prompt, count, request)
         return _read(type(self).__name__, answer)
+
+    async def _agenerate_alone(
+        self, prompt: Union[str, ChatMessages], count: int, request: Dict[str, Any]
+    ) -> AsyncResult:
+        """`agenerate` in a task of its own. A `CancelledError` that `agenerate` raises while
+        nothing cancelled this call (a backend cancelling its own request) would otherwise
+        cancel every row of the call: it fails this request only. A real cancellation
+        (`fail_fast`, Ctrl-C, `close`) still cancels the request.
+
+        Raises:
+            RuntimeError: if `agenerate` raised `CancelledError` by itself.
+        """
+        call = asyncio.ensure_future(self.agenerate(prompt, count, **request))
+        try:
+            await asyncio.wait([call])
+        except asyncio.CancelledError:
+            call.cancel()
+            # Wait for the request to end (and retrieve its error) before the caller goes on.
+            await asyncio.gather(call, return_exceptions=True)
+            raise
+        if call.cancelled():
+            raise RuntimeError(
+                f"{type(self).__name__}.agenerate raised asyncio.CancelledError though nothing "
+                "cancelled the call: the backend cancelled its own request. Raise another "
+                "exception from agenerate for a request that fails."
+            )
+        return call.result()
 
 
 def _read(owner: str, answer: Any) -> List[_Generation]:
     """`agenerate`'s answer as one (text, statistics, why) per generation."""
     if isinstance(answer, list):
-        return [(text, None, None if text is not None else _no_text(owner)) for text in answer]
+        return [
+            (text, None, None) if isinstance(text, str) else (None, None, _not_text(owner, text))
+            for text in answer
+        ]
     if not isinstance(answer, dict) or not isinstance(answer.get("generations"), list):
         raise TypeError(
             f"{owner}.agenerate must return a list of texts or a dict with a `generations` "
             f"list, not {answer!r}."
         )
-    texts = answer["generations"]
-    counts = answer.get("statistics") or {}
-    errors = answer.get("errors") or [None] * len(texts)
+    counts = answer.get("statistics")
+    errors = answer.get("errors")
     generations: List[_Generation] = []
-    for index, text in enumerate(texts):
+    for index, text in enumerate(answer["generations"]):
         stats = TokenStatistics()
         for kind in ("input_tokens", "output_tokens"):
-            value = counts.get(kind)
-            value = value[index] if isinstance(value, list) else value
-            if isinstance(value, int):
+            value = _count(counts, kind, index)
+            if value is not None:
                 stats[kind] = value  # type: ignore[literal-required]
-        why = errors[index] if index < len(errors) else None
-        if text is None and why is None:
-            why = _no_text(owner)
+        why = _at(errors, index)
+        if not isinstance(text, str):
+            why = why or _not_text(owner, text)
+            text = None
         generations.append((text, stats or None, why))
     return generations
 
 
-def _no_text(owner: str) -> str:
-    return f"{owner}.agenerate returned None for this generation."
+def _at(values: Any, index: int) -> Any:
+    """`values[index]`, or None when `values` is not a list or too short for it."""
+    return values[index] if isinstance(values, list) and index < len(values) else None
+
+
+def _count(counts: Any, kind: str, index: int) -> Optional[int]:
+    """Generation `index`'s token count of `kind`, from a list per generation or one number for
+    all; None when missing (a list shorter than the texts) or not a count, so that a bad
+    statistic is dropped and never costs the generation its text."""
+    value = counts.get(kind) if isinstance(counts, dict) else None
+    return token_count(_at(value, index) if isinstance(value, list) else value)
+
+
+def _not_text(owner: str, text: Any) -> str:
+    if text is None:
+        return f"{owner}.agenerate returned None for this generation."
+    return (
+        f"{owner}.agenerate returned {type(text).__name__} {text!r:.100} for this generation, "
+        "not a str."
+    )

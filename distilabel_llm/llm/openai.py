@@ -33,6 +33,7 @@ from distilabel_llm.llm._openai_client import (
     read_completion,
     redact,
     redact_url,
+    retries_made,
     seconds,
 )
 from distilabel_llm.llm.async_llm import AsyncLLM, AsyncResult
@@ -142,7 +143,9 @@ class OpenAILLM(AsyncLLM):
         offline_batch_generation_block_until_done: seconds between checks of an unfinished
             job; None raises `OfflineBatchNotFinishedError` (with the job's ids) instead.
         jobs_ids: the ids of a job submitted earlier, from `OfflineBatchNotFinishedError` or
-            `jobs_ids`: the next call fetches its results instead of submitting again.
+            `jobs_ids`: the next call fetches its results instead of submitting again. Each
+            result goes to the row whose request it answers (matched by the request's
+            content, in any order); a row the job holds no result for fails, saying why.
 
     Raises:
         MissingExtraError: if `openai` is not installed.
@@ -452,5 +455,6 @@ class OpenAILLM(AsyncLLM):
             and (error.status_code in (408, 409, 429) or error.status_code >= 500)
         )
         if retried:
-            return OpenAIRequestError(f"{where} failed after {self.max_retries} retries: {what}")
+            retries = retries_made(error, self.max_retries)
+            return OpenAIRequestError(f"{where} failed {retries}: {what}")
         return OpenAIRequestError(f"{where} failed: {what}")

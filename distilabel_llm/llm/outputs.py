@@ -69,6 +69,14 @@ def merge_responses(responses: Sequence[T], n: int) -> List[List[T]]:
     return [list(responses[start : start + n]) for start in range(0, len(responses), n)]
 
 
+def token_count(value: Any) -> Optional[int]:
+    """`value` if it is a token count (an int, 0 or more, not a bool), else None: a backend's
+    count that is not one is left out of the statistics rather than failing the output."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
 def token_counts(outputs: Sequence[LLMOutput]) -> Dict[str, List[Optional[int]]]:
     """One row's token counts as distilabel 1.x writes them: `{"input_tokens": [...],
     "output_tokens": [...]}`, one entry per generation (None where the backend reported none)."""

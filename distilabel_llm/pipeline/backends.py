@@ -71,6 +71,7 @@ def load_llm(
     base_url: Optional[str] = None,
     api_key: Optional[str] = None,
     continuous_batching: bool = False,
+    max_concurrency: Optional[int] = None,
 ) -> LLM:
     """Loads `model` with `backend` in this process.
 
@@ -85,10 +86,15 @@ def load_llm(
         base_url, api_key: where and how to reach an OpenAI-compatible server.
         continuous_batching: transformers decodes with continuous batching
             (`TransformersLLM(continuous_batching=True)`).
+        max_concurrency: the most requests in flight at once (openai); one at a time if None.
     """
     if continuous_batching and backend != "transformers":
         raise ValueError(
             f"continuous_batching is a transformers setting; the {backend} backend has none."
+        )
+    if max_concurrency is not None and backend != "openai":
+        raise ValueError(
+            f"max_concurrency is an openai setting; the {backend} backend batches rows instead."
         )
     if backend == "transformers":
         import transformers
@@ -123,7 +129,12 @@ def load_llm(
         from distilabel_llm.llm.openai import OpenAILLM
 
         return OpenAILLM(
-            task, model=model, base_url=base_url, api_key=api_key, max_new_tokens=max_new_tokens
+            task,
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            max_new_tokens=max_new_tokens,
+            max_concurrency=max_concurrency,
         )
     raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
 
@@ -146,7 +157,8 @@ def build_llm(
         task: the task the model runs.
         backend, model: as for `load_llm`.
         processes: 0 to load the model in this process, 1 for a `ProcessLLM`, more for an
-            `LLMPool` of that many replicas. An OpenAI client always runs in this process.
+            `LLMPool` of that many replicas. An OpenAI client always runs in this process
+            (`max_concurrency` sets its requests in flight), so it takes 0 or 1 only.
         devices: GPUs for an `LLMPool` with one replica on each; overrides `processes`.
         env: environment variables for the model processes.
         ray_replicas: 1 for a `RayLLM`, more for an `LLMPool` of that many Ray replicas;
@@ -157,12 +169,21 @@ def build_llm(
 
     Returns:
         An `LLM`, a `ProcessLLM`, a `RayLLM` or an `LLMPool`; the caller tears it down.
+
+    Raises:
+        ValueError: for replicas of an openai model, which runs in this process.
     """
     check_backend(backend, model)
     if processes < 0:
         raise ValueError(f"`processes` must be 0 or more, not {processes!r}.")
     load = functools.partial(load_llm, backend=backend, model=model, **options)
     if backend == "openai":
+        if processes > 1 or devices or ray_replicas:
+            raise ValueError(
+                "The openai backend runs no model, so it has no replicas to place: leave "
+                "`processes`, `devices` and `ray_replicas` unset, and pass `max_concurrency` "
+                "for requests in flight at once."
+            )
         return load(task)
     from distilabel_llm.llm.pool import LLMPool
     from distilabel_llm.llm.process import ProcessLLM

@@ -76,7 +76,7 @@ def read_jsonl(path: Union[str, os.PathLike[str]]) -> List[Dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"Cannot read input file {str(path)!r}: {error}") from None
     rows: List[Dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_jsonl_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -93,6 +93,14 @@ def read_jsonl(path: Union[str, os.PathLike[str]]) -> List[Dict[str, Any]]:
             )
         rows.append(row)
     return rows
+
+
+def _jsonl_lines(text: str) -> List[str]:
+    """The lines of a JSON Lines text: split at "\n" only, as the format defines, and not at
+    every line break `str.splitlines` knows, so that a string holding a raw U+2028 or U+0085
+    (valid JSON, as `json.dumps(..., ensure_ascii=False)` writes it) stays whole. A "\r"
+    ending a line (Windows' "\r\n") is dropped."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
 def to_hf(rows: List[Dict[str, Any]]) -> Any:

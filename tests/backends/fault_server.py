@@ -49,6 +49,10 @@ class Fault:
         drop: close the connection without answering.
         null_content: answer 200 with `"content": null` in every choice (as a refusal or a
             filtered answer does), `finish_reason` "content_filter".
+        content: answer 200 with this JSON value as every choice's content (a number, say, as
+            a broken server might).
+        usage: answer 200 with these `usage` fields over the counted ones (a count that is no
+            integer, say).
     """
 
     status: Optional[int] = None
@@ -59,6 +63,8 @@ class Fault:
     choices: Optional[int] = None
     drop: bool = False
     null_content: bool = False
+    content: Any = None
+    usage: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -232,7 +238,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(payload or b"{}")
         if self.path == _BATCHES_PATH:
             self._record(body, None)
-            self._send_json(200, self._state.batches.create(body))
+            refused = self._state.batches.refuse_status
+            if refused is not None:  # a short Retry-After keeps the client's retries quick
+                self._send_error(refused, "Too many requests: no new batch job", 0.01, None)
+            else:
+                self._send_json(200, self._state.batches.create(body))
             return
         if self.path != _CHAT_PATH:
             self._record(body, None)
@@ -270,6 +280,10 @@ class _Handler(BaseHTTPRequestHandler):
             for choice in completion["choices"]:
                 choice["message"]["content"] = None
                 choice["finish_reason"] = "content_filter"
+        if fault.content is not None:
+            for choice in completion["choices"]:
+                choice["message"]["content"] = fault.content
+        completion["usage"].update(fault.usage or {})
         self._send_json(200, completion)
 
     def _choice_limit(self, fault: Fault) -> Optional[int]:

@@ -72,6 +72,60 @@ def test_an_answer_of_the_wrong_shape_is_named() -> None:
     assert "must return a list of texts or a dict" in row[0]["error"]
 
 
+def test_a_request_cancelling_itself_fails_its_row_only() -> None:
+    class SelfCancelling(EchoAsyncLLM):
+        async def agenerate(self, input: Any, num_generations: int = 1, **settings: Any) -> Any:
+            if "cancel" in input[-1]["content"]:
+                raise asyncio.CancelledError  # as a client cancelling its own request does
+            return await super().agenerate(input, num_generations, **settings)
+
+    rows = [{"input": "ok"}, {"input": "cancel me"}, {"input": "fine"}]
+    with SelfCancelling(max_concurrency=3) as llm:
+        generated = llm.generate(rows, num_generations=2)
+    assert _texts(generated) == [
+        ["echo 0: ok", "echo 1: ok"],
+        [None, None],
+        ["echo 0: fine", "echo 1: fine"],
+    ]
+    assert "agenerate raised asyncio.CancelledError" in generated[1][0]["error"]
+
+
+@pytest.mark.timeout(20)
+def test_fail_fast_still_cancels_the_requests_in_flight() -> None:
+    class Stuck(EchoAsyncLLM):
+        async def agenerate(self, input: Any, num_generations: int = 1, **settings: Any) -> Any:
+            if "stuck" in input[-1]["content"]:
+                await asyncio.Event().wait()  # never set: only a cancellation ends it
+            return await super().agenerate(input, num_generations, **settings)
+
+    with (
+        Stuck(max_concurrency=2, fail_fast=True) as llm,
+        pytest.raises(ConnectionError, match="dropped"),
+    ):
+        llm.generate([{"input": "stuck"}, {"input": "fail"}])
+
+
+def test_texts_and_statistics_that_are_not_what_they_should_be() -> None:
+    class Sloppy(EchoAsyncLLM):
+        async def agenerate(self, input: Any, num_generations: int = 1, **settings: Any) -> Any:
+            return {
+                "generations": [7, "kept", "also kept"],
+                "statistics": {"input_tokens": [3, 4], "output_tokens": [1, 2.5, "9"]},
+            }
+
+    with Sloppy() as llm:
+        (row,) = llm.generate(ROWS[:1], num_generations=3)
+    assert [output["raw_output"] for output in row] == [None, "kept", "also kept"]
+    assert "agenerate returned int 7 for this generation, not a str" in row[0]["error"]
+    # A count list shorter than the texts, or a count that is no integer, is left out.
+    assert [output.get("statistics") for output in row] == [
+        {"input_tokens": 3, "output_tokens": 1},
+        {"input_tokens": 4},
+        None,
+    ]
+    assert all("error" not in output for output in row[1:])
+
+
 def test_generate_works_from_inside_a_running_event_loop() -> None:
     async def notebook_cell() -> Any:  # a Jupyter cell runs inside the kernel's loop
         with EchoAsyncLLM(max_concurrency=2) as llm:

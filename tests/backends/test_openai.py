@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import socket
 import subprocess
 import sys
@@ -16,7 +17,11 @@ from typing import Any, Callable, Iterator, List
 
 import pytest
 
-from distilabel_llm.errors import MissingExtraError, ModelUnavailableError
+from distilabel_llm.errors import (
+    GenerationSettingsError,
+    MissingExtraError,
+    ModelUnavailableError,
+)
 from distilabel_llm.tasks import TextGenerationTask
 
 openai = pytest.importorskip("openai", reason="the `openai` extra is not installed")
@@ -252,6 +257,40 @@ def test_a_slow_response_times_out_and_is_retried(
     assert "APITimeoutError" in caplog.text
     assert "APITimeoutError" in generated[0][0]["error"]
     assert "error" not in generated[1][0]
+
+
+def test_a_retry_after_longer_than_the_client_waits_is_reported_as_no_retry(
+    make_llm: MakeLLM, server: FaultServer
+) -> None:
+    server.rule("later", Fault(status=429, retry_after=3600))
+    generated = make_llm(max_retries=2).generate(rows("later", "now"))
+
+    assert raw_outputs(generated) == [[None], ["echo 0: now"]]
+    error = generated[0][0]["error"]
+    assert "the server asked to wait 3600 s with Retry-After" in error
+    assert "no retry was made" in error and "after 2 retries" not in error
+    assert sum(r.body["messages"][-1]["content"] == "later" for r in server.requests()) == 1
+
+
+def test_a_content_that_is_not_text_fails_its_row(make_llm: MakeLLM, server: FaultServer) -> None:
+    server.rule("number", Fault(content=42))
+    generated = make_llm().generate(rows("number", "ok"))
+
+    assert raw_outputs(generated) == [[None], ["echo 0: ok"]]
+    error = generated[0][0]["error"]
+    assert "the server returned content of type int for this choice, not text: 42" in error
+
+
+@pytest.mark.parametrize("count", ["many", 2.5, -1, None])
+def test_a_usage_count_that_is_no_count_is_dropped_and_the_text_kept(
+    make_llm: MakeLLM, server: FaultServer, count: Any
+) -> None:
+    server.rule("odd", Fault(usage={"completion_tokens": count}))
+    generated = make_llm().generate(rows("odd"), num_generations=2)
+
+    assert raw_outputs(generated) == [["echo 0: odd", "echo 1: odd"]]
+    assert [output["statistics"] for output in generated[0]] == [{"input_tokens": 3}] * 2
+    assert all("error" not in output for output in generated[0])
 
 
 def test_malformed_json_fails_only_its_row(make_llm: MakeLLM, server: FaultServer) -> None:
@@ -599,6 +638,24 @@ def test_generation_settings_reach_the_request_body(make_llm: MakeLLM, server: F
         assert "generation_offset" not in body and "max_new_tokens" not in body
     with pytest.raises(ValueError, match="not one OpenAILLM takes"):
         llm.generate(rows("a"), generation_kwargs={"top_k": 3})
+
+
+def test_nan_and_infinities_are_refused_before_any_request(
+    make_llm: MakeLLM, server: FaultServer
+) -> None:
+    # JSON has no NaN: the server would refuse every row ("Out of range float values...").
+    with pytest.raises(GenerationSettingsError, match="`temperature` cannot be inf"):
+        make_llm(temperature=math.inf)
+    llm = make_llm()
+    for settings in (
+        {"top_p": math.nan},
+        {"frequency_penalty": -math.inf},
+        {"extra_body": {"min_p": math.nan}},
+        {"structured_output": {"type": "number", "maximum": math.inf}},
+    ):
+        with pytest.raises(GenerationSettingsError, match="cannot be"):
+            llm.generate(rows("a"), generation_kwargs=settings)
+    assert server.requests() == []
 
 
 # Structured output.

@@ -294,6 +294,65 @@ def test_generate_with_openai_server_keeps_failed_rows(tmp_path: Path, capsys) -
     assert rows[0]["labelling_model"] == "fault-model" and rows[0]["error"] is None
 
 
+def _usage_error(argv: List[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return " ".join(capsys.readouterr().err.split())
+
+
+def test_an_output_that_is_the_input_is_refused(tmp_path: Path, capsys) -> None:
+    prompts = _prompts(tmp_path / "in.jsonl", 2)
+    before = prompts.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(prompts)
+    os.link(prompts, tmp_path / "hard.jsonl")
+    for output in (prompts, tmp_path / "link.jsonl", tmp_path / "hard.jsonl"):
+        error = _usage_error(
+            ["generate", "--input", str(prompts), "--output", str(output),
+             "--backend", "openai", "--model", "m"],
+            capsys,
+        )  # fmt: skip
+        assert f"--output '{output}' is the --input file" in error
+        assert "give --output another path" in error
+    assert prompts.read_bytes() == before
+    assert not (tmp_path / "in.jsonl.job.json").exists()
+
+
+def test_flags_the_backend_would_ignore_are_refused(tmp_path: Path, capsys) -> None:
+    prompts = _prompts(tmp_path / "in.jsonl", 1)
+    base = ["generate", "--input", str(prompts), "--output", str(tmp_path / "o.jsonl")]
+    openai_job = [*base, "--backend", "openai", "--model", "m"]
+    for flags in (["--processes", "2"], ["--devices", "0"], ["--ray-replicas", "2"]):
+        error = _usage_error([*openai_job, *flags], capsys)
+        assert f"{flags[0]} says where local models run, but the openai backend runs no" in error
+        assert "use --max-concurrency N" in error
+    error = _usage_error([*openai_job, "--threads", "2"], capsys)
+    assert "--threads sets a local model's CPU threads" in error
+    local_job = [*base, "--backend", "llama-cpp", "--model", "m.gguf"]
+    error = _usage_error([*local_job, "--max-concurrency", "4"], capsys)
+    assert "--max-concurrency applies to the openai backend" in error
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_max_concurrency_keeps_that_many_requests_in_flight(tmp_path: Path, capsys) -> None:
+    fault_server = fault_server_module()
+    prompts = _prompts(tmp_path / "in.jsonl", 8)
+    with fault_server.FaultServer() as server:
+        server.hold_until_concurrent(4)  # a request waits until 4 are in flight (else: 500)
+        code = main(
+            [
+                "generate", "--input", str(prompts), "--output", str(tmp_path / "out.jsonl"),
+                "--backend", "openai", "--model", "fault-model", "--base-url", server.url,
+                "--api-key", "k", "--no-progress", "--max-concurrency", "4",
+            ]
+        )  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    assert server.max_in_flight == 4
+    assert [row["generations"] for row in read_rows(tmp_path / "out.jsonl")] == [
+        [f"echo 0: Question number {i}?"] for i in range(8)
+    ]
+
+
 def test_generation_flags_reach_the_server(tmp_path: Path, capsys) -> None:
     fault_server = fault_server_module()
     prompts = _prompts(tmp_path / "in.jsonl", 2)
@@ -355,6 +414,20 @@ def test_unknown_generation_settings_fail_before_any_model_starts(tmp_path: Path
         main(["generate", "--input", "x", "--output", "y", "--backend", "openai",
               "--model", "m", "--generation-kwargs", "[1]"])  # fmt: skip
     assert "must be a JSON object" in capsys.readouterr().err
+
+
+def test_nan_and_infinities_fail_before_any_model_starts(tmp_path: Path, capsys) -> None:
+    prompts = _prompts(tmp_path / "in.jsonl", 1)
+    base = ["generate", "--input", str(prompts), "--output", str(tmp_path / "out.jsonl"),
+            "--backend", "transformers", "--model", str(tmp_path / "missing")]  # fmt: skip
+    for flag, value in (("--temperature", "inf"), ("--top-p", "nan")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*base, flag, value])
+        assert exit_info.value.code == 2
+        assert f"must be a finite number, 0 or more, not '{value}'" in capsys.readouterr().err
+    code = main([*base, "--generation-kwargs", '{"temperature": Infinity}'])  # JSON's extension
+    assert code == 1
+    assert "`temperature` cannot be inf" in " ".join(capsys.readouterr().err.split())
 
 
 def test_cli_and_pipeline_import_no_backend() -> None:

@@ -27,6 +27,17 @@ def test_jsonl_rows_skip_blank_lines(tmp_path: Path) -> None:
     assert load_rows(str(path)) == [{"input": "a"}, {"input": "b"}]
 
 
+def test_jsonl_lines_end_at_newlines_only(tmp_path: Path) -> None:
+    # Raw U+2028, U+2029 and U+0085 are valid inside JSON strings (json.dumps writes them with
+    # ensure_ascii=False), though `str.splitlines` would break a line there; Windows' "\r\n"
+    # ends a line like "\n".
+    texts = ["line\u2028separator", "para\u2029graph", "next\x85line"]
+    path = tmp_path / "in.jsonl"
+    lines = [json.dumps({"input": text}, ensure_ascii=False) for text in texts]
+    path.write_bytes("\r\n".join(lines).encode("utf-8") + b"\r\n")
+    assert load_rows(path) == [{"input": text} for text in texts]
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"nope\.jsonl' does not exist"):
         load_rows(tmp_path / "nope.jsonl")

@@ -1,9 +1,11 @@
-"""Helpers for tests that start processes: find a process's children."""
+"""Helpers for tests that start processes: find a process's children, an LLM held at a gate."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List
+
+from distilabel_llm.llm import LLM, LLMOutput
 
 
 def children_of(pid: int) -> List[int]:
@@ -17,3 +19,24 @@ def children_of(pid: int) -> List[int]:
         if fields[0] != "Z" and int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+class GatedLLM(LLM):
+    """Generates once a writer has opened and closed the FIFO at `gate`: the writer's `open`
+    returns when a call is waiting there, and its `close` lets the call finish."""
+
+    def __init__(self, task: Any, gate: str) -> None:
+        super().__init__(task)
+        self.gate = gate
+
+    @property
+    def model_name(self) -> str:
+        return "gated"
+
+    def _generate(
+        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+    ) -> List[List[LLMOutput]]:
+        with open(self.gate, encoding="utf-8") as gate:
+            gate.read()  # returns when the writer closes its end
+        prompts = self._generate_prompts(inputs)
+        return [[self._output(prompt, "done")] * num_generations for prompt in prompts]

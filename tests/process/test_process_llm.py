@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
 import os
+import pickle
 import resource
 import signal
 import subprocess
@@ -13,11 +16,14 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
+import cloudpickle
 import pytest
+from process_helpers import GatedLLM
 from waiting import wait_until
 
 from distilabel_llm.errors import ProcessLLMError
-from distilabel_llm.llm import ProcessLLM
+from distilabel_llm.llm import ProcessLLM, _worker
+from distilabel_llm.llm._child import _CHILD_COMMAND
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(60)
@@ -318,6 +324,36 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
     assert wait_until(gone, 10.0), "the orphaned child kept running"
+
+
+def test_a_child_whose_parent_is_gone_exits_quietly(task, tmp_path: Path) -> None:
+    # The test plays the parent over the real socket, so that it can vanish (close its end, as
+    # a killed parent's closes) while the child generates, and the child's results then go
+    # nowhere: the child must exit cleanly, with no BrokenPipeError traceback.
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    parent_conn, child_conn = multiprocessing.Pipe()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_COMMAND, str(child_conn.fileno())],
+        pass_fds=(child_conn.fileno(),),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    child_conn.close()
+    try:
+        load = functools.partial(GatedLLM, gate=str(gate))
+        payload = cloudpickle.dumps((load, task))
+        parent_conn.send_bytes(_worker.dumps((_worker.INIT, list(sys.path), {}, payload)))
+        assert pickle.loads(parent_conn.recv_bytes())[0] == _worker.READY
+        parent_conn.send_bytes(_worker.dumps((_worker.GENERATE, 0, [{"input": "a"}], 1, {})))
+        with open(gate, "w", encoding="utf-8"):  # opens once the child waits at the gate
+            parent_conn.close()
+        _, printed = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert (child.returncode, printed) == (0, "")
 
 
 def test_leaving_a_with_block_by_an_exception_stops_the_child_at_once(task) -> None:

@@ -119,6 +119,9 @@ def test_what_an_engine_cannot_compile_fails_before_any_work(tiny_models: Any) -
     hf = _loader("transformers", tiny_models)(TextGenerationTask())
     with pytest.raises(GenerationSettingsError, match="llguidance cannot compile"):
         hf.generate(ROWS, generation_kwargs={"structured_output": {"type": "no-such-type"}})
+    for llm in (gguf, hf):  # a set used to escape as the grammar cache's own TypeError
+        with pytest.raises(GenerationSettingsError, match="a set; use a list"):
+            llm.generate(ROWS, generation_kwargs={"structured_output": {"enum": {"a", "b"}}})
 
 
 def test_an_output_cut_off_keeps_its_text_and_says_why(tiny_models: Any) -> None:
