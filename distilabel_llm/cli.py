@@ -255,7 +255,9 @@ def _model_options(args: argparse.Namespace, backend: str) -> Dict[str, Any]:
 def _generate_args_problem(args: argparse.Namespace) -> Optional[str]:
     """What is wrong with a `generate` command's flags taken together, if anything: an output
     that would overwrite the input, or a flag that no backend of the job would use."""
-    if _same_file(args.input, args.output):
+    from distilabel_llm.pipeline.checkpoint import same_file
+
+    if same_file(args.input, args.output):
         return (
             f"--output {args.output!r} is the --input file: the job would read its input rows "
             "back as finished ones and write nothing new; give --output another path"
@@ -286,14 +288,6 @@ def _generate_args_problem(args: argparse.Namespace) -> Optional[str]:
             "instead (--batch-size, and --processes or --devices for replicas)"
         )
     return None
-
-
-def _same_file(input_path: str, output_path: str) -> bool:
-    """Whether two paths name one file, through a symbolic or hard link too."""
-    try:
-        return os.path.samefile(input_path, output_path)
-    except OSError:  # one of them does not exist (yet): they differ
-        return False
 
 
 def _run_generate(args: argparse.Namespace, console: Console) -> int:

@@ -23,7 +23,7 @@ try:  # POSIX only; elsewhere two jobs on one checkpoint are not detected.
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Checkpoint", "CheckpointError", "check_checkpoint_path"]
+__all__ = ["Checkpoint", "CheckpointError", "check_checkpoint_path", "same_file"]
 
 
 class CheckpointError(DistilabelLLMError, ValueError):
@@ -198,11 +198,15 @@ class Checkpoint(ClosingContext):
         return rows
 
 
-def check_checkpoint_path(path: Union[str, os.PathLike[str]]) -> None:
-    """Raises `CheckpointError` if `path` exists but is not a regular file.
+def check_checkpoint_path(
+    path: Union[str, os.PathLike[str]], dataset: Optional[Any] = None
+) -> None:
+    """Raises `CheckpointError` if `path` exists but is not a regular file, or is the file
+    `dataset` (a JSONL path) is read from.
 
     A job appends rows to its checkpoint and reads them back to resume; a device such as
-    `/dev/full` would be read forever, a directory or a pipe cannot be.
+    `/dev/full` would be read forever, a directory or a pipe cannot be; and its input file
+    would be read back as rows already done, so that nothing new is written.
     """
     path = Path(path)
     if path.exists() and not path.is_file():
@@ -211,6 +215,20 @@ def check_checkpoint_path(path: Union[str, os.PathLike[str]]) -> None:
             "pipe): a job appends rows to it and reads them back to resume. Give the path of "
             "a file."
         )
+    if isinstance(dataset, (str, os.PathLike)) and same_file(dataset, path):
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is the input file: the job would read its input rows "
+            "back as finished ones and write nothing new. Give the checkpoint (the output) "
+            "another path."
+        )
+
+
+def same_file(a: Union[str, os.PathLike[str]], b: Union[str, os.PathLike[str]]) -> bool:
+    """Whether two paths name one file, through a symbolic or hard link too."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): they differ
+        return False
 
 
 def _encode(rows: List[Dict[str, Any]]) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Union
 
 from distilabel_llm.errors import OfflineBatchNotFinishedError
-from distilabel_llm.pipeline.checkpoint import Checkpoint
+from distilabel_llm.pipeline.checkpoint import Checkpoint, check_checkpoint_path
 from distilabel_llm.pipeline.dataset import (
     DatasetError,
     DatasetLike,
@@ -159,6 +159,8 @@ class Pipeline:
             )
         }
         rows = load_rows(dataset)
+        if checkpoint is not None:
+            check_checkpoint_path(checkpoint, dataset)
         self._check_columns(rows)
         offline = is_offline(self.generator)
         if not skip_dry_run and rows and not offline:  # offline, it would be a job of its own

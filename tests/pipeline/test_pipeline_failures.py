@@ -236,3 +236,15 @@ def test_a_row_missing_one_generation_is_saved_with_an_error_and_retried(tmp_pat
     assert len(server.requests()) > sent  # the rerun sent the row again
     assert rerun[0]["error"] is None and None not in rerun[0]["generations"]
     assert [row["error"] for row in _lines(checkpoint)] == [None]
+
+
+def test_a_checkpoint_that_is_the_input_file_is_refused(make_llm: MakeLLM, tmp_path: Path) -> None:
+    prompts = tmp_path / "in.jsonl"
+    prompts.write_text("".join(json.dumps(row) + "\n" for row in _prompts(2)))
+    (tmp_path / "link.jsonl").symlink_to(prompts)
+    for checkpoint in (prompts, tmp_path / "link.jsonl"):
+        with pytest.raises(CheckpointError, match="is the input file"):
+            Pipeline(generator=make_llm()).generate(
+                str(prompts), checkpoint=checkpoint, display_progress_bar=False
+            )
+    assert _lines(prompts) == _prompts(2)
