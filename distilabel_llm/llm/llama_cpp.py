@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["LlamaCppLLM"]
 
 DEFAULT_SEED = 1234
+# llama.cpp reads a seed as 32 bits and takes 2^32 - 1 (`LLAMA_DEFAULT_SEED`) for "random":
+# the seeds it reproduces are 0 .. 2^32 - 2.
+_LLAMA_SEEDS = 2**32 - 1
 # Our setting names that llama-cpp-python spells otherwise.
 _LLAMA_CPP_NAMES = {"max_new_tokens": "max_tokens", "repetition_penalty": "repeat_penalty"}
 
@@ -37,8 +42,9 @@ class LlamaCppLLM(LLM):
     completion with the chat template stored in the GGUF file. Generation slot `k` of a row is
     sampled with seed `seed + k`, so outputs are reproducible and do not depend on batching, on
     the other rows, or on how a pool splits the generations (it passes each call's first slot
-    as `generation_offset`). A temperature of 0 decodes greedily, once per row. Calls into the
-    model are serialised, since a `Llama` is not thread-safe.
+    as `generation_offset`); llama.cpp takes seeds below 2^32 - 1, so a larger `seed + k` is
+    hashed into that range (`llama_seed`). A temperature of 0 decodes greedily, once per row.
+    Calls into the model are serialised, since a `Llama` is not thread-safe.
 
     Args:
         model: the loaded model, e.g. from `llama_cpp.Llama(model_path=...)`, or the path of a
@@ -215,7 +221,9 @@ class LlamaCppLLM(LLM):
         distinct = num_generations if sampling.get("temperature", 0.8) > 0 else 1
         for prompt, offset in zip(self._generate_prompts(inputs), offsets):
             outputs = [
-                self._generate_one(prompt, {**sampling, "seed": seed + offset + k}, structured)
+                self._generate_one(
+                    prompt, {**sampling, "seed": llama_seed(seed + offset + k)}, structured
+                )
                 for k in range(distinct)
             ]
             rows.append([outputs[k % distinct] for k in range(num_generations)])
@@ -256,7 +264,7 @@ class LlamaCppLLM(LLM):
                 # This converter lets control characters into strings, which JSON forbids
                 # (llama.cpp's own later excluded them); its grammar is otherwise kept as is.
                 gbnf = gbnf.replace(r'char ::= [^"\\]', r'char ::= [^"\\\x7F\x00-\x1F]', 1)
-                grammar = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+                grammar = llama_cpp.LlamaGrammar.from_string(_compact_json(gbnf), verbose=False)
             else:
                 alternatives = " | ".join(json.dumps(choice) for choice in spec["choice"])
                 grammar = llama_cpp.LlamaGrammar.from_string(
@@ -317,9 +325,36 @@ class LlamaCppLLM(LLM):
         return self.model.tokenize(text, add_bos=add_bos, special=True)
 
 
+def llama_seed(value: int) -> int:
+    """The llama.cpp seed for the slot seed `value` (any int >= 0), one it reproduces.
+
+    `value` itself below 2^32 - 1; above, where llama.cpp would keep only the low 32 bits (2^32
+    sampling as 0) or read 2^32 - 1 as "random", a stable hash of it into 0 .. 2^32 - 2, so that
+    distinct seeds stay distinct but for a 2^-32 chance.
+    """
+    if value < _LLAMA_SEEDS:
+        return value
+    digest = hashlib.blake2b(str(value).encode("ascii"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % _LLAMA_SEEDS
+
+
 def _require_extra() -> None:
     if llama_cpp is None:
         raise MissingExtraError("llama-cpp-python", "llama-cpp")
+
+
+# In the converter's grammar, a "," or ":" token with the optional whitespace it may be followed
+# by; an opening quote comes after a space, a "(" or a "|", or starts the rule.
+_SEPARATOR = re.compile(r'(?<![^\s(|])"([,:])" space\b')
+_SPACE_RULE = re.compile(r"^space ::= .*$", re.MULTILINE)
+
+
+def _compact_json(gbnf: str) -> str:
+    """The converter's JSON grammar with whitespace as `json.dumps` writes it: one space after
+    each "," and ":", none elsewhere. The converter allows optional whitespace after every
+    token, which a model fills at random (and newer converters allow newlines and indents)."""
+    gbnf = _SEPARATOR.sub(r'"\1 "', gbnf)
+    return _SPACE_RULE.sub('space ::= ""', gbnf, count=1)
 
 
 # An integer range up to this wide becomes an enum for llama-cpp-python's schema converter.

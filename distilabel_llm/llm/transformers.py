@@ -51,11 +51,13 @@ class TransformersLLM(LLM):
 
     Decoding is greedy unless a `temperature` above 0 is set (as on the other backends) or
     `do_sample=True` (at temperature 1); `do_sample=False` or a temperature of 0 is greedy
-    whatever else is set. Sampling draws from torch's random generator; with a `seed`, each
-    call first seeds it from the seed and the generation slots it fills (`generation_offset`),
-    so outputs are reproducible and replicas in a pool, which fill different slots, do not
-    repeat each other. `stop` strings end an output and are cut from its text, as the other
-    backends do.
+    whatever else is set. Sampling draws from torch's global random generator; with a `seed`,
+    each sequence draws from a generator of its own, seeded from the seed, its row's prompt and
+    its generation slot (`generation_offset` plus its index): a row's samples are then the same
+    alone or in any batch, through a pool of replicas (which fill different slots) or when a
+    job resumes (but for a rare draw that the rounding of a padded batch tips over, see the
+    README), and rows with the same prompt get the same samples. `stop` strings end an output
+    and are cut from its text, as the other backends do.
 
     Args:
         model: a causal LM, e.g. from `AutoModelForCausalLM.from_pretrained`, or what
@@ -233,7 +235,8 @@ class TransformersLLM(LLM):
     ) -> List[List[LLMOutput]]:
         settings = dict(generation_kwargs or self.generation_kwargs)
         prompts = self._generate_prompts(inputs)
-        encoded = self._tokenize([self._as_text(prompt) for prompt in prompts])
+        texts = [self._as_text(prompt) for prompt in prompts]
+        encoded = self._tokenize(texts)
         sampling = self._sampling_kwargs(settings)
         if self._continuous and continuous.suits(settings, sampling, settings.get(STRUCTURED)):
             new_tokens = continuous.generate_continuously(
@@ -248,12 +251,7 @@ class TransformersLLM(LLM):
             )
             paddings = [0] * len(new_tokens)  # none: a sequence leaves as it ends
             return self._outputs(prompts, encoded, new_tokens, paddings, num_generations)
-        if sampling["do_sample"] and settings.get("seed") is not None:
-            # Once per call, from the seed and the slots it fills: reproducible, distinct from
-            # the calls filling other slots of the same rows (another replica's share), and one
-            # stream for all of the call's batches, so that no two batches share draws.
-            offsets = tuple(row_offsets(settings, len(inputs)))
-            torch.manual_seed(hash((settings["seed"], offsets)) & 0x7FFF_FFFF_FFFF_FFFF)
+        seeds = self._sequence_seeds(settings, sampling, texts, num_generations)
         rows: List[List[LLMOutput]] = [[] for _ in prompts]
         for group in static.length_groups(encoded, self.batch_size):
             made = self._generate_batch(
@@ -261,6 +259,7 @@ class TransformersLLM(LLM):
                 [encoded[i] for i in group],
                 num_generations,
                 settings,
+                None if seeds is None else [seed for i in group for seed in seeds[i]],
             )
             for position, outputs in zip(group, made):
                 rows[position] = outputs
@@ -272,8 +271,10 @@ class TransformersLLM(LLM):
         encoded: List[List[int]],
         num_generations: int,
         settings: Dict[str, Any],
+        seeds: Optional[List[int]] = None,
     ) -> List[List[LLMOutput]]:
-        """One padded `model.generate` over `prompts` (token ids `encoded`)."""
+        """One padded `model.generate` over `prompts` (token ids `encoded`); with `seeds`, one
+        per sequence, each sequence samples from its own generator."""
         sampling = self._sampling_kwargs(settings)
         sequences_per_prompt = _sequences_per_prompt(sampling, num_generations)
         stops = settings.get("stop") or []
@@ -293,10 +294,34 @@ class TransformersLLM(LLM):
             sampling,
             self._eos_ids,
             self._pad_id,
+            seeds,
         )
         return self._outputs(
             prompts, encoded, new_tokens, paddings, num_generations, stops, structured
         )
+
+    @staticmethod
+    def _sequence_seeds(
+        settings: Dict[str, Any],
+        sampling: Dict[str, Any],
+        texts: List[str],
+        num_generations: int,
+    ) -> Optional[List[List[int]]]:
+        """For a seeded sampling, each row's seeds, one per generation slot it fills; None
+        otherwise (greedy, or sampling from torch's global generator).
+
+        A sequence's seed comes from the seed, its slot (`generation_offset` plus its index,
+        so a pool's members fill a row's slots as one model would) and its row's prompt (so
+        rows differ), never from its batch: a row's samples are the same alone or batched with
+        any others, in any order, in a pool, or when a job resumes.
+        """
+        if not sampling["do_sample"] or settings.get("seed") is None:
+            return None
+        seed = settings["seed"]
+        return [
+            [static.sequence_seed(seed, text, offset + k) for k in range(num_generations)]
+            for text, offset in zip(texts, row_offsets(settings, len(texts)))
+        ]
 
     def _outputs(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import Future
 from typing import Any, Iterator, List, Tuple
 
@@ -11,7 +12,7 @@ from distilabel_llm.tasks import TextGenerationTask
 
 pytest.importorskip("llama_cpp", reason="the `llama-cpp` extra is not installed")
 
-from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+from distilabel_llm.llm.llama_cpp import LlamaCppLLM, llama_seed
 
 INPUTS = [
     "Hello world",
@@ -100,6 +101,28 @@ def test_a_fixed_seed_reproduces_outputs_whatever_the_batch(make_llm: Any) -> No
     assert _texts(other_seed) != _texts(together)
 
 
+@pytest.mark.parametrize("seed", [2**32 - 2, 2**32 - 1, 2**32, 2**63 - 1])
+def test_seeds_past_32_bits_reproduce_their_samples(make_llm: Any, seed: int) -> None:
+    """llama.cpp keeps 32 bits of a seed and reads 2^32 - 1 as "random": seeds from there on
+    are hashed into the seeds it reproduces, each slot its own."""
+    llm = make_llm(max_new_tokens=12, temperature=1.0, seed=seed)
+
+    first = _texts(llm.generate(ROWS[:2], num_generations=3))
+
+    assert _texts(llm.generate(ROWS[:2], num_generations=3)) == first
+    assert [len(set(row)) for row in first] == [3, 3]
+    if seed == 2**32:  # not seed 0's samples, as its low 32 bits alone would give
+        zero = make_llm(max_new_tokens=12, temperature=1.0, seed=0)
+        assert _texts(zero.generate(ROWS[:2], num_generations=3)) != first
+
+
+def test_llama_seed_keeps_seeds_below_2_to_the_32_minus_1() -> None:
+    assert [llama_seed(v) for v in (0, 7, 2**32 - 2)] == [0, 7, 2**32 - 2]
+    large = [llama_seed(v) for v in (2**32 - 1, 2**32, 2**32 + 1, 2**63 - 1, 2**70)]
+    assert all(0 <= v < 2**32 - 1 for v in large)
+    assert len(set(large)) == len(large) and 0 not in large
+
+
 def test_greedy_generations_repeat_the_single_greedy_output(make_llm: Any) -> None:
     rows = make_llm(**GREEDY).generate(ROWS[:2], num_generations=3)
 
@@ -185,3 +208,28 @@ def test_runs_inside_a_process_llm(tiny_models: Any, make_llm: Any) -> None:
         outputs = llm.generate(ROWS[:3], num_generations=2).result(timeout=60)
         assert llm.model_name == path
     assert outputs == expected
+
+
+def test_json_outputs_are_compact_as_json_dumps_writes_them(make_llm: Any) -> None:
+    # llama.cpp's schema converter lets a model put a space after any token; sampling from the
+    # random weights then pads the JSON in places json.dumps never does.
+    schema = {
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "minimum": 1, "maximum": 10},
+            "tags": {"type": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 3},
+            "sub": {
+                "type": "object",
+                "properties": {"ok": {"type": "boolean"}},
+                "required": ["ok"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["score", "tags", "sub"],
+        "additionalProperties": False,
+    }
+    settings = {"structured_output": schema, "temperature": 1.0, "seed": 0}
+    rows = make_llm(max_new_tokens=96).generate(ROWS, num_generations=2, generation_kwargs=settings)
+
+    texts = [text for row in _texts(rows) for text in row]
+    assert texts and all(text == json.dumps(json.loads(text)) for text in texts), texts

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 from concurrent.futures import Future
 from typing import Any, Iterator, List, Tuple
 
 import pytest
 from rich.console import Console
 
+from distilabel_llm.llm import LLMPool
+from distilabel_llm.llm.generation import OFFSET
 from distilabel_llm.pipeline import Pipeline
 from distilabel_llm.pipeline.summary import summary_table
 from distilabel_llm.tasks import TextGenerationTask
@@ -164,12 +167,90 @@ def test_continuous_batching_falls_back_where_transformers_lacks_it(
     assert llm.generate(ROWS) == make_llm().generate(ROWS)
 
 
-def test_batches_of_one_call_sample_from_one_seeded_stream(make_llm: Any) -> None:
-    llm = make_llm(batch_size=1, temperature=1.0, generation_kwargs={"seed": 3})
-    twice = [{"input": "Hello world"}] * 2  # the same prompt, in two batches
-    first, second = (row[0]["raw_output"] for row in llm.generate(twice))
-    assert first != second  # each batch draws its own numbers
-    assert [row[0]["raw_output"] for row in llm.generate(twice)] == [first, second]
+SEEDED = {"temperature": 1.0, "seed": 3}
+
+
+def _texts(rows: List[List[Any]]) -> List[List[str]]:
+    return [[output["raw_output"] for output in row] for row in rows]
+
+
+def test_seeded_samples_do_not_depend_on_the_batch(make_llm: Any) -> None:
+    llm = make_llm(generation_kwargs=SEEDED)
+    together = _texts(llm.generate(ROWS, num_generations=3))
+
+    torch.manual_seed(0)  # torch's global generator plays no part
+    alone = [_texts(llm.generate([row], num_generations=3))[0] for row in ROWS]
+    reversed_order = _texts(llm.generate(ROWS[::-1], num_generations=3))[::-1]
+    grouped = _texts(make_llm(batch_size=2, generation_kwargs=SEEDED).generate(ROWS, 3))
+    # Continuous batching leaves a seeded sampling to static batches.
+    continuous = make_llm(batch_size=2, continuous_batching=True, generation_kwargs=SEEDED)
+    assert together == alone == reversed_order == grouped == _texts(continuous.generate(ROWS, 3))
+    assert [len(set(row)) for row in together] == [3] * len(ROWS)  # each slot its own sample
+    other_seed = llm.generate(ROWS, num_generations=3, generation_kwargs={**SEEDED, "seed": 4})
+    assert all(a != b for a, b in zip(_texts(other_seed), together))
+
+
+def test_seeded_slots_are_sampled_alike_whoever_fills_them(make_llm: Any) -> None:
+    """A pool member filling slots 2.. of each row (`generation_offset`) samples them as one
+    model filling every slot does; and the same prompt in two rows gets the same samples."""
+    llm = make_llm(batch_size=1, generation_kwargs=SEEDED)
+    whole = _texts(llm.generate(ROWS[:3], num_generations=4))
+    tail = llm.generate(ROWS[:3], num_generations=2, generation_kwargs={**SEEDED, OFFSET: 2})
+    assert _texts(tail) == [row[2:] for row in whole]
+    twice = _texts(llm.generate([ROWS[0], ROWS[0]], num_generations=4))
+    assert twice == [whole[0], whole[0]]
+
+
+@pytest.mark.parametrize("narrow", [{"top_k": 1}, {"top_p": 0.01}])
+def test_seeded_sampling_applies_the_sampling_filters(make_llm: Any, narrow: Any) -> None:
+    """Filters that leave only the likeliest token make a seeded sampling greedy."""
+    greedy = _texts(make_llm().generate(ROWS))
+    narrowed = make_llm(generation_kwargs={**SEEDED, **narrow}).generate(ROWS, num_generations=2)
+    assert _texts(narrowed) == [row * 2 for row in greedy]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("strategy", ["spread", "balance"])
+def test_a_pool_of_replicas_samples_what_one_model_samples(
+    make_llm: Any, tiny_models: Any, strategy: str
+) -> None:
+    import transformers
+
+    # Each member its own copy of the model, since members generate at the same time.
+    copy_of_model = transformers.AutoModelForCausalLM.from_pretrained(tiny_models.hf_path)
+    members = [make_llm(), make_llm(model=copy_of_model.eval())]
+    expected = _texts(make_llm().generate(ROWS, num_generations=4, generation_kwargs=SEEDED))
+    with LLMPool(members, strategy=strategy, seed=0) as pool:
+        pooled = pool.generate(ROWS, num_generations=4, generation_kwargs=SEEDED)
+    assert _texts(pooled) == expected
+
+
+def _job_rows(path: Any) -> List[Any]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_resumed_seeded_job_gives_the_uninterrupted_jobs_rows(
+    make_llm: Any, tmp_path: Any
+) -> None:
+    def run(checkpoint: Any) -> None:
+        Pipeline(generator=make_llm()).generate(
+            ROWS,
+            num_generations=2,
+            batch_size=3,
+            checkpoint=checkpoint,
+            display_progress_bar=False,
+            generation_kwargs=SEEDED,
+        )
+
+    uninterrupted = tmp_path / "whole.jsonl"
+    run(uninterrupted)
+    # As if killed after two rows: the next run makes rows 2-5, in batches of other rows.
+    resumed = tmp_path / "resumed.jsonl"
+    resumed.write_text("".join(f"{json.dumps(row)}\n" for row in _job_rows(uninterrupted)[:2]))
+    job = uninterrupted.with_name(uninterrupted.name + ".job.json")
+    resumed.with_name(resumed.name + ".job.json").write_text(job.read_text())
+    run(resumed)
+    assert _job_rows(resumed) == _job_rows(uninterrupted)
 
 
 def test_default_prompts_use_the_chat_template_without_a_second_bos(
