@@ -205,6 +205,8 @@ class Job:
         if self.alive[member]:
             failure = getattr(self.members[member], "failure", None)
             if failure is not None:
+                if self.closed():
+                    raise failure  # `run` reports it as the pool's teardown
                 self._fail_member(member, failure)
         return self.alive[member]
 
