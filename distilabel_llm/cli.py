@@ -106,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     placement.add_argument(
         "--processes",
         type=_non_negative,
+        default=1,
         help="model processes: 0 runs the model in this process, 2+ a pool of replicas "
-        "(default: 1; local backends only)",
+        "(default: %(default)s)",
     )
     placement.add_argument("--devices", type=_devices, help="GPUs, one replica each: 0,1")
     placement.add_argument(
@@ -268,7 +269,7 @@ def _generate_args_problem(args: argparse.Namespace) -> Optional[str]:
         placed = [
             flag
             for flag, given in (
-                ("--processes", args.processes not in (None, 0)),
+                ("--processes", args.processes > 1),
                 ("--devices", args.devices),
                 ("--ray-replicas", args.ray_replicas),
             )
@@ -323,7 +324,7 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
             _task(args.task),
             args.backend,
             args.model,
-            processes=1 if args.processes is None else args.processes,
+            processes=args.processes,
             devices=args.devices,
             ray_replicas=args.ray_replicas or 0,
             ray_gpus=args.ray_gpus,
@@ -337,7 +338,7 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
                 _task(args.labeller),
                 labeller_backend,
                 args.labeller_model or args.model,
-                processes=0 if args.processes == 0 else 1,
+                processes=min(args.processes, 1),
                 **options,
                 **_model_options(args, labeller_backend),
             )

@@ -108,3 +108,12 @@ class OfflineBatchNotFinishedError(DistilabelLLMError):
 
     def __reduce__(self) -> Any:  # rebuilt from its fields when it crosses processes
         return (type(self), (self.jobs_ids, self.status))
+
+
+class OpenAIRequestError(DistilabelLLMError):
+    """A request to an OpenAI-compatible server failed for good (retries spent or not retryable)."""
+
+
+class OpenAIAccessError(OpenAIRequestError, ModelUnavailableError):
+    """The server rejected the API key (401), the project's access (403) or the model (404): no
+    request can succeed, so it is raised at once, never absorbed into a row."""

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from distilabel_llm.errors import OfflineBatchNotFinishedError
+from distilabel_llm.errors import OfflineBatchNotFinishedError, OpenAIRequestError
 from distilabel_llm.llm._callbacks import report_progress
 from distilabel_llm.llm._openai_client import chat_messages, read_completion, redact
 from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
@@ -327,8 +327,6 @@ def _refused(llm: Any, error: Exception, count: int) -> str:
         OpenAIRequestError: if no job can be made (the key or the endpoint was refused) or the
             LLM has `fail_fast`.
     """
-    from distilabel_llm.llm.openai import OpenAIRequestError  # it imports this module
-
     explained = llm._explain(error)
     if isinstance(error, llm._fatal_errors()):
         raise explained from error

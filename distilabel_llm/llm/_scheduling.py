@@ -109,8 +109,8 @@ class Job:
         # Members this call reserved for a suspect: the suspect running there, or None while
         # the member drains the work other calls sent it.
         self.reserved: Dict[int, Optional[Unit]] = {}
-        # The deaths, as (member, error), each row was in flight at (once a suspect, only when
-        # run alone), and the rows not sent again because of them.
+        # The deaths, as (member, error), each row was in flight at, and the rows not sent
+        # again because of them.
         self.crashes: Dict[int, Set[Tuple[int, BaseException]]] = collections.defaultdict(set)
         self.given_up: Set[int] = set()
         self.in_flight: Dict[Future[Any], Tuple[Unit, int]] = {}
@@ -178,6 +178,8 @@ class Job:
         A reserved member takes no new work from any call on the pool, so that the suspect,
         once started, shares its process with nothing: a death then is the suspect's own.
         """
+        if not self.suspects and not self.reserved:
+            return  # the usual case: nothing to place
         running = self._rows_in_flight()
         waiting = [m for m, unit in self.reserved.items() if unit is None]
         for unit in list(self.suspects):
@@ -191,7 +193,6 @@ class Job:
             if member is not None and self.isolation.enter_alone(member):
                 self.suspects.remove(unit)
                 self.reserved[member] = unit
-                unit.alone = True
                 self._start(unit, member)
                 running[unit.rows[0]] += 1
         for member in waiting:  # no suspect needs it any more
@@ -384,10 +385,8 @@ class Job:
     def _crashed(self, unit: Unit, member: int, error: BaseException) -> None:
         """A member died (or timed out) while running `unit`: re-run its rows alone, except
         those in flight at `_MAX_CRASHES_PER_ROW` deaths, which are not sent again."""
-        # A suspect's run counts when it had its member to itself: as the dead process
-        # reports, else as it was when the run began.
-        alone = getattr(error, "in_flight", None) == 1 or unit.alone
-        for row in unit.rows if not unit.suspect or alone else []:
+        # A suspect runs alone on its member (`_place_suspects`), so its death is its own.
+        for row in unit.rows:
             # Every call in flight on a member that died fails with the same error: two units
             # holding one row at that death count once.
             self.crashes[row].add((member, error))

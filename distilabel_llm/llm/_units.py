@@ -33,7 +33,6 @@ class Unit:
         origin: under "spread", the member whose share of the rows this is: the rows keep
             its model's share when it fails, on another member of that model.
         suspect: a single row re-run alone after its member died.
-        alone: whether its latest run had its member to itself.
         done: set once one member has returned it.
         backed_up: set while a second member also runs it.
         started: when its latest run began (`time.monotonic()`).
@@ -45,7 +44,6 @@ class Unit:
     member: Optional[int] = None
     origin: Optional[int] = None
     suspect: bool = False
-    alone: bool = False
     done: bool = False
     backed_up: bool = False
     started: float = 0.0

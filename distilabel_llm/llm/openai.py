@@ -20,10 +20,10 @@ from typing import (
 )
 
 from distilabel_llm.errors import (
-    DistilabelLLMError,
     GenerationSettingsError,
     MissingExtraError,
-    ModelUnavailableError,
+    OpenAIAccessError,
+    OpenAIRequestError,
 )
 from distilabel_llm.llm._openai_batch import generate_offline
 from distilabel_llm.llm._openai_client import (
@@ -64,15 +64,6 @@ _MODEL_CHECK_MAX_RETRIES = 1
 _SHOW_STATUS: ContextVar[Optional[Callable[[Optional[str]], None]]] = ContextVar(
     "_SHOW_STATUS", default=None
 )
-
-
-class OpenAIRequestError(DistilabelLLMError):
-    """A request to an OpenAI-compatible server failed for good (retries spent or not retryable)."""
-
-
-class OpenAIAccessError(OpenAIRequestError, ModelUnavailableError):
-    """The server rejected the API key (401), the project's access (403) or the model (404): no
-    request can succeed, so it is raised at once, never absorbed into a row."""
 
 
 def _import_openai() -> Any:
