@@ -88,7 +88,7 @@ def load_tiny_transformers(
     """
     import torch
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
@@ -131,7 +131,7 @@ def load_wide_llama(
     import torch
     import transformers
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
     torch.set_num_threads(torch_threads)
     config = transformers.AutoConfig.from_pretrained(path)

@@ -71,7 +71,7 @@ def _transformers_runs(models: Any, max_new_tokens: int) -> Tuple[Run, Run]:
     import torch
     import transformers
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
     model = transformers.AutoModelForCausalLM.from_pretrained(models.hf_path).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(models.hf_path)
@@ -107,7 +107,7 @@ def _length_to_eos(tokens: List[int], eos: int) -> int:
 def _llama_cpp_runs(models: Any, max_new_tokens: int) -> Tuple[Run, Run]:
     import llama_cpp
 
-    from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+    from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM
 
     model = llama_cpp.Llama(
         model_path=str(models.gguf_path), n_ctx=1024, n_threads=1, verbose=False

@@ -77,7 +77,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
         return [skipped_row("batching", missing, "transformers")]
     import torch
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
     from distilabel_llm.tasks import TextGenerationTask
     from distilabel_llm.testing import ensure_tiny_models
 

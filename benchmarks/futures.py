@@ -28,7 +28,7 @@ from concurrent.futures import Future, wait
 from typing import Any, Callable, Dict, List, Optional
 
 from benchmarks._table import Stats, print_table, run_script
-from distilabel_llm.utils.futures import when_all_complete
+from distilabel_llm.utils.future_tools import when_all_complete
 
 __all__ = ["main", "run"]
 

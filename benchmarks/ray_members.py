@@ -144,7 +144,7 @@ def load_gpu_llama(task: Any, *, path: str, max_new_tokens: int = 32) -> Any:
     import torch
     import transformers
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
     config = transformers.AutoConfig.from_pretrained(path)
     config.hidden_size, config.intermediate_size, config.num_hidden_layers = 1024, 2816, 8

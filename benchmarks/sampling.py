@@ -45,7 +45,7 @@ OVERHEAD_TARGET = 1.05
 
 
 def _llama_cpp(task: Any, *, path: str) -> Any:
-    from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+    from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM
 
     return LlamaCppLLM.from_path(path, task, n_ctx=512, n_threads=1, max_new_tokens=12)
 
@@ -53,7 +53,7 @@ def _llama_cpp(task: Any, *, path: str) -> Any:
 def _transformers(task: Any, *, path: str) -> Any:
     import torch
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
     torch.set_num_threads(1)
     return TransformersLLM.from_pretrained(path, task, max_new_tokens=12)

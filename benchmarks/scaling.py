@@ -37,7 +37,7 @@ from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from benchmarks._tiny import ONE_THREAD_ENV, long_rows, missing_transformers, wide_loader
 from distilabel_llm.llm import LLMPool, ProcessLLM
-from distilabel_llm.llm._units import balanced_units
+from distilabel_llm.llm.pool._units import balanced_units
 from distilabel_llm.tasks import TextGenerationTask
 
 __all__ = ["main", "run"]

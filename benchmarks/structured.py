@@ -55,12 +55,12 @@ def _llm(backend: str) -> Any:
     models = ensure_tiny_models()
     task = TextGenerationTask()
     if backend == "llama.cpp":
-        from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+        from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM
 
         return LlamaCppLLM.from_path(str(models.gguf_path), task, n_ctx=1024, n_threads=1)
     import torch
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
     torch.set_num_threads(1)
     return TransformersLLM.from_pretrained(str(models.hf_path), task)

@@ -5,12 +5,12 @@ formats, and `when_all_complete`. Process isolation, pools and backends live in
 `distilabel_llm.llm`; optional backends import their heavy dependencies only when used.
 """
 
-from distilabel_llm.llm.base import LLM
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.core.llm import LLM
+from distilabel_llm.llm.core.outputs import LLMOutput
 from distilabel_llm.tasks.base import Task
 from distilabel_llm.tasks.prompt import Prompt
 from distilabel_llm.tasks.text_generation import TextGenerationTask
-from distilabel_llm.utils.futures import when_all_complete
+from distilabel_llm.utils.future_tools import when_all_complete
 
 __version__ = "0.1.0"
 

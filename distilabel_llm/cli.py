@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from rich.console import Console
 from rich.markup import escape
 
-from distilabel_llm.errors import DistilabelLLMError
-from distilabel_llm.llm.generation import check_generation_kwargs
-from distilabel_llm.pipeline.backends import BACKENDS, ModelError, build_llm
+from distilabel_llm.errors import DistilabelLLMError, ModelError
+from distilabel_llm.llm.core.settings import check_generation_kwargs
+from distilabel_llm.pipeline.backends import BACKENDS, build_llm
 
 __all__ = ["main"]
 
@@ -293,8 +293,8 @@ def _generate_args_problem(args: argparse.Namespace) -> Optional[str]:
 
 def _run_generate(args: argparse.Namespace, console: Console) -> int:
     from distilabel_llm.pipeline.checkpoint import check_checkpoint_path
+    from distilabel_llm.pipeline.core import Pipeline
     from distilabel_llm.pipeline.dataset import read_jsonl
-    from distilabel_llm.pipeline.pipeline import Pipeline
     from distilabel_llm.pipeline.summary import summary_table
 
     rows = read_jsonl(args.input)  # a bad input or output fails before any model starts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 
 class DistilabelLLMError(Exception):
@@ -117,3 +117,36 @@ class OpenAIRequestError(DistilabelLLMError):
 class OpenAIAccessError(OpenAIRequestError, ModelUnavailableError):
     """The server rejected the API key (401), the project's access (403) or the model (404): no
     request can succeed, so it is raised at once, never absorbed into a row."""
+
+
+class DatasetError(DistilabelLLMError, ValueError):
+    """The input rows cannot be read: a missing file, a bad JSON line, a row that is no dict."""
+
+
+class CheckpointError(DistilabelLLMError, ValueError):
+    """The checkpoint file cannot be used to resume this job."""
+
+
+class PipelineError(DistilabelLLMError, RuntimeError):
+    """The job stopped early; `rows` holds the rows it finished (also in the checkpoint)."""
+
+    def __init__(self, message: str, rows: List[Dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+# A KeyboardInterrupt, not an error: code that stops on Ctrl-C stops on it too.
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the job; `rows` holds the rows it finished (also in the checkpoint)."""
+
+    def __init__(self, rows: List[Dict[str, Any]]) -> None:
+        super().__init__(f"Interrupted after {len(rows)} finished rows.")
+        self.rows = rows
+
+
+class ModelError(DistilabelLLMError, ValueError):
+    """The model named for a backend cannot be found."""
+
+
+class ModelNotLoadedError(DistilabelLLMError):
+    """Raised by `generate` when the model failed to load; holds the load's traceback."""

@@ -11,23 +11,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from distilabel_llm.llm._not_available import NOT_AVAILABLE, not_available
-from distilabel_llm.llm.async_llm import AsyncLLM, AsyncResult
-from distilabel_llm.llm.base import LLM
-from distilabel_llm.llm.outputs import (
+from distilabel_llm.llm.backends.async_llm import AsyncLLM, AsyncResult
+from distilabel_llm.llm.core.llm import LLM
+from distilabel_llm.llm.core.outputs import (
     GenerateOutput,
     LLMOutput,
     TokenStatistics,
     merge_responses,
 )
-from distilabel_llm.llm.pool import LLMPool, PoolStrategy
-from distilabel_llm.llm.process import ProcessLLM
-from distilabel_llm.llm.ray import RayLLM
-from distilabel_llm.llm.remote import RemoteLLM
+from distilabel_llm.llm.members.process import ProcessLLM
+from distilabel_llm.llm.members.ray import RayLLM
+from distilabel_llm.llm.members.remote import RemoteLLM
+from distilabel_llm.llm.pool.pool import LLMPool, PoolStrategy
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.llama_cpp import LlamaCppLLM
-    from distilabel_llm.llm.openai import OpenAILLM
-    from distilabel_llm.llm.providers import (
+    from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM
+    from distilabel_llm.llm.backends.openai import OpenAILLM
+    from distilabel_llm.llm.backends.providers import (
         AnyscaleLLM,
         InferenceEndpointsLLM,
         JSONOpenAILLM,
@@ -36,14 +36,14 @@ if TYPE_CHECKING:
         TogetherInferenceLLM,
         VLLMServerLLM,
     )
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
 _LAZY = {
-    "LlamaCppLLM": "distilabel_llm.llm.llama_cpp",
-    "OpenAILLM": "distilabel_llm.llm.openai",
-    "TransformersLLM": "distilabel_llm.llm.transformers",
+    "LlamaCppLLM": "distilabel_llm.llm.backends.llama_cpp",
+    "OpenAILLM": "distilabel_llm.llm.backends.openai",
+    "TransformersLLM": "distilabel_llm.llm.backends.transformers",
     **{
-        name: "distilabel_llm.llm.providers"
+        name: "distilabel_llm.llm.backends.providers"
         for name in (
             "AnyscaleLLM",
             "InferenceEndpointsLLM",

@@ -1,15 +1,11 @@
 """Batch jobs: generate and label whole datasets, with progress, checkpoints and resume."""
 
-from distilabel_llm.pipeline.checkpoint import Checkpoint, CheckpointError
-from distilabel_llm.pipeline.dataset import DatasetError, load_rows, read_jsonl
-from distilabel_llm.pipeline.job import JobInterrupted, PipelineError
-from distilabel_llm.pipeline.legacy import pipeline as _legacy_pipeline
-from distilabel_llm.pipeline.pipeline import Pipeline
+from distilabel_llm.errors import CheckpointError, DatasetError, JobInterrupted, PipelineError
+from distilabel_llm.pipeline.checkpoint import Checkpoint
+from distilabel_llm.pipeline.core import Pipeline
+from distilabel_llm.pipeline.dataset import load_rows, read_jsonl
+from distilabel_llm.pipeline.factory import pipeline
 from distilabel_llm.pipeline.stats import JobStats
-
-# Importing the `pipeline` module above set this package's `pipeline` attribute to the module:
-# legacy's `pipeline(...)` factory takes the name back.
-pipeline = _legacy_pipeline
 
 __all__ = [
     "Checkpoint",

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
-from distilabel_llm.errors import MissingExtraError
-from distilabel_llm.llm.base import LLM
+from distilabel_llm.errors import MissingExtraError, ModelError
+from distilabel_llm.llm.core.llm import LLM
 from distilabel_llm.tasks.base import Task
 
 __all__ = ["BACKENDS", "ModelError", "build_llm", "check_backend", "load_llm"]
@@ -28,10 +28,6 @@ _REQUIREMENTS = {
     "llama-cpp": ("llama_cpp", "llama-cpp-python", "llama-cpp"),
     "openai": ("openai", "openai", "openai"),
 }
-
-
-class ModelError(ValueError):
-    """The model named for a backend cannot be found."""
 
 
 def check_backend(backend: str, model: str) -> None:
@@ -99,7 +95,7 @@ def load_llm(
     if backend == "transformers":
         import transformers
 
-        from distilabel_llm.llm.transformers import TransformersLLM
+        from distilabel_llm.llm.backends.transformers import TransformersLLM
 
         # Our display shows progress; transformers' "Loading weights" bar would cut into it.
         transformers.utils.logging.disable_progress_bar()
@@ -116,7 +112,7 @@ def load_llm(
             continuous_batching=continuous_batching,
         )
     if backend == "llama-cpp":
-        from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+        from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM
 
         return LlamaCppLLM.from_path(
             model,
@@ -126,7 +122,7 @@ def load_llm(
             max_new_tokens=max_new_tokens,
         )
     if backend == "openai":
-        from distilabel_llm.llm.openai import OpenAILLM
+        from distilabel_llm.llm.backends.openai import OpenAILLM
 
         return OpenAILLM(
             task,
@@ -185,11 +181,11 @@ def build_llm(
                 "for requests in flight at once."
             )
         return load(task)
-    from distilabel_llm.llm.pool import LLMPool
-    from distilabel_llm.llm.process import ProcessLLM
+    from distilabel_llm.llm.members.process import ProcessLLM
+    from distilabel_llm.llm.pool.pool import LLMPool
 
     if ray_replicas:
-        from distilabel_llm.llm.ray import RayLLM
+        from distilabel_llm.llm.members.ray import RayLLM
 
         ray_load = functools.partial(load, gpu=ray_gpus > 0)
         ray_kwargs = {

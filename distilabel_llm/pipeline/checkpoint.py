@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Collection, Dict, List, Optional, Union
 
-from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.errors import CheckpointError
 from distilabel_llm.utils.lifecycle import ClosingContext
 
 try:  # POSIX only; elsewhere two jobs on one checkpoint are not detected.
@@ -24,10 +24,6 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Checkpoint", "CheckpointError", "check_checkpoint_path", "same_file"]
-
-
-class CheckpointError(DistilabelLLMError, ValueError):
-    """The checkpoint file cannot be used to resume this job."""
 
 
 class Checkpoint(ClosingContext):

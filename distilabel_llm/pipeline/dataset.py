@@ -7,16 +7,12 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
-from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.errors import DatasetError
 
 __all__ = ["DatasetError", "DatasetLike", "is_hf_dataset", "load_rows", "read_jsonl", "to_hf"]
 
 DatasetLike = Union[Sequence[Dict[str, Any]], str, "os.PathLike[str]", Any]
 """What `Pipeline.generate` accepts: rows, a JSONL path, or a `datasets.Dataset`."""
-
-
-class DatasetError(DistilabelLLMError, ValueError):
-    """The input rows cannot be read: a missing file, a bad JSON line, a row that is no dict."""
 
 
 def is_hf_dataset(dataset: Any) -> bool:

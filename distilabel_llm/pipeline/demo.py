@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from distilabel_llm.pipeline.backends import check_backend, load_llm
-from distilabel_llm.pipeline.pipeline import Pipeline
+from distilabel_llm.pipeline.core import Pipeline
 from distilabel_llm.pipeline.summary import summary_table
 from distilabel_llm.tasks import TextGenerationTask
 
@@ -80,8 +80,8 @@ def run_demo(
         backends: the backend of each of the pool's two members ("llama-cpp" compiles
             llama-cpp-python when installed; "transformers" twice needs no compiler).
     """
-    from distilabel_llm.llm.pool import LLMPool
-    from distilabel_llm.llm.process import ProcessLLM
+    from distilabel_llm.llm.members.process import ProcessLLM
+    from distilabel_llm.llm.pool.pool import LLMPool
     from distilabel_llm.testing.tiny_models import ensure_tiny_models
 
     console = console if console is not None else Console()

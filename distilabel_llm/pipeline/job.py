@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Union
 
 from distilabel_llm.errors import (
-    DistilabelLLMError,
     GenerationSettingsError,
+    JobInterrupted,
     ModelUnavailableError,
     OfflineBatchNotFinishedError,
+    PipelineError,
 )
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.core.outputs import LLMOutput
 from distilabel_llm.pipeline.offline import is_offline
 from distilabel_llm.pipeline.rows import (
     ERROR_COLUMN,
@@ -52,22 +53,6 @@ logger = logging.getLogger("distilabel_llm")
 _MAX_FAILED_BATCHES_IN_A_ROW = 3
 
 RowResult = Union[List[LLMOutput], Exception]
-
-
-class PipelineError(DistilabelLLMError, RuntimeError):
-    """The job stopped early; `rows` holds the rows it finished (also in the checkpoint)."""
-
-    def __init__(self, message: str, rows: List[Dict[str, Any]]) -> None:
-        super().__init__(message)
-        self.rows = rows
-
-
-class JobInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the job; `rows` holds the rows it finished (also in the checkpoint)."""
-
-    def __init__(self, rows: List[Dict[str, Any]]) -> None:
-        super().__init__(f"Interrupted after {len(rows)} finished rows.")
-        self.rows = rows
 
 
 class _BatchProgress:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Set
 
-from distilabel_llm.pipeline.checkpoint import CheckpointError
+from distilabel_llm.errors import CheckpointError
 
 __all__ = ["JobRecord"]
 

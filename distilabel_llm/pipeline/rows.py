@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Optional
 
-from distilabel_llm.llm.outputs import LLMOutput, token_counts
+from distilabel_llm.llm.core.outputs import LLMOutput, token_counts
 from distilabel_llm.tasks.base import Task
 
 __all__ = [

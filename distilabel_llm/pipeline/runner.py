@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.core.outputs import LLMOutput
 
 __all__ = ["LLMRunner", "MemberProgress", "Progress"]
 

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from distilabel_llm.llm.outputs import LLMOutput, output_tokens
+from distilabel_llm.llm.core.outputs import LLMOutput, output_tokens
 
 __all__ = ["JobStats"]
 

@@ -6,9 +6,9 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from distilabel_llm.llm.base import LLM, PromptFormattingFn
-from distilabel_llm.llm.generation import OFFSET, row_offsets
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn
+from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.core.settings import OFFSET, row_offsets
 from distilabel_llm.tasks.prompt import SupportedFormats
 
 if TYPE_CHECKING:

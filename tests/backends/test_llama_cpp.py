@@ -12,7 +12,7 @@ from distilabel_llm.tasks import TextGenerationTask
 
 pytest.importorskip("llama_cpp", reason="the `llama-cpp` extra is not installed")
 
-from distilabel_llm.llm.llama_cpp import LlamaCppLLM, llama_seed
+from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM, llama_seed
 
 INPUTS = [
     "Hello world",
@@ -44,7 +44,7 @@ def make_llm(llama_model: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def make_transformers_llm(hf_model_and_tokenizer: Tuple[Any, Any]) -> Iterator[Any]:
-    transformers_llm = pytest.importorskip("distilabel_llm.llm.transformers")
+    transformers_llm = pytest.importorskip("distilabel_llm.llm.backends.transformers")
     made: List[Any] = []
 
     def make(**kwargs: Any) -> Any:
@@ -195,7 +195,7 @@ def test_missing_extra_names_the_install_command(run_without: Any) -> None:
 
 @pytest.mark.timeout(90)
 def test_runs_inside_a_process_llm(tiny_models: Any, make_llm: Any) -> None:
-    process = pytest.importorskip("distilabel_llm.llm.process")
+    process = pytest.importorskip("distilabel_llm.llm.members.process")
     path = str(tiny_models.gguf_path)
     expected = make_llm(max_new_tokens=8).generate(ROWS[:3], num_generations=2)
 

@@ -28,8 +28,8 @@ openai = pytest.importorskip("openai", reason="the `openai` extra is not install
 
 from fault_server import Fault, FaultServer  # noqa: E402
 
-from distilabel_llm.llm._openai_client import read_completion  # noqa: E402
-from distilabel_llm.llm.openai import (  # noqa: E402
+from distilabel_llm.llm.backends._openai_client import read_completion  # noqa: E402
+from distilabel_llm.llm.backends.openai import (  # noqa: E402
     OpenAIAccessError,
     OpenAILLM,
     OpenAIRequestError,
@@ -435,7 +435,7 @@ def test_generate_works_inside_a_running_event_loop_and_from_threads(
 
 @pytest.mark.timeout(60)
 def test_works_inside_a_process_llm(server: FaultServer) -> None:
-    from distilabel_llm.llm.process import ProcessLLM
+    from distilabel_llm.llm.members.process import ProcessLLM
 
     load = functools.partial(
         OpenAILLM, model=MODEL, api_key="test-key", base_url=server.url, max_concurrency=4

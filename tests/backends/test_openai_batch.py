@@ -29,7 +29,7 @@ pytest.importorskip("openai", reason="the `openai` extra is not installed")
 
 from fault_server import FaultServer
 
-from distilabel_llm.llm.openai import OpenAILLM
+from distilabel_llm.llm.backends.openai import OpenAILLM
 
 ROWS = [{"input": "one"}, {"input": "two batch-fail"}, {"input": "three"}]
 
@@ -166,7 +166,7 @@ _JOB = """
 import signal
 import sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if ignored here
-from distilabel_llm.llm.openai import OpenAILLM
+from distilabel_llm.llm.backends.openai import OpenAILLM
 from distilabel_llm.pipeline import Pipeline
 from distilabel_llm.tasks import TextGenerationTask
 

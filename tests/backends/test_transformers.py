@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from distilabel_llm.llm import LLMPool
-from distilabel_llm.llm.generation import OFFSET
+from distilabel_llm.llm.core.settings import OFFSET
 from distilabel_llm.pipeline import Pipeline
 from distilabel_llm.pipeline.summary import summary_table
 from distilabel_llm.tasks import TextGenerationTask
@@ -20,7 +20,7 @@ from distilabel_llm.tasks import TextGenerationTask
 torch = pytest.importorskip("torch", reason="the `transformers` extra is not installed")
 pytest.importorskip("transformers", reason="the `transformers` extra is not installed")
 
-from distilabel_llm.llm.transformers import TransformersLLM  # noqa: E402
+from distilabel_llm.llm.backends.transformers import TransformersLLM  # noqa: E402
 
 INPUTS = [
     "Hello world",
@@ -373,7 +373,7 @@ def test_missing_extra_names_the_install_command(run_without: Any) -> None:
 
 @pytest.mark.timeout(90)
 def test_runs_inside_a_process_llm(tiny_models: Any, make_llm: Any) -> None:
-    process = pytest.importorskip("distilabel_llm.llm.process")
+    process = pytest.importorskip("distilabel_llm.llm.members.process")
     path = str(tiny_models.hf_path)
     expected = make_llm(max_new_tokens=8).generate(ROWS[:3], num_generations=2)
 

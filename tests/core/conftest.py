@@ -7,8 +7,8 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-from distilabel_llm.llm.base import LLM
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.core.llm import LLM
+from distilabel_llm.llm.core.outputs import LLMOutput
 from distilabel_llm.tasks import TextGenerationTask
 
 

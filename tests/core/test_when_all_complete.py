@@ -9,7 +9,7 @@ from typing import Any, List
 
 import pytest
 
-from distilabel_llm.utils.futures import when_all_complete
+from distilabel_llm.utils.future_tools import when_all_complete
 
 
 def _pending(n: int) -> List[Future[Any]]:

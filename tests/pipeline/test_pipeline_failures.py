@@ -14,7 +14,7 @@ from pipeline_helpers import fault_server_module
 
 from distilabel_llm.cli import main
 from distilabel_llm.llm import ProcessLLM
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.core.outputs import LLMOutput
 from distilabel_llm.pipeline import CheckpointError, Pipeline, PipelineError
 from distilabel_llm.tasks import TextGenerationTask
 from distilabel_llm.testing import FakeLLM
@@ -93,7 +93,7 @@ def _task() -> Any:
 def test_a_rejected_api_key_stops_the_job_and_the_cli_exits_with_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from distilabel_llm.llm.openai import OpenAILLM
+    from distilabel_llm.llm.backends.openai import OpenAILLM
 
     with fault_server_module().FaultServer(api_key="secret") as server:
         llm = OpenAILLM(
@@ -211,7 +211,7 @@ _QUIET: Dict[str, Any] = {"display_progress_bar": False, "skip_dry_run": True}
 
 @pytest.mark.skipif(importlib.util.find_spec("openai") is None, reason="needs the openai extra")
 def test_a_row_missing_one_generation_is_saved_with_an_error_and_retried(tmp_path: Path) -> None:
-    from distilabel_llm.llm.openai import OpenAILLM
+    from distilabel_llm.llm.backends.openai import OpenAILLM
 
     fault_server = fault_server_module()
     checkpoint = tmp_path / "out.jsonl"

@@ -10,8 +10,8 @@ from typing import Any, Callable, Dict, List
 import pytest
 from pipeline_helpers import LengthRatingTask
 
-from distilabel_llm.llm.base import LLM
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.core.llm import LLM
+from distilabel_llm.llm.core.outputs import LLMOutput
 from distilabel_llm.pipeline import DatasetError, Pipeline, PipelineError
 from distilabel_llm.tasks import Task, TextGenerationTask, UltraFeedbackTask
 from distilabel_llm.testing import FakeLLM
@@ -210,7 +210,7 @@ def test_broken_labeller_stops_the_job_too(make_llm: MakeLLM) -> None:
 
 def test_process_llm_generator_and_labeller(tmp_path: Path) -> None:
     """Futures from real child processes: generator and labeller each in their own."""
-    from distilabel_llm.llm.process import ProcessLLM
+    from distilabel_llm.llm.members.process import ProcessLLM
 
     with (
         ProcessLLM(

@@ -10,7 +10,7 @@ import pytest
 from pipeline_helpers import LengthRatingTask
 from rich.console import Console
 
-from distilabel_llm.llm.pool import LLMPool
+from distilabel_llm.llm.pool.pool import LLMPool
 from distilabel_llm.pipeline import Pipeline
 from distilabel_llm.pipeline.summary import display_name, summary_table
 from distilabel_llm.testing import FakeLLM

@@ -14,7 +14,7 @@ from waiting import wait_until
 
 from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
 from distilabel_llm.llm import LLMPool, ProcessLLM
-from distilabel_llm.llm.outputs import LLMOutput
+from distilabel_llm.llm.core.outputs import LLMOutput
 from distilabel_llm.pipeline import Pipeline
 from distilabel_llm.testing import FakeLLM
 

@@ -13,7 +13,7 @@ import pytest
 from distilabel_llm import TextGenerationTask
 from distilabel_llm.errors import GenerationSettingsError
 from distilabel_llm.llm import LLMPool, ProcessLLM
-from distilabel_llm.llm.generation import check_generation_kwargs
+from distilabel_llm.llm.core.settings import check_generation_kwargs
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(90)
@@ -207,7 +207,7 @@ def test_a_pool_gives_each_generation_slot_its_own_number_however_it_splits(
 
 
 def _llama_cpp(task: Any, *, path: str) -> Any:
-    from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+    from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM
 
     return LlamaCppLLM.from_path(
         path, task, n_ctx=512, n_threads=1, max_new_tokens=12, temperature=1.0, seed=7
@@ -217,7 +217,7 @@ def _llama_cpp(task: Any, *, path: str) -> Any:
 def _transformers(task: Any, *, path: str) -> Any:
     import torch
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
     torch.set_num_threads(1)
     return TransformersLLM.from_pretrained(

@@ -22,8 +22,9 @@ from process_helpers import GatedLLM
 from waiting import wait_until
 
 from distilabel_llm.errors import ProcessLLMError
-from distilabel_llm.llm import ProcessLLM, _worker
-from distilabel_llm.llm._child import _CHILD_COMMAND
+from distilabel_llm.llm import ProcessLLM
+from distilabel_llm.llm.members import _worker
+from distilabel_llm.llm.members._child import _CHILD_COMMAND
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(60)
@@ -211,7 +212,7 @@ def _slow_load(task):
 
 
 def test_a_child_killed_while_loading_releases_model_name(task, monkeypatch) -> None:
-    from distilabel_llm.llm import process
+    from distilabel_llm.llm.members import process
 
     monkeypatch.setattr(process, "_STOP_SECONDS", 0.5)  # teardown's patience with the child
     llm = ProcessLLM(task, _slow_load)

@@ -35,7 +35,7 @@ SAMPLING = {"temperature": 1.0, "seed": 3, "max_new_tokens": 48}
 
 
 def _llama_cpp(task: Any, *, path: str) -> Any:
-    from distilabel_llm.llm.llama_cpp import LlamaCppLLM
+    from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM
 
     return LlamaCppLLM.from_path(path, task, n_ctx=1024, n_threads=1)
 
@@ -43,7 +43,7 @@ def _llama_cpp(task: Any, *, path: str) -> Any:
 def _transformers(task: Any, *, path: str) -> Any:
     import torch
 
-    from distilabel_llm.llm.transformers import TransformersLLM
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
 
     torch.set_num_threads(1)
     return TransformersLLM.from_pretrained(path, task)

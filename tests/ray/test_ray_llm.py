@@ -230,7 +230,7 @@ def test_a_load_fn_that_cannot_be_pickled_is_refused(task) -> None:
 
 
 def test_missing_ray_names_the_extra(task, monkeypatch) -> None:
-    from distilabel_llm.llm._ray_cluster import import_ray
+    from distilabel_llm.llm.members._ray_cluster import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # nothing real can be uninstalled mid-test
     with pytest.raises(MissingExtraError, match=r"pip install 'distilabel_llm\[ray\]'"):

@@ -12,7 +12,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Dict, Optional
 
 from distilabel_llm.errors import ProcessLLMError
-from distilabel_llm.llm import _worker
+from distilabel_llm.llm.members import _worker
 
 # `-c` rather than `-m`: this package already imported `_worker`, and runpy warns about that.
 _CHILD_COMMAND = f"from {_worker.__name__} import main; main()"

@@ -8,13 +8,17 @@ import os
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from distilabel_llm.errors import MissingExtraError
-from distilabel_llm.llm import _continuous_batching as continuous
-from distilabel_llm.llm import _static_batching as static
-from distilabel_llm.llm._grammar import GrammarLogitsProcessor, compile_grammar, llg_tokenizer
-from distilabel_llm.llm.base import LLM, PromptFormattingFn, logger
-from distilabel_llm.llm.generation import row_offsets
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
-from distilabel_llm.llm.structured import STRUCTURED
+from distilabel_llm.llm.backends import _continuous_batching as continuous
+from distilabel_llm.llm.backends import _static_batching as static
+from distilabel_llm.llm.backends._grammar import (
+    GrammarLogitsProcessor,
+    compile_grammar,
+    llg_tokenizer,
+)
+from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn, logger
+from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.core.settings import row_offsets
+from distilabel_llm.llm.core.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
 

@@ -34,19 +34,24 @@ from typing import (
 import cloudpickle
 
 from distilabel_llm.errors import ProcessLLMError
-from distilabel_llm.llm import _worker
-from distilabel_llm.llm._callbacks import report_progress
-from distilabel_llm.llm._child import ChildProcess, describe_exit, error_summary, rebuild_error
-from distilabel_llm.llm.base import ProgressCallback, logger
-from distilabel_llm.llm.outputs import LLMOutput
-from distilabel_llm.llm.remote import RemoteLLM
-from distilabel_llm.llm.structured import split_model, with_models
+from distilabel_llm.llm.members import _worker
+from distilabel_llm.llm.core._callbacks import report_progress
+from distilabel_llm.llm.core.llm import ProgressCallback, logger
+from distilabel_llm.llm.core.outputs import LLMOutput
+from distilabel_llm.llm.core.structured import split_model, with_models
+from distilabel_llm.llm.members._child import (
+    ChildProcess,
+    describe_exit,
+    error_summary,
+    rebuild_error,
+)
+from distilabel_llm.llm.members.remote import RemoteLLM
 from distilabel_llm.utils.checks import check_positive_int
-from distilabel_llm.utils.futures import settle
+from distilabel_llm.utils.future_tools import settle
 from distilabel_llm.utils.lifecycle import close_at_exit
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.base import LLM
+    from distilabel_llm.llm.core.llm import LLM
     from distilabel_llm.tasks.base import Task
 
 __all__ = ["ProcessLLM"]

@@ -33,7 +33,7 @@ from typing import (
 )
 
 from distilabel_llm.errors import GenerationSettingsError
-from distilabel_llm.llm.structured import check_structured_output, json_problem
+from distilabel_llm.llm.core.structured import check_structured_output, json_problem
 
 __all__ = ["GENERATION_SETTINGS", "GenerationSetting", "check_generation_kwargs"]
 

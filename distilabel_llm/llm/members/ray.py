@@ -35,25 +35,25 @@ from typing import (
 import cloudpickle
 
 from distilabel_llm.errors import RayLLMError
-from distilabel_llm.llm._callbacks import report_progress
-from distilabel_llm.llm._child import error_summary
-from distilabel_llm.llm._ray_actor import LLMActor, ModelNotLoaded, Readiness
-from distilabel_llm.llm._ray_cluster import (
+from distilabel_llm.llm.core._callbacks import report_progress
+from distilabel_llm.llm.core.llm import ProgressCallback
+from distilabel_llm.llm.core.outputs import LLMOutput
+from distilabel_llm.llm.core.structured import split_model, with_models
+from distilabel_llm.llm.members._child import error_summary
+from distilabel_llm.llm.members._ray_actor import LLMActor, ModelNotLoadedError, Readiness
+from distilabel_llm.llm.members._ray_cluster import (
     DEFAULT_NUM_CPUS,
     actor_demand,
     check_cluster_fits,
     import_ray,
 )
-from distilabel_llm.llm.base import ProgressCallback
-from distilabel_llm.llm.outputs import LLMOutput
-from distilabel_llm.llm.remote import RemoteLLM
-from distilabel_llm.llm.structured import split_model, with_models
+from distilabel_llm.llm.members.remote import RemoteLLM
 from distilabel_llm.utils.checks import check_positive_int
-from distilabel_llm.utils.futures import settle
+from distilabel_llm.utils.future_tools import settle
 from distilabel_llm.utils.lifecycle import close_at_exit
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.process import LoadLLMFn
+    from distilabel_llm.llm.members.process import LoadLLMFn
     from distilabel_llm.tasks.base import Task
 
 __all__ = ["RayLLM"]
@@ -291,7 +291,7 @@ class RayLLM(RemoteLLM):
         error = ray_future.exception()
         if isinstance(error, self._ray.exceptions.RayActorError):
             error = self._fail_for_good(self._died(error))
-        elif isinstance(error, ModelNotLoaded):
+        elif isinstance(error, ModelNotLoadedError):
             # `ready` told this too, but its callback may not have run yet. Ray's error wraps
             # the actor's exception as `cause`.
             error = self._fail_for_good(self._load_failed(getattr(error, "cause", error).args[0]))

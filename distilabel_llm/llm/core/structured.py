@@ -20,7 +20,7 @@ import reprlib
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.outputs import LLMOutput
+    from distilabel_llm.llm.core.outputs import LLMOutput
     from distilabel_llm.tasks.base import Task
 
 __all__ = [

@@ -33,7 +33,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from distilabel_llm.llm.generation import OFFSET, row_offsets, without_offset
+from distilabel_llm.llm.core.settings import OFFSET, row_offsets, without_offset
 
 INIT, GENERATE, CANCEL, STOP = "init", "generate", "cancel", "stop"
 READY, LOAD_FAILED, RESULTS = "ready", "load_failed", "results"
@@ -78,7 +78,7 @@ def load_llm(payload: bytes) -> Any:
     and loads its model: a model that loads on first use counts as part of the load."""
     import cloudpickle
 
-    from distilabel_llm.llm.base import LLM
+    from distilabel_llm.llm.core.llm import LLM
 
     load_llm_fn, task = cloudpickle.loads(payload)
     llm = load_llm_fn(task)

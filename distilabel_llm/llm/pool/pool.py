@@ -26,21 +26,21 @@ from typing import (
     Union,
 )
 
-from distilabel_llm.llm._busy_clock import BusyClock
-from distilabel_llm.llm._isolation import Isolation
-from distilabel_llm.llm._scheduling import Job, MemberProgressCallback
-from distilabel_llm.llm._worker import OFFLINE_ELSEWHERE
-from distilabel_llm.llm.base import LLM, ProgressCallback
-from distilabel_llm.llm.conversations import Conversation, generate_outputs
-from distilabel_llm.llm.outputs import GenerateOutput, LLMOutput
-from distilabel_llm.llm.process import LoadLLMFn, ProcessLLM
-from distilabel_llm.llm.remote import RemoteLLM, model_name_now
+from distilabel_llm.llm.core.conversations import Conversation, generate_outputs
+from distilabel_llm.llm.core.llm import LLM, ProgressCallback
+from distilabel_llm.llm.core.outputs import GenerateOutput, LLMOutput
+from distilabel_llm.llm.members._worker import OFFLINE_ELSEWHERE
+from distilabel_llm.llm.members.process import LoadLLMFn, ProcessLLM
+from distilabel_llm.llm.members.remote import RemoteLLM, model_name_now
+from distilabel_llm.llm.pool._busy_clock import BusyClock
+from distilabel_llm.llm.pool._isolation import Isolation
+from distilabel_llm.llm.pool._scheduling import Job, MemberProgressCallback
 from distilabel_llm.tasks.base import Task
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.lifecycle import StoppingContext
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm._ray_cluster import PlacementStrategy
+    from distilabel_llm.llm.members._ray_cluster import PlacementStrategy
 
 __all__ = ["LLMPool", "PoolStrategy"]
 
@@ -193,8 +193,8 @@ class LLMPool(StoppingContext):
             ClusterTooSmallError: (a `ValueError`) if the cluster cannot hold every replica
                 at once.
         """
-        from distilabel_llm.llm._ray_cluster import ray_members
-        from distilabel_llm.llm.ray import RayLLM
+        from distilabel_llm.llm.members._ray_cluster import ray_members
+        from distilabel_llm.llm.members.ray import RayLLM
 
         if not isinstance(replicas, int) or replicas < 2:
             raise ValueError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
-from distilabel_llm.llm._static_batching import tokens_before_eos
+from distilabel_llm.llm.backends._static_batching import tokens_before_eos
 
 __all__ = ["available", "generate_continuously", "suits"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from distilabel_llm.llm.outputs import GenerateOutput, LLMOutput, token_counts
+from distilabel_llm.llm.core.outputs import GenerateOutput, LLMOutput, token_counts
 from distilabel_llm.tasks.prompt import ChatMessages
 
 __all__ = ["CONVERSATION", "Conversation", "generate_outputs"]

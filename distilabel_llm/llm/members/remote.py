@@ -15,15 +15,15 @@ from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from distilabel_llm.errors import DistilabelLLMError
-from distilabel_llm.llm.conversations import Conversation, generate_outputs
-from distilabel_llm.llm.generation import check_generation_kwargs
-from distilabel_llm.llm.outputs import GenerateOutput
-from distilabel_llm.utils.futures import settle
+from distilabel_llm.llm.core.conversations import Conversation, generate_outputs
+from distilabel_llm.llm.core.outputs import GenerateOutput
+from distilabel_llm.llm.core.settings import check_generation_kwargs
+from distilabel_llm.utils.future_tools import settle
 from distilabel_llm.utils.lifecycle import StoppingContext, forget_at_exit
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.base import ProgressCallback
-    from distilabel_llm.llm.outputs import LLMOutput
+    from distilabel_llm.llm.core.llm import ProgressCallback
+    from distilabel_llm.llm.core.outputs import LLMOutput
     from distilabel_llm.tasks.base import Task
 
 __all__ = ["RemoteLLM", "model_name_now"]

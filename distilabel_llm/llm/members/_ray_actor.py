@@ -16,17 +16,14 @@ import threading
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from distilabel_llm.llm._worker import Request, coalesce, load_llm, run_group
+from distilabel_llm.errors import ModelNotLoadedError
+from distilabel_llm.llm.members._worker import Request, coalesce, load_llm, run_group
 
 # What `ready` returns: the model's name and the settings it takes, or the load's traceback,
 # and where the actor runs.
 Readiness = Tuple[Optional[str], Optional[Tuple[str, ...]], Optional[str], str]
 # A call's rows, or the exception it raised.
 Answer = Tuple[Any, Optional[BaseException]]
-
-
-class ModelNotLoaded(Exception):
-    """Raised by `generate` when the model failed to load; holds the load's traceback."""
 
 
 class LLMActor:
@@ -73,7 +70,7 @@ class LLMActor:
         generation_kwargs: Dict[str, Any],
     ) -> Any:
         if self._llm is None:
-            raise ModelNotLoaded(self._load_error)
+            raise ModelNotLoadedError(self._load_error)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._inbox.put(((request_id, inputs, num_generations, generation_kwargs), answer))
         rows, error = await answer

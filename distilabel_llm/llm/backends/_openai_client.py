@@ -7,7 +7,7 @@ import os
 import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from distilabel_llm.llm.outputs import TokenStatistics, token_count
+from distilabel_llm.llm.core.outputs import TokenStatistics, token_count
 from distilabel_llm.tasks.prompt import ChatMessages
 
 __all__ = [

@@ -12,10 +12,10 @@ import logging
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Union
 
-from distilabel_llm.llm.base import LLM, PromptFormattingFn
-from distilabel_llm.llm.generation import OFFSET, row_offsets
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics, token_count
-from distilabel_llm.llm.structured import STRUCTURED
+from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn
+from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics, token_count
+from distilabel_llm.llm.core.settings import OFFSET, row_offsets
+from distilabel_llm.llm.core.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.event_loop import EventLoopThread

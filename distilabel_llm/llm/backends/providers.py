@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from distilabel_llm.llm.openai import OpenAILLM
+from distilabel_llm.llm.backends.openai import OpenAILLM
 
 if TYPE_CHECKING:
     from distilabel_llm.tasks.base import Task

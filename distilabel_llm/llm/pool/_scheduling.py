@@ -21,14 +21,14 @@ from concurrent.futures import Future
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
-from distilabel_llm.llm._busy_clock import BusyClock
-from distilabel_llm.llm._callbacks import report_progress
-from distilabel_llm.llm._isolation import Isolation
-from distilabel_llm.llm._units import Unit, balanced_units, spread_units
-from distilabel_llm.llm.base import ProgressCallback, logger
-from distilabel_llm.llm.generation import OFFSET, row_offsets, without_offset
-from distilabel_llm.llm.outputs import LLMOutput, output_tokens
-from distilabel_llm.llm.remote import model_name_now
+from distilabel_llm.llm.core._callbacks import report_progress
+from distilabel_llm.llm.core.llm import ProgressCallback, logger
+from distilabel_llm.llm.core.outputs import LLMOutput, output_tokens
+from distilabel_llm.llm.core.settings import OFFSET, row_offsets, without_offset
+from distilabel_llm.llm.members.remote import model_name_now
+from distilabel_llm.llm.pool._busy_clock import BusyClock
+from distilabel_llm.llm.pool._isolation import Isolation
+from distilabel_llm.llm.pool._units import Unit, balanced_units, spread_units
 
 MemberProgressCallback = Callable[..., None]
 """Called as `(member_index, advance)`: that member made `advance` more generations; with

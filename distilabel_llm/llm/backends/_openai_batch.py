@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from distilabel_llm.errors import OfflineBatchNotFinishedError, OpenAIRequestError
-from distilabel_llm.llm._callbacks import report_progress
-from distilabel_llm.llm._openai_client import chat_messages, read_completion, redact
-from distilabel_llm.llm.outputs import LLMOutput, TokenStatistics
-from distilabel_llm.llm.structured import STRUCTURED
+from distilabel_llm.llm.backends._openai_client import chat_messages, read_completion, redact
+from distilabel_llm.llm.core._callbacks import report_progress
+from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.core.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages
 
 __all__ = [

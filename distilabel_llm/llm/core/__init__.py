@@ -1,0 +1,2 @@
+"""The contract every LLM kind shares, the in-process `LLM`, generation settings, outputs
+and structured output."""

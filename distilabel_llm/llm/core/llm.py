@@ -1,0 +1,494 @@
+"""The `LLM` base class: prompts from a task, generation in the caller or on a thread pool."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from distilabel_llm.llm.core._callbacks import report_progress
+from distilabel_llm.llm.core.conversations import CONVERSATION, Conversation, generate_outputs
+from distilabel_llm.llm.core.outputs import GenerateOutput, LLMOutput, TokenStatistics
+from distilabel_llm.llm.core.settings import check_generation_kwargs, row_offsets, sliced_offsets
+from distilabel_llm.llm.core.structured import STRUCTURED, parse_structured, task_structured_output
+from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
+from distilabel_llm.utils.checks import check_positive_int
+from distilabel_llm.utils.future_tools import when_all_complete
+from distilabel_llm.utils.lifecycle import ClosingContext, close_at_exit, forget_at_exit
+
+if TYPE_CHECKING:
+    from distilabel_llm.tasks.base import Task
+
+__all__ = ["LLM", "GenerateResult", "ProgressCallback", "PromptFormattingFn"]
+
+logger = logging.getLogger("distilabel_llm")
+
+PromptFormattingFn = Callable[[Prompt], Union[str, ChatMessages]]
+ProgressCallback = Callable[..., None]
+GenerateResult = Union[List[List[LLMOutput]], "Future[List[List[LLMOutput]]]"]
+
+
+class LLM(ClosingContext, ABC):
+    """Base class of every LLM: turns task rows into prompts and generates from them.
+
+    Subclasses implement `model_name` and `_generate`. Callers use `generate`, which runs
+    `_generate` once for all rows in the calling thread, or, with `num_threads`, once per row
+    on a thread pool and returns a `Future`.
+
+    A subclass that takes generation settings lists their names in
+    `supported_generation_kwargs` and gives `_generate` a `generation_kwargs` parameter, which
+    receives the call's settings: the defaults with the call's overrides on top, checked.
+
+    Args:
+        task: the task that builds prompts and parses outputs.
+        num_threads: run each row on a pool of this many threads and return futures.
+        prompt_format: render `Prompt`s in this format instead of the backend's default.
+        prompt_formatting_fn: render `Prompt`s with this function; wins over `prompt_format`.
+        generation_kwargs: default generation settings, e.g. `{"temperature": 0.7}`.
+
+    Raises:
+        GenerationSettingsError: (a `ValueError`) for a setting this LLM does not take.
+    """
+
+    supported_generation_kwargs: ClassVar[Tuple[str, ...]] = ()
+    """The generation settings this LLM takes (`generation_offset` is always taken)."""
+
+    def __init__(
+        self,
+        task: Optional[Task] = None,
+        num_threads: Optional[int] = None,
+        prompt_format: Optional[SupportedFormats] = None,
+        prompt_formatting_fn: Optional[PromptFormattingFn] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        check_positive_int("num_threads", num_threads, allow_none=True)
+        if prompt_format is not None:
+            Prompt("", "").format_as(prompt_format)  # fail now, naming the supported formats
+        if task is None:  # distilabel 1.x's LLMs take no task: prompts pass through as given
+            from distilabel_llm.tasks.text_generation import TextGenerationTask
+
+            task = TextGenerationTask()
+        self.task = task
+        self.prompt_format = prompt_format
+        self.prompt_formatting_fn = prompt_formatting_fn
+        self.generation_kwargs: Dict[str, Any] = self.check_generation_kwargs(generation_kwargs)
+        """The default generation settings; a call's `generation_kwargs` override them."""
+        self._num_threads = num_threads
+        self._thread_pool: Optional[ThreadPoolExecutor] = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+        self._loaded = False
+        self._load_lock = threading.Lock()
+        close_at_exit(self)
+
+    @property
+    @abstractmethod
+    def model_name(self) -> str:
+        """The name of the model this LLM runs."""
+
+    @abstractmethod
+    def _generate(
+        self, inputs: List[Dict[str, Any]], num_generations: int = 1
+    ) -> List[List[LLMOutput]]:
+        """Generates `num_generations` outputs for each of `inputs`.
+
+        Every row in `inputs` has the keys the task needs. Build prompts with
+        `self._generate_prompts(inputs)` and outputs with `self._output(...)`. A subclass that
+        takes generation settings adds a `generation_kwargs: Dict[str, Any]` parameter.
+        """
+
+    @property
+    def uses_gpu(self) -> bool:
+        """Whether the model computes on a GPU; backends that can say so override this."""
+        return False
+
+    @property
+    def num_threads(self) -> Optional[int]:
+        """Threads running rows concurrently, or `None` to run in the caller's thread."""
+        return self._num_threads
+
+    @property
+    def return_futures(self) -> bool:
+        """Whether `generate` returns a `Future` rather than the outputs."""
+        return self._num_threads is not None
+
+    def load(self) -> None:
+        """Loads the model, if it is not loaded yet. Generating calls it first, so calling it
+        only moves the load's time (and its errors) up front. Idempotent and thread-safe."""
+        if self._loaded:
+            return
+        with self._load_lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    def unload(self) -> None:
+        """Frees the model, and the GPU memory it cached. An LLM that knows where its model
+        came from (created from a path) loads it again on the next call. Idempotent."""
+        with self._load_lock:
+            if self._loaded:
+                self._unload()
+                self._loaded = False
+
+    def generate(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        num_generations: int = 1,
+        progress_callback_func: Optional[ProgressCallback] = None,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> GenerateResult:
+        """Generates `num_generations` outputs for every row of `inputs`.
+
+        Rows missing a key the task needs are not sent: they come back as `num_generations`
+        outputs whose prompt and outputs are `None`, with a warning.
+
+        Args:
+            inputs: the rows, each a dict with the task's input keys.
+            num_generations: outputs per row.
+            progress_callback_func: called as `progress_callback_func(advance=k)` as work
+                completes; the advances sum to `len(inputs) * num_generations`.
+            generation_kwargs: settings for this call, over the LLM's `generation_kwargs`.
+
+        Returns:
+            `len(inputs)` rows of `num_generations` outputs, in input order; a `Future` of
+            them when `return_futures` is True.
+
+        Raises:
+            GenerationSettingsError: (a `ValueError`) for a setting this LLM does not take, or
+                a value of the wrong kind, before any work starts.
+        """
+        inputs, valid = self._check_generate_args(inputs, num_generations)
+        settings = {**self.generation_kwargs, **self.check_generation_kwargs(generation_kwargs)}
+        self.load()
+        if STRUCTURED not in settings and STRUCTURED in self.supported_generation_kwargs:
+            task_spec = task_structured_output(self.task)  # a rating task's JSON mode
+            if task_spec is not None:
+                settings[STRUCTURED] = task_spec
+        row_offsets(settings, len(inputs))  # one offset per row, if a list: checked now
+        if not self.return_futures:
+            generated = (
+                self._call_generate(valid, inputs, num_generations, settings) if valid else []
+            )
+            rows = self._assemble(len(inputs), valid, generated, num_generations)
+            if progress_callback_func is not None and inputs:
+                report_progress(progress_callback_func, advance=len(inputs) * num_generations)
+            return rows
+        return self._generate_threaded(
+            inputs, valid, num_generations, progress_callback_func, settings
+        )
+
+    def generate_outputs(
+        self,
+        inputs: Sequence[Conversation],
+        num_generations: int = 1,
+        **generation_kwargs: Any,
+    ) -> List[GenerateOutput]:
+        """distilabel 1.x's call: generations for each conversation, bypassing the task.
+
+        Args:
+            inputs: conversations, each a list of `{"role": ..., "content": ...}` messages
+                (or a plain string prompt), sent as they are.
+            num_generations: generations per conversation.
+            **generation_kwargs: settings for this call, as in `generate`.
+
+        Returns:
+            One `{"generations": [...], "statistics": {...}, "errors": [...]}` per input, in
+            order; a failed generation is `None` and its `errors` entry says why. It waits for
+            the results even when `generate` returns futures.
+        """
+        return generate_outputs(self, inputs, num_generations, generation_kwargs or None)
+
+    def check_generation_kwargs(
+        self, generation_kwargs: Optional[Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        """`generation_kwargs` checked against the settings this LLM takes.
+
+        Raises:
+            GenerationSettingsError: (a `ValueError`) naming the setting at fault and the
+                settings this LLM takes.
+        """
+        return check_generation_kwargs(
+            generation_kwargs, self.supported_generation_kwargs, type(self).__name__
+        )
+
+    def validate_prompts(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        default_format: Optional[SupportedFormats] = None,
+    ) -> List[Optional[Union[str, ChatMessages]]]:
+        """The prompts `generate` would send for `inputs`, `None` for rows it would skip.
+
+        Args:
+            inputs: the rows.
+            default_format: the format to render in when the LLM has none of its own, as in
+                legacy distilabel; the backend's default if None.
+        """
+        inputs, valid = self._check_generate_args(inputs, num_generations=1)
+        prompts: List[Optional[Union[str, ChatMessages]]] = [None] * len(inputs)
+        for position in valid:
+            prompts[position] = self._render(inputs[position], default_format)
+        return prompts
+
+    def close(self) -> None:
+        """Waits for running rows, shuts the thread pool down and unloads the model.
+        Idempotent."""
+        self._closed = True
+        forget_at_exit(self)
+        with self._pool_lock:
+            pool, self._thread_pool = self._thread_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self.unload()
+
+    def teardown(self, wait: bool = True) -> None:
+        """Same as `close`; the name legacy distilabel pools and pipelines call.
+
+        Args:
+            wait: accepted as `ProcessLLM.teardown` takes it; a call running in this process
+                cannot be stopped, so `close` always lets running rows finish.
+        """
+        self.close()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"{type(self).__name__}({fields})"
+
+    def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
+        yield "task", type(self.task).__name__
+        yield "num_threads", self._num_threads
+        yield "prompt_format", self.prompt_format
+        yield "model_name", self.model_name
+
+    # Helpers for subclasses.
+
+    def _load(self) -> None:
+        """Loads the model; a backend that loads on first use overrides it."""
+
+    def _unload(self) -> None:
+        """Frees the model; a backend that holds one overrides it."""
+
+    def _cannot_reload(self, source: str) -> RuntimeError:
+        return RuntimeError(
+            f"{self!r} was unloaded, and it was given a loaded model, so it cannot load it "
+            f"again: create it with {source} ({type(self).__name__}(path, task=...)) to unload "
+            "and reload it."
+        )
+
+    def _generate_prompts(
+        self,
+        inputs: List[Dict[str, Any]],
+        default_format: Optional[SupportedFormats] = None,
+    ) -> List[Union[str, ChatMessages]]:
+        """Renders each row's prompt: formatting function, then format, then backend default.
+
+        Args:
+            inputs: the rows.
+            default_format: the format to use when the user chose none, instead of
+                `_format_default` (legacy distilabel backends pass it).
+        """
+        return [self._render(row, default_format) for row in inputs]
+
+    def _format_default(self, prompt: Prompt) -> Union[str, ChatMessages]:
+        """Renders a `Prompt` when the user chose no format; backends override this."""
+        return prompt.format_as("default")
+
+    def _output(
+        self,
+        prompt_used: Union[str, ChatMessages, None],
+        raw_output: Optional[str],
+        statistics: Optional[TokenStatistics] = None,
+        error: Optional[str] = None,
+        structured: Optional[Dict[str, Any]] = None,
+    ) -> LLMOutput:
+        """Builds one output, parsing `raw_output` with the task (`None` if it cannot).
+
+        Args:
+            prompt_used: the prompt as sent.
+            raw_output: the model's text, or `None` if the backend failed on this row.
+            statistics: token counts, when the backend reports them.
+            error: why there is no `raw_output`, for a backend that absorbs a failure.
+            structured: the call's `structured_output` setting: `raw_output` is then read as
+                that shape (an output that does not fit gets an `error`).
+        """
+        why = None
+        if structured is not None:
+            parsed, why = parse_structured(raw_output, structured, self.task)
+        else:
+            parsed = self._parse(raw_output)
+        output = LLMOutput(
+            model_name=self.model_name,
+            prompt_used=prompt_used,
+            raw_output=raw_output,
+            parsed_output=parsed,
+        )
+        if statistics is not None:
+            output["statistics"] = statistics
+        if error is not None or why is not None:
+            output["error"] = error or why  # type: ignore[typeddict-item]
+        return output
+
+    # Internals.
+
+    def _render(
+        self, row: Dict[str, Any], default_format: Optional[SupportedFormats] = None
+    ) -> Union[str, ChatMessages]:
+        if CONVERSATION in row:  # `generate_outputs`: the conversation is the prompt
+            return row[CONVERSATION]  # type: ignore[no-any-return]
+        prompt = self.task.generate_prompt(**row)
+        if not isinstance(prompt, Prompt):
+            return prompt
+        if self.prompt_formatting_fn is not None:
+            return self.prompt_formatting_fn(prompt)
+        if self.prompt_format is not None:
+            return prompt.format_as(self.prompt_format)
+        if default_format is not None:
+            return prompt.format_as(default_format)
+        return self._format_default(prompt)
+
+    def _parse(self, raw_output: Optional[str]) -> Optional[Dict[str, Any]]:
+        if raw_output is None:
+            return None
+        try:
+            return self.task.parse_output(raw_output)
+        except Exception as error:
+            logger.warning(
+                "%s could not parse an output of %s, so its `parsed_output` is None: %s",
+                type(self.task).__name__,
+                self.model_name,
+                error,
+            )
+            return None
+
+    def _check_generate_args(
+        self, inputs: Sequence[Dict[str, Any]], num_generations: int
+    ) -> Tuple[List[Dict[str, Any]], List[int]]:
+        """Validates the arguments; returns the rows and the positions of those to send."""
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed; create a new one to generate.")
+        check_positive_int("num_generations", num_generations)
+        inputs = list(inputs)
+        valid: List[int] = []
+        for position, row in enumerate(inputs):
+            if not isinstance(row, dict):
+                raise TypeError(
+                    f"Each input must be a dict of the task's inputs, but row {position} is a "
+                    f"{type(row).__name__}: {row!r}"
+                )
+            missing = [] if CONVERSATION in row else self.task.missing_input_args(row)
+            if missing:
+                logger.warning(
+                    "Row %d is missing %s, which %s needs; it is returned with empty outputs.",
+                    position,
+                    missing,
+                    type(self.task).__name__,
+                )
+            else:
+                valid.append(position)
+        return inputs, valid
+
+    def _empty_row(self, num_generations: int) -> List[LLMOutput]:
+        return [
+            LLMOutput(
+                model_name=self.model_name, prompt_used=None, raw_output=None, parsed_output=None
+            )
+            for _ in range(num_generations)
+        ]
+
+    def _assemble(
+        self,
+        num_rows: int,
+        valid: List[int],
+        generated: List[List[LLMOutput]],
+        num_generations: int,
+    ) -> List[List[LLMOutput]]:
+        """Places the generated rows at their positions and fills the skipped ones."""
+        if len(generated) != len(valid):
+            raise RuntimeError(
+                f"{type(self).__name__}._generate returned {len(generated)} rows for "
+                f"{len(valid)} inputs; it must return one row per input."
+            )
+        rows: List[Optional[List[LLMOutput]]] = [None] * num_rows
+        for position, row in zip(valid, generated):
+            if len(row) != num_generations:
+                raise RuntimeError(
+                    f"{type(self).__name__}._generate returned {len(row)} outputs for a row, "
+                    f"but {num_generations} were asked for."
+                )
+            rows[position] = row
+        return [row if row is not None else self._empty_row(num_generations) for row in rows]
+
+    def _call_generate(
+        self,
+        positions: List[int],
+        inputs: List[Dict[str, Any]],
+        num_generations: int,
+        settings: Dict[str, Any],
+    ) -> List[List[LLMOutput]]:
+        """`_generate` for the rows at `positions`, with their settings if it takes any."""
+        rows = [inputs[i] for i in positions]
+        if not _takes_settings(type(self)):
+            return self._generate(rows, num_generations)
+        return self._generate(  # type: ignore[call-arg]
+            rows, num_generations, generation_kwargs=sliced_offsets(settings, positions)
+        )
+
+    def _generate_threaded(
+        self,
+        inputs: List[Dict[str, Any]],
+        valid: List[int],
+        num_generations: int,
+        progress_callback_func: Optional[ProgressCallback],
+        settings: Dict[str, Any],
+    ) -> Future[List[List[LLMOutput]]]:
+        pool = self._get_thread_pool()
+        futures = [
+            pool.submit(self._call_generate, [i], inputs, num_generations, settings) for i in valid
+        ]
+        if progress_callback_func is not None:
+            skipped = len(inputs) - len(valid)
+            if skipped:
+                report_progress(progress_callback_func, advance=skipped * num_generations)
+
+            def _advance(future: Future[List[List[LLMOutput]]]) -> None:
+                if not future.cancelled() and future.exception() is None:
+                    report_progress(progress_callback_func, advance=num_generations)
+
+            for future in futures:
+                future.add_done_callback(_advance)
+
+        def _combine(results: List[List[List[LLMOutput]]]) -> List[List[LLMOutput]]:
+            generated = [row for result in results for row in result]
+            return self._assemble(len(inputs), valid, generated, num_generations)
+
+        return when_all_complete(futures, _combine)
+
+    def _get_thread_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._thread_pool is None:
+                self._thread_pool = ThreadPoolExecutor(
+                    max_workers=self._num_threads,
+                    thread_name_prefix=f"{type(self).__name__}-generate",
+                )
+            return self._thread_pool
+
+
+@functools.cache
+def _takes_settings(cls: type) -> bool:
+    """Whether `cls._generate` has a `generation_kwargs` parameter (legacy ones do not)."""
+    return "generation_kwargs" in inspect.signature(cls._generate).parameters

@@ -1,0 +1,1 @@
+"""LLMs whose model lives elsewhere: `RemoteLLM`, and its transports `ProcessLLM` and `RayLLM`."""

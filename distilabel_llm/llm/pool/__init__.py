@@ -1,0 +1,1 @@
+"""`LLMPool`: one call spread over several LLMs, with its scheduler and fault isolation."""
