@@ -34,11 +34,11 @@ from typing import (
 import cloudpickle
 
 from distilabel_llm.errors import ProcessLLMError
-from distilabel_llm.llm.members import _worker
 from distilabel_llm.llm.core._callbacks import report_progress
 from distilabel_llm.llm.core.llm import ProgressCallback, logger
 from distilabel_llm.llm.core.outputs import LLMOutput
 from distilabel_llm.llm.core.structured import split_model, with_models
+from distilabel_llm.llm.members import _worker
 from distilabel_llm.llm.members._child import (
     ChildProcess,
     describe_exit,
