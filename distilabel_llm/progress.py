@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -320,7 +319,7 @@ def generate_with_progress(
     A `Future` is waited for, so the outputs are returned either way.
 
     Args:
-        llm: an `LLM`, `ProcessLLM`, `RayLLM` or `LLMPool`.
+        llm: any kind of LLM (a `BaseLLM`: an `LLM`, `ProcessLLM`, `RayLLM` or `LLMPool`).
         inputs: the rows.
         num_generations: outputs per row.
         description: the bar's label.
@@ -333,7 +332,7 @@ def generate_with_progress(
     inputs = list(inputs)
     with ProgressDisplay(console=console) as display:
         bar = display.add_bar(description, len(inputs), unit="rows")
-        names = list(getattr(llm, "member_names", None) or [])
+        names = llm.member_names
         if names:
             members = [
                 display.add_bar(f"  {name}", len(inputs), show_eta=False, unit="rows")
@@ -346,10 +345,10 @@ def generate_with_progress(
 
             generate_kwargs["member_progress_callback_func"] = on_member
 
-        result = llm.generate(
+        future = llm.submit(
             inputs,
             num_generations=num_generations,
             progress_callback_func=bar.per(num_generations),
             **generate_kwargs,
         )
-        return result.result() if isinstance(result, Future) else result
+        return future.result()  # type: ignore[no-any-return]

@@ -19,7 +19,7 @@ class EchoAsyncLLM(AsyncLLM):
         super().__init__(task, **kwargs)
         self.short = short
         self.requests: List[Tuple[str, int, Optional[int]]] = []
-        self.in_flight = 0
+        self.requests_running = 0
         self.most_in_flight = 0
 
     @property
@@ -30,8 +30,8 @@ class EchoAsyncLLM(AsyncLLM):
         text = input if isinstance(input, str) else input[-1]["content"]
         seed = settings.get("seed", 0)
         self.requests.append((text, num_generations, settings.get("seed")))
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.requests_running += 1
+        self.most_in_flight = max(self.most_in_flight, self.requests_running)
         try:
             for _ in range(3):  # let every other request that may start, start
                 await asyncio.sleep(0)
@@ -46,7 +46,7 @@ class EchoAsyncLLM(AsyncLLM):
                 "statistics": {"input_tokens": [len(text)] * count, "output_tokens": [2] * count},
             }
         finally:
-            self.in_flight -= 1
+            self.requests_running -= 1
 
 
 class SingleAsyncLLM(EchoAsyncLLM):

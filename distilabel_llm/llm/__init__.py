@@ -1,5 +1,5 @@
-"""The LLM layer: the `LLM` and `AsyncLLM` bases, their output types, `ProcessLLM`, `RayLLM`,
-`LLMPool` and the backends.
+"""The LLM layer: the contract every LLM kind keeps (`BaseLLM`), the `LLM` and `AsyncLLM`
+bases, their output types and settings, `ProcessLLM`, `RayLLM`, `LLMPool` and the backends.
 
 Backends with heavy dependencies are imported on first attribute access, so that
 `import distilabel_llm.llm` never imports torch, transformers, llama_cpp or openai.
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from distilabel_llm.llm._not_available import NOT_AVAILABLE, not_available
 from distilabel_llm.llm.backends.async_llm import AsyncLLM, AsyncResult
+from distilabel_llm.llm.core.contract import BaseLLM
 from distilabel_llm.llm.core.llm import LLM
 from distilabel_llm.llm.core.outputs import (
     GenerateOutput,
@@ -19,6 +20,7 @@ from distilabel_llm.llm.core.outputs import (
     TokenStatistics,
     merge_responses,
 )
+from distilabel_llm.llm.core.settings import GenerationSettings
 from distilabel_llm.llm.members.process import ProcessLLM
 from distilabel_llm.llm.members.ray import RayLLM
 from distilabel_llm.llm.members.remote import RemoteLLM
@@ -61,7 +63,9 @@ __all__ = [
     "AnyscaleLLM",
     "AsyncLLM",
     "AsyncResult",
+    "BaseLLM",
     "GenerateOutput",
+    "GenerationSettings",
     "InferenceEndpointsLLM",
     "JSONOpenAILLM",
     "LLMOutput",

@@ -12,7 +12,7 @@ import functools
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from distilabel_llm.errors import MissingExtraError, ModelError
 from distilabel_llm.llm.core.llm import LLM
@@ -93,24 +93,7 @@ def load_llm(
             f"max_concurrency is an openai setting; the {backend} backend batches rows instead."
         )
     if backend == "transformers":
-        import transformers
-
-        from distilabel_llm.llm.backends.transformers import TransformersLLM
-
-        # Our display shows progress; transformers' "Loading weights" bar would cut into it.
-        transformers.utils.logging.disable_progress_bar()
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
-        device = "cuda" if gpu else None
-        return TransformersLLM.from_pretrained(
-            model,
-            task,
-            device=device,
-            max_new_tokens=max_new_tokens,
-            continuous_batching=continuous_batching,
-        )
+        return _load_transformers(task, model, max_new_tokens, threads, gpu, continuous_batching)
     if backend == "llama-cpp":
         from distilabel_llm.llm.backends.llama_cpp import LlamaCppLLM
 
@@ -133,6 +116,34 @@ def load_llm(
             max_concurrency=max_concurrency,
         )
     raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+
+
+def _load_transformers(
+    task: Task,
+    model: str,
+    max_new_tokens: int,
+    threads: Optional[int],
+    gpu: bool,
+    continuous_batching: bool,
+) -> LLM:
+    import transformers
+
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
+
+    # Our display shows progress; transformers' "Loading weights" bar would cut into it.
+    transformers.utils.logging.disable_progress_bar()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    device = "cuda" if gpu else None
+    return TransformersLLM.from_pretrained(
+        model,
+        task,
+        device=device,
+        max_new_tokens=max_new_tokens,
+        continuous_batching=continuous_batching,
+    )
 
 
 def build_llm(
@@ -185,17 +196,8 @@ def build_llm(
     from distilabel_llm.llm.pool.pool import LLMPool
 
     if ray_replicas:
-        from distilabel_llm.llm.members.ray import RayLLM
-
-        ray_load = functools.partial(load, gpu=ray_gpus > 0)
-        ray_kwargs = {
-            "num_cpus": options.get("threads") or 1,
-            "num_gpus": ray_gpus,
-            "address": ray_address,
-        }
-        if ray_replicas == 1:
-            return RayLLM(task, ray_load, **ray_kwargs)
-        return LLMPool.from_ray(task, ray_load, replicas=ray_replicas, **ray_kwargs)
+        threads = options.get("threads")
+        return _build_ray(task, load, ray_replicas, ray_gpus, ray_address, threads)
     if devices:
         if len(devices) == 1:
             device_env = {**(env or {}), "CUDA_VISIBLE_DEVICES": str(devices[0])}
@@ -206,6 +208,25 @@ def build_llm(
     if processes == 1:
         return ProcessLLM(task, load, env=env)
     return LLMPool.from_replicas(task, load, replicas=processes, env=env)
+
+
+def _build_ray(
+    task: Task,
+    load: Callable[..., LLM],
+    replicas: int,
+    gpus: float,
+    address: Optional[str],
+    threads: Optional[int],
+) -> Any:
+    """A `RayLLM`, or an `LLMPool` of `replicas` of them."""
+    from distilabel_llm.llm.members.ray import RayLLM
+    from distilabel_llm.llm.pool.pool import LLMPool
+
+    ray_load = functools.partial(load, gpu=gpus > 0)
+    ray_kwargs = {"num_cpus": threads or 1, "num_gpus": gpus, "address": address}
+    if replicas == 1:
+        return RayLLM(task, ray_load, **ray_kwargs)
+    return LLMPool.from_ray(task, ray_load, replicas=replicas, **ray_kwargs)
 
 
 def _looks_like_path(model: str) -> bool:

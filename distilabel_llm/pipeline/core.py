@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Optional, Set, Union
 
-from distilabel_llm.errors import JobInterrupted, OfflineBatchNotFinishedError, PipelineError
-from distilabel_llm.pipeline.checkpoint import Checkpoint, check_checkpoint_path
+from distilabel_llm.errors import PipelineError
+from distilabel_llm.pipeline.checkpoint import check_checkpoint_path
 from distilabel_llm.pipeline.dataset import (
     DatasetError,
     DatasetLike,
@@ -17,16 +16,15 @@ from distilabel_llm.pipeline.dataset import (
     load_rows,
     to_hf,
 )
-from distilabel_llm.pipeline.job import _Stage, run_job
-from distilabel_llm.pipeline.job_record import JobRecord
+from distilabel_llm.pipeline.job import run_job
 from distilabel_llm.pipeline.legacy import checkpoint_path
 from distilabel_llm.pipeline.legacy import refuse as refuse_legacy
-from distilabel_llm.pipeline.offline import OfflineJobs, is_offline
-from distilabel_llm.pipeline.rows import ERROR_COLUMN, generation_columns, labelling_columns
-from distilabel_llm.pipeline.runner import LLMRunner
+from distilabel_llm.pipeline.offline import is_offline
+from distilabel_llm.pipeline.resume import Resume
+from distilabel_llm.pipeline.rows import ERROR_COLUMN
+from distilabel_llm.pipeline.stages import build_stages
 from distilabel_llm.pipeline.stats import JobStats
-from distilabel_llm.pipeline.summary import display_name
-from distilabel_llm.progress import AdvanceFn, ProgressDisplay
+from distilabel_llm.progress import ProgressDisplay
 from distilabel_llm.utils.checks import check_positive_int
 
 if TYPE_CHECKING:
@@ -35,10 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["Pipeline"]
 
 DEFAULT_BATCH_SIZE = 16
-
-
-def _no_progress(advance: int = 1) -> None:
-    pass
 
 
 class Pipeline:
@@ -146,18 +140,8 @@ class Pipeline:
         """
         check_positive_int("num_generations", num_generations)
         check_positive_int("batch_size", batch_size)
-        refuse_legacy(legacy)
-        if checkpoint_strategy is not None:
-            if checkpoint is not None:
-                raise ValueError("Pass `checkpoint` or `checkpoint_strategy`, not both.")
-            checkpoint = checkpoint_path(checkpoint_strategy)
-        settings = {
-            role: llm.check_generation_kwargs(kwargs) if llm is not None and kwargs else {}
-            for role, llm, kwargs in (
-                ("generator", self.generator, generation_kwargs),
-                ("labeller", self.labeller, labeller_generation_kwargs),
-            )
-        }
+        checkpoint = _checkpoint_argument(checkpoint, checkpoint_strategy, legacy)
+        settings = self._checked_settings(generation_kwargs, labeller_generation_kwargs)
         rows = load_rows(dataset)
         if checkpoint is not None:
             check_checkpoint_path(checkpoint, dataset)
@@ -165,159 +149,92 @@ class Pipeline:
         offline = is_offline(self.generator)
         if not skip_dry_run and rows and not offline:  # offline, it would be a job of its own
             self._dry_run(rows[0], settings)
-        store = Checkpoint(checkpoint) if checkpoint is not None else None
-        done = store.open(rows, self._output_columns()) if store is not None else []
-        record = JobRecord(store.path) if store is not None else None
-        if record is not None:
-            try:
-                record.start(
-                    {
-                        "num_generations": num_generations,
-                        "generation_kwargs": settings["generator"],
-                        "labeller_generation_kwargs": settings["labeller"],
-                        "generator_task": _saved_task(self.generator),
-                        "labeller_task": _saved_task(self.labeller),
-                    },
-                    done,
-                )
-            except BaseException:
-                store.close()
-                raise
-        # Rows saved with an error are done again, and put back in their place.
-        redo = [i for i, row in enumerate(done) if row.get(ERROR_COLUMN) is not None]
-        if store is not None:
-            store.redo(redo)
-        self.stats = stats = JobStats(rows_total=len(rows), rows_resumed=len(done) - len(redo))
-        display = ProgressDisplay(console=console) if display_progress_bar else None
-        todo = [rows[i] for i in redo] + rows[len(done) :]
-        offline_jobs: Optional[OfflineJobs] = None
-        if offline:  # one job for every row left, fetched (not sent again) by a rerun
-            batch_size = max(len(todo), 1)
-            offline_jobs = OfflineJobs(Path(f"{store.path}.batch.json") if store else None, todo)
-            try:
-                offline_jobs.restore(self.generator)
-            except BaseException:
-                if store is not None:
-                    store.close()
-                raise
-        runners: Dict[int, LLMRunner] = {}
-        started = time.monotonic()
-        busy_before: List[float] = []
-        try:
-            if done and display is not None:
-                retrying = f"; retrying the {len(redo)} that failed" if redo else ""
-                display.console.print(
-                    f"Resuming: {stats.rows_resumed} of {len(rows)} rows are already in "
-                    f"{checkpoint}{retrying}.",
-                    highlight=False,
-                    markup=False,
-                )
-            # Bars count rows, as the summary and the checkpoint do.
-            generator = self._stage(
-                self.generator, "generator", runners, display, "Generating", len(todo)
+        recorded = {
+            "num_generations": num_generations,
+            "generation_kwargs": settings["generator"],
+            "labeller_generation_kwargs": settings["labeller"],
+        }
+        with Resume(checkpoint, rows, self.generator, self.labeller, recorded) as resume:
+            self.stats = stats = JobStats(rows_total=len(rows), rows_resumed=resume.rows_resumed)
+            display = ProgressDisplay(console=console) if display_progress_bar else None
+            resume.restore_offline_jobs()
+            if offline:  # one job for every row left, fetched (not sent again) by a rerun
+                batch_size = max(len(resume.todo), 1)
+            new = self._run(
+                resume,
+                settings,
+                stats,
+                display,
+                num_generations,
+                batch_size,
+                include_prompts=include_prompts,
+                shuffle_before_labelling=shuffle_before_labelling,
             )
-            if generator is not None:
-                generator.generation_kwargs = settings["generator"]
-            if generator is not None:
-                # One line per pool member, on the scale of the whole job: its share of it.
-                generator.member_advances = [
-                    _bar(display, f"  {display_name(name)}", len(todo), show_eta=False)
-                    for name in generator.runner.member_names
-                ]
-            labeller = self._stage(
-                self.labeller, "labeller", runners, display, "Labelling", len(todo)
-            )
-            if labeller is not None:
-                labeller.generation_kwargs = settings["labeller"]
-            started = time.monotonic()  # models are loaded now: time the generation only
-            busy_before = list(getattr(self.generator, "busy_seconds", None) or [])
-            with display if display is not None else contextlib.nullcontext():
-                new = run_job(
-                    todo,
-                    generator,
-                    labeller,
-                    num_generations,
-                    batch_size,
-                    _saver(store, record),
-                    stats,
-                    include_prompts=include_prompts,
-                    shuffle_before_labelling=shuffle_before_labelling,
-                )
-        except JobInterrupted as stopped:
-            stopped.rows = _merge(done, redo, stopped.rows)
-            where = f", saved in {checkpoint}; run the job again to resume" if store else ""
-            stopped.args = (f"Stopped with {len(stopped.rows)} of {len(rows)} rows done{where}.",)
-            raise
-        except PipelineError as stopped:
-            stopped.rows = _merge(done, redo, stopped.rows)
-            raise
-        except OfflineBatchNotFinishedError as pending:
-            if offline_jobs is not None:
-                offline_jobs.advise(pending)
-            raise
-        finally:
-            stats.elapsed_s = time.monotonic() - started
-            if busy_before:
-                stats.busy_s_by_member = {
-                    name: after - before
-                    for name, before, after in zip(
-                        self.generator.member_names, busy_before, self.generator.busy_seconds
-                    )
-                }
-            if offline_jobs is not None:
-                offline_jobs.keep(self.generator)
-            for runner in runners.values():
-                runner.close()
-            if store is not None:
-                store.close()
-        results = _merge(done, redo, new)
+        results = resume.merged(new)
         return to_hf(results) if is_hf_dataset(dataset) else results
+
+    def _run(
+        self,
+        resume: Resume,
+        settings: Dict[str, Dict[str, Any]],
+        stats: JobStats,
+        display: Optional[ProgressDisplay],
+        num_generations: int,
+        batch_size: int,
+        **options: bool,
+    ) -> List[Dict[str, Any]]:
+        """Builds the stages and runs the rows `resume` leaves to do, showing progress on
+        `display` and counting in `stats`; returns the finished rows."""
+        note = resume.resuming_note()
+        if note is not None and display is not None:
+            display.console.print(note, highlight=False, markup=False)
+        stages = build_stages(self.generator, self.labeller, settings, display, len(resume.todo))
+        # Timed from here, the models loaded: the job's time is the generation's.
+        with stages, _timed(stats, self.generator), _shown(display):
+            return run_job(
+                resume.todo,
+                stages.generator,
+                stages.labeller,
+                num_generations,
+                batch_size,
+                resume.save,
+                stats,
+                **options,
+            )
+
+    def _checked_settings(
+        self,
+        generation_kwargs: Optional[Dict[str, Any]],
+        labeller_generation_kwargs: Optional[Dict[str, Any]],
+    ) -> Dict[str, Dict[str, Any]]:
+        """Each role's generation settings for this job, as its model checked them.
+
+        Raises:
+            GenerationSettingsError: for a setting the model does not take.
+        """
+        return {
+            role: llm.check_generation_kwargs(kwargs) if llm is not None and kwargs else {}
+            for role, llm, kwargs in (
+                ("generator", self.generator, generation_kwargs),
+                ("labeller", self.labeller, labeller_generation_kwargs),
+            )
+        }
 
     def _dry_run(self, row: Dict[str, Any], settings: Dict[str, Dict[str, Any]]) -> None:
         """Runs the models on `row` alone; raises if that fails, before the job starts."""
-        stages = [
-            _Stage(role, LLMRunner(llm), _no_progress, generation_kwargs=settings[role])
-            for role, llm in (("generator", self.generator), ("labeller", self.labeller))
-            if llm is not None
-        ]
-        generator = stages[0] if self.generator is not None else None
-        labeller = stages[-1] if self.labeller is not None else None
-        try:
-            (result,) = run_job([row], generator, labeller, 1, 1, _saver(None, None), JobStats())
-        except PipelineError as error:
-            raise PipelineError(f"The dry run on the first row failed: {error}", []) from error
-        finally:
-            for stage in stages:
-                stage.runner.close()
+        with build_stages(self.generator, self.labeller, settings) as stages:
+            try:
+                (result,) = run_job(
+                    [row], stages.generator, stages.labeller, 1, 1, _discard, JobStats()
+                )
+            except PipelineError as error:
+                raise PipelineError(f"The dry run on the first row failed: {error}", []) from error
         if result[ERROR_COLUMN] is not None:
             raise PipelineError(
                 f"The dry run on the first row failed, so the job did not start: "
                 f"{result[ERROR_COLUMN]}",
                 [],
             )
-
-    def _stage(
-        self,
-        llm: Optional[Any],
-        role: str,
-        runners: Dict[int, LLMRunner],
-        display: Optional[ProgressDisplay],
-        description: str,
-        total: int,
-    ) -> Optional[_Stage]:
-        if llm is None:
-            return None
-        # One runner per model: a model used as generator and labeller gets one call at a time.
-        runner = runners.setdefault(id(llm), LLMRunner(llm))
-        return _Stage(role, runner, _bar(display, description, total))
-
-    def _output_columns(self) -> Set[str]:
-        columns = {ERROR_COLUMN}
-        if self.generator is not None:
-            columns.update(generation_columns(self.generator.task))
-        if self.labeller is not None:
-            columns.update(labelling_columns(self.labeller.task))
-        return columns
 
     def _check_columns(self, rows: List[Dict[str, Any]]) -> None:
         """Fails before any generation when no row has a column a task reads."""
@@ -340,45 +257,48 @@ class Pipeline:
                 )
 
 
-def _bar(
-    display: Optional[ProgressDisplay], description: str, total: int, show_eta: bool = True
-) -> AdvanceFn:
-    if display is None:
-        return _no_progress
-    return display.add_bar(description, total, show_eta=show_eta, unit="rows")
+def _checkpoint_argument(
+    checkpoint: Optional[Union[str, os.PathLike[str]]],
+    checkpoint_strategy: Optional[Any],
+    legacy: Dict[str, Any],
+) -> Optional[Union[str, os.PathLike[str]]]:
+    """The job's checkpoint, given as `checkpoint` or as legacy's `checkpoint_strategy`.
+
+    Raises:
+        TypeError: for a legacy argument with no counterpart, naming what to do instead.
+        ValueError: for both `checkpoint` and `checkpoint_strategy`.
+    """
+    refuse_legacy(legacy)
+    if checkpoint_strategy is None:
+        return checkpoint
+    if checkpoint is not None:
+        raise ValueError("Pass `checkpoint` or `checkpoint_strategy`, not both.")
+    return checkpoint_path(checkpoint_strategy)
 
 
-def _saved_task(llm: Optional[Any]) -> Optional[Dict[str, Any]]:
-    """The task of `llm` as plain data, for the job record; None when it has none or cannot
-    be saved (a `template` function)."""
-    task = getattr(llm, "task", None)
+@contextlib.contextmanager
+def _timed(stats: JobStats, generator: Optional[Any]) -> Iterator[None]:
+    """Records in `stats` the seconds the block took and, for a pool generator, the seconds
+    each member was busy meanwhile."""
+    started = time.monotonic()
+    busy_before = list(getattr(generator, "busy_seconds", None) or [])
     try:
-        return task.to_dict() if task is not None else None
-    except (TypeError, AttributeError):
-        return None
+        yield
+    finally:
+        stats.elapsed_s = time.monotonic() - started
+        if busy_before:
+            stats.busy_s_by_member = {
+                name: after - before
+                for name, before, after in zip(
+                    generator.member_names, busy_before, generator.busy_seconds
+                )
+            }
 
 
-def _saver(
-    store: Optional[Checkpoint], record: Optional[JobRecord]
-) -> Callable[[List[Dict[str, Any]]], None]:
-    """What the job calls with its finished rows: they go to the checkpoint, if any, once the
-    job record has checked that they come from the recorded models."""
-
-    def save(rows: List[Dict[str, Any]]) -> None:
-        if record is not None:
-            record.check_rows(rows)
-        if store is not None:
-            store.append(rows)
-
-    return save
+def _shown(display: Optional[ProgressDisplay]) -> ContextManager[Any]:
+    """Shows `display` while the block runs, if there is one."""
+    return display if display is not None else contextlib.nullcontext()
 
 
-def _merge(
-    done: List[Dict[str, Any]], redo: List[int], finished: List[Dict[str, Any]]
-) -> List[Dict[str, Any]]:
-    """The rows in input order: `done`, with its rows at `redo` replaced by the first rows of
-    `finished` (as many as there are), then the rest of `finished`."""
-    merged = list(done)
-    for position, row in zip(redo, finished):
-        merged[position] = row
-    return merged + finished[len(redo) :]
+def _discard(rows: List[Dict[str, Any]]) -> None:
+    """Where a dry run's rows go: nowhere."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from rich.console import Console
 from rich.markup import escape
@@ -115,6 +115,11 @@ def run_demo(
         assert pipeline.stats is not None
         console.print()
         console.print(summary_table(pipeline.stats, pool))
+    _print_result(console, results, output)
+    return output
+
+
+def _print_result(console: Console, results: List[Dict[str, Any]], output: Path) -> None:
     sample = results[0]
     console.print(
         f"\nFirst row: {sample['input']!r} -> {sample['generations'][0]!r}",
@@ -125,4 +130,3 @@ def run_demo(
     console.print(
         f"Wrote {len(results)} rows to [bold]{escape(str(output))}[/bold]", soft_wrap=True
     )
-    return output

@@ -36,12 +36,12 @@ from distilabel_llm.pipeline.rows import (
     PROMPT_COLUMNS,
     generation_fields,
     labelling_fields,
+    no_text_error,
     shuffle_generations,
 )
-from distilabel_llm.pipeline.runner import LLMRunner, Outputs
+from distilabel_llm.pipeline.runner import Outputs
+from distilabel_llm.pipeline.stages import BatchProgress, _Stage, no_progress
 from distilabel_llm.pipeline.stats import JobStats
-from distilabel_llm.pipeline.summary import display_name
-from distilabel_llm.progress import AdvanceFn, ProgressBar
 
 __all__ = ["JobInterrupted", "PipelineError", "run_job"]
 
@@ -55,52 +55,10 @@ _MAX_FAILED_BATCHES_IN_A_ROW = 3
 RowResult = Union[List[LLMOutput], Exception]
 
 
-class _BatchProgress:
-    """Advances a bar by exactly its batch's rows, however often the LLM reports: the LLM
-    reports generations, `per_row` of them to a row."""
-
-    def __init__(self, advance: AdvanceFn, rows: int, per_row: int = 1) -> None:
-        self._advance = advance
-        self._per_row = per_row
-        self._left = rows * per_row
-        self._lock = threading.Lock()
-
-    def __call__(self, advance: int = 1) -> None:
-        with self._lock:
-            step = min(advance, self._left)
-            self._left -= step
-        if step > 0:
-            self._advance(advance=step / self._per_row)
-
-    def status(self, text: Optional[str]) -> None:
-        """Passes on what the LLM waits on (an offline batch job) to a bar that shows it."""
-        show = getattr(self._advance, "status", None)
-        if show is not None:
-            show(text)
-
-    def finish(self) -> None:
-        self(self._left)
-
-
-@dataclass
-class _Stage:
-    """One model's part of the job: its role, its runner and its progress bar."""
-
-    role: str  # "generator" or "labeller"
-    runner: LLMRunner
-    advance: AdvanceFn
-    generation_kwargs: Dict[str, Any] = field(default_factory=dict)
-    member_advances: List[AdvanceFn] = field(default_factory=list)
-
-    @property
-    def task(self) -> Any:
-        return self.runner.llm.task
-
-
 @dataclass
 class _Batch:
     rows: List[Dict[str, Any]]
-    progress: _BatchProgress
+    progress: BatchProgress
     send: List[int] = field(default_factory=list)  # positions of the rows sent to the model
     future: Optional[Future[Outputs]] = None
 
@@ -127,9 +85,15 @@ def run_job(
         JobInterrupted: on Ctrl-C, after the rows finished so far went to `on_rows_done`.
         PipelineError: when the generator fails on several whole batches in a row.
     """
-    job = _Job(generator, labeller, num_generations, on_rows_done, stats)
-    job.include_prompts = include_prompts
-    job.shuffle = random.Random() if shuffle_before_labelling else None
+    job = _Job(
+        generator,
+        labeller,
+        num_generations,
+        on_rows_done,
+        stats,
+        include_prompts=include_prompts,
+        shuffle=random.Random() if shuffle_before_labelling else None,
+    )
     batches = [inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)]
     try:
         job.run(batches)
@@ -143,6 +107,8 @@ def run_job(
 
 
 class _Job:
+    """One run's state: the batches in flight, the rows finished, the failed ones held back."""
+
     def __init__(
         self,
         generator: Optional[_Stage],
@@ -150,6 +116,8 @@ class _Job:
         num_generations: int,
         on_rows_done: Callable[[List[Dict[str, Any]]], None],
         stats: JobStats,
+        include_prompts: bool = True,
+        shuffle: Optional[random.Random] = None,
     ) -> None:
         self.generator = generator
         self.labeller = labeller
@@ -160,10 +128,11 @@ class _Job:
         self._in_flight: List[_Batch] = []
         self._held: List[Dict[str, Any]] = []  # wholly failed batches, written once one succeeds
         self._failed_in_a_row = 0
-        self.include_prompts = True
-        self.shuffle: Optional[random.Random] = None
+        self.include_prompts = include_prompts
+        self.shuffle = shuffle  # None keeps each row's generations in their order
 
     def run(self, batches: List[List[Dict[str, Any]]]) -> None:
+        """Runs `batches` through the stages and writes them, in input order."""
         # The generator keeps as many batches submitted as its runner asks (a pool: enough for
         # every member); the labeller one running while the next is submitted (more measured
         # no faster); batches are collected and written in input order.
@@ -185,6 +154,7 @@ class _Job:
             self._write(self._held)
 
     def cancel(self) -> None:
+        """Cancels the batches submitted and not collected yet."""
         for batch in self._in_flight:
             if batch.future is not None:
                 batch.future.cancel()
@@ -194,18 +164,17 @@ class _Job:
     def _submit_generation(self, inputs: List[Dict[str, Any]]) -> _Batch:
         rows = [dict(row) for row in inputs]
         if self.generator is None:
-            return _Batch(rows, _BatchProgress(lambda advance: None, 0))
+            return _Batch(rows, BatchProgress(no_progress, 0))
         stage = self.generator
-        batch = _Batch(rows, _BatchProgress(stage.advance, len(rows), self.num_generations))
+        batch = _Batch(rows, BatchProgress(stage.advance, len(rows), self.num_generations))
         batch.send = _sendable(stage.task, rows)
         self._fail_unsendable(stage.task, batch, generation_fields)
         if batch.send:
-            batch.future = stage.runner.submit(
+            batch.future = stage.submit(
                 [rows[i] for i in batch.send],
                 self.num_generations,
                 progress=batch.progress,
-                member_progress=self._member_progress(stage),
-                generation_kwargs=stage.generation_kwargs,
+                member_progress=stage.member_progress(self.stats, self.num_generations),
             )
             self._in_flight.append(batch)
         return batch
@@ -223,18 +192,18 @@ class _Job:
             else:
                 self.stats.count_outputs(result)
                 row.update(generation_fields(stage.task, result))
-                row[ERROR_COLUMN] = _no_text_error(GENERATION_FAILED, result)
+                row[ERROR_COLUMN] = no_text_error(GENERATION_FAILED, result)
 
     # Labelling.
 
     def _submit_labelling(self, rows: List[Dict[str, Any]]) -> _Batch:
         if self.labeller is None:
-            return _Batch(rows, _BatchProgress(lambda advance: None, 0))
+            return _Batch(rows, BatchProgress(no_progress, 0))
         stage = self.labeller
         if self.shuffle is not None and self.generator is not None:
             for row in rows:
                 shuffle_generations(row, self.generator.task, self.shuffle)
-        batch = _Batch(rows, _BatchProgress(stage.advance, len(rows)))
+        batch = _Batch(rows, BatchProgress(stage.advance, len(rows)))
         batch.send = [i for i in _sendable(stage.task, rows) if rows[i].get(ERROR_COLUMN) is None]
         sent = set(batch.send)
         for position, row in enumerate(rows):
@@ -243,12 +212,7 @@ class _Job:
         self._fail_unsendable(stage.task, batch, labelling_fields, only_unfailed=True)
         batch.progress(len(rows) - len(batch.send))
         if batch.send:
-            batch.future = stage.runner.submit(
-                [rows[i] for i in batch.send],
-                1,
-                progress=batch.progress,
-                generation_kwargs=stage.generation_kwargs,
-            )
+            batch.future = stage.submit([rows[i] for i in batch.send], 1, progress=batch.progress)
             self._in_flight.append(batch)
         return batch
 
@@ -263,7 +227,7 @@ class _Job:
                     row[ERROR_COLUMN] = LABELLING_FAILED + _describe(result)
                 else:
                     row.update(labelling_fields(stage.task, result[0]))
-                    row[ERROR_COLUMN] = _no_text_error(LABELLING_FAILED, result)
+                    row[ERROR_COLUMN] = no_text_error(LABELLING_FAILED, result)
         for row in batch.rows:
             if not self.include_prompts:
                 for column in PROMPT_COLUMNS:
@@ -301,13 +265,7 @@ class _Job:
         results: List[RowResult] = []
         for position in batch.send:
             try:
-                results.append(
-                    stage.runner.submit(
-                        [batch.rows[position]],
-                        num_generations,
-                        generation_kwargs=stage.generation_kwargs,
-                    ).result()[0]
-                )
+                results.append(stage.submit([batch.rows[position]], num_generations).result()[0])
             except Exception as row_error:
                 self._stop_if_unusable(stage, row_error)
                 results.append(row_error)
@@ -354,25 +312,6 @@ class _Job:
                 row[ERROR_COLUMN] = (
                     f"row has no value for {missing}, which {type(task).__name__} needs"
                 )
-
-    def _member_progress(self, stage: _Stage) -> Optional[Callable[..., None]]:
-        if not stage.runner.member_names:
-            return None
-
-        def advance(member_index: int, advance: int, output_tokens: int = 0) -> None:
-            # Read now, not once: a member that was loading when the job began has a name now.
-            name = stage.runner.member_names[member_index]
-            self.stats.count_member(name, advance, output_tokens)
-            if member_index < len(stage.member_advances):
-                bar = stage.member_advances[member_index]
-                rows = advance / self.num_generations  # bars count rows
-                if isinstance(bar, ProgressBar):
-                    bar.describe(f"  {display_name(name)}")
-                    bar(advance=rows, tokens=output_tokens)
-                else:
-                    bar(advance=rows)
-
-        return advance
 
     def _write_or_hold(self, rows: List[Dict[str, Any]]) -> None:
         errors = [row[ERROR_COLUMN] or "" for row in rows]
@@ -426,31 +365,6 @@ def _interrupts_deferred() -> Iterator[None]:
 
 def _sendable(task: Any, rows: List[Dict[str, Any]]) -> List[int]:
     return [i for i, row in enumerate(rows) if not task.missing_input_args(row)]
-
-
-def _no_text_error(prefix: str, outputs: List[LLMOutput]) -> Optional[str]:
-    """The error of a row missing the text of any of its outputs, else `None`.
-
-    A row is done only when every generation has text: one without (a request that failed
-    after its retries, which backends return as `raw_output=None` with the reason in the
-    output's `error`) makes the row fail, so that the job's next run sends it again. An output
-    that is not the structured output asked for (cut off) keeps its text and its `error`; the
-    row fails when every output is such.
-    """
-    missing = [k for k, output in enumerate(outputs) if output["raw_output"] is None]
-    if missing:
-        first = outputs[missing[0]]
-        reason = first.get("error") or "its reason is in the log"
-        if len(missing) == len(outputs):
-            return f"{prefix}{first['model_name']} returned no text for this row ({reason})"
-        indexes = ", ".join(str(k) for k in missing)
-        return (
-            f"{prefix}{first['model_name']} returned no text for {len(missing)} of this row's "
-            f"{len(outputs)} generations (index {indexes}: {reason})"
-        )
-    if outputs and all(output.get("error") for output in outputs):
-        return f"{prefix}{outputs[0]['model_name']}: {outputs[0]['error']}"
-    return None
 
 
 def _describe(error: BaseException) -> str:

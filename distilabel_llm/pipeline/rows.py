@@ -17,6 +17,7 @@ __all__ = [
     "generation_fields",
     "labelling_columns",
     "labelling_fields",
+    "no_text_error",
     "shuffle_generations",
 ]
 
@@ -87,6 +88,31 @@ def labelling_fields(task: Task, output: Optional[LLMOutput]) -> Dict[str, Any]:
     for name in task.output_args_names:
         fields[name] = _field(task, output["parsed_output"], name)
     return fields
+
+
+def no_text_error(prefix: str, outputs: List[LLMOutput]) -> Optional[str]:
+    """The error of a row missing the text of any of its outputs, else `None`.
+
+    A row is done only when every generation has text: one without (a request that failed
+    after its retries, which backends return as `raw_output=None` with the reason in the
+    output's `error`) makes the row fail, so that the job's next run sends it again. An output
+    that is not the structured output asked for (cut off) keeps its text and its `error`; the
+    row fails when every output is such.
+    """
+    missing = [k for k, output in enumerate(outputs) if output["raw_output"] is None]
+    if missing:
+        first = outputs[missing[0]]
+        reason = first.get("error") or "its reason is in the log"
+        if len(missing) == len(outputs):
+            return f"{prefix}{first['model_name']} returned no text for this row ({reason})"
+        indexes = ", ".join(str(k) for k in missing)
+        return (
+            f"{prefix}{first['model_name']} returned no text for {len(missing)} of this row's "
+            f"{len(outputs)} generations (index {indexes}: {reason})"
+        )
+    if outputs and all(output.get("error") for output in outputs):
+        return f"{prefix}{outputs[0]['model_name']}: {outputs[0]['error']}"
+    return None
 
 
 def _field(task: Task, parsed: Any, name: str) -> Any:

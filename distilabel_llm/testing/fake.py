@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn
 from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
-from distilabel_llm.llm.core.settings import OFFSET, row_offsets
+from distilabel_llm.llm.core.settings import GenerationSettings
 from distilabel_llm.tasks.prompt import SupportedFormats
 
 if TYPE_CHECKING:
@@ -71,11 +71,13 @@ class FakeLLM(LLM):
         self,
         inputs: List[Dict[str, Any]],
         num_generations: int = 1,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
+        generation_kwargs: Optional[GenerationSettings] = None,
     ) -> List[List[LLMOutput]]:
-        settings = dict(generation_kwargs or {})
-        offsets = row_offsets(settings, len(inputs))
-        settings.pop(OFFSET, None)
+        call = self._settings(generation_kwargs)
+        offsets = call.row_offsets(len(inputs))
+        settings = dict(call)
+        if call.structured is not None:
+            settings["structured_output"] = call.structured
         shown = ""
         if self.show_settings and settings:
             shown = " [" + ", ".join(f"{k}={v!r}" for k, v in sorted(settings.items())) + "]"

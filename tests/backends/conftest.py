@@ -1,4 +1,5 @@
-"""Fixtures for the backend tests: the kit's tiny models, loaded once per session."""
+"""Fixtures for the backend tests: the kit's tiny models, loaded once per session, LLMs built on
+them and always closed, and the fault server."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Sequence, Tuple
 
 import pytest
+from fault_server import FaultServer
 
 RunWithout = Callable[[Sequence[str], str], subprocess.CompletedProcess]
 
@@ -31,6 +33,40 @@ def llama_model(tiny_models: Any) -> Iterator[Any]:
     )
     yield model
     model.close()
+
+
+@pytest.fixture
+def make_transformers_llm(hf_model_and_tokenizer: Tuple[Any, Any]) -> Iterator[Any]:
+    """Builds `TransformersLLM`s on the shared tiny model (24 new tokens unless told; `model`
+    and `tokenizer` may be given instead), and closes them afterwards."""
+    from distilabel_llm.llm.backends.transformers import TransformersLLM
+    from distilabel_llm.tasks import TextGenerationTask
+
+    model, tokenizer = hf_model_and_tokenizer
+    made: List[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        kwargs.setdefault("max_new_tokens", 24)
+        llm = TransformersLLM(
+            kwargs.pop("model", model),
+            kwargs.pop("tokenizer", tokenizer),
+            TextGenerationTask(),
+            **kwargs,
+        )
+        made.append(llm)
+        return llm
+
+    yield make
+    for llm in made:
+        llm.close()
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    """The fault server (`fault_server.py`) on an ephemeral port, serving the model
+    "fault-model"; stopped after the test."""
+    with FaultServer() as fault_server:
+        yield fault_server
 
 
 @pytest.fixture

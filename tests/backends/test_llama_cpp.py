@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -27,31 +27,13 @@ GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0}
 
 
 @pytest.fixture
-def make_llm(llama_model: Any) -> Iterator[Any]:
+def make_llama_cpp_llm(llama_model: Any) -> Iterator[Any]:
     """Builds `LlamaCppLLM`s on the shared tiny model, and closes them afterwards."""
     made: List[LlamaCppLLM] = []
 
     def make(**kwargs: Any) -> LlamaCppLLM:
         kwargs.setdefault("max_new_tokens", 24)
         llm = LlamaCppLLM(llama_model, TextGenerationTask(), **kwargs)
-        made.append(llm)
-        return llm
-
-    yield make
-    for llm in made:
-        llm.close()
-
-
-@pytest.fixture
-def make_transformers_llm(hf_model_and_tokenizer: Tuple[Any, Any]) -> Iterator[Any]:
-    transformers_llm = pytest.importorskip("distilabel_llm.llm.backends.transformers")
-    made: List[Any] = []
-
-    def make(**kwargs: Any) -> Any:
-        model, tokenizer = hf_model_and_tokenizer
-        llm = transformers_llm.TransformersLLM(
-            model, tokenizer, TextGenerationTask(), max_new_tokens=24, **kwargs
-        )
         made.append(llm)
         return llm
 
@@ -68,10 +50,10 @@ def _texts(rows: List[List[Any]]) -> List[List[str]]:
     ("llama_format", "transformers_format"), [("default", "default"), ("openai", None)]
 )
 def test_greedy_outputs_equal_transformers_greedy_outputs(
-    make_llm: Any, make_transformers_llm: Any, llama_format: str, transformers_format: Any
+    make_llama_cpp_llm: Any, make_transformers_llm: Any, llama_format: str, transformers_format: Any
 ) -> None:
     """Completion of strings, and chat completion with the GGUF's own template."""
-    llama = make_llm(prompt_format=llama_format, **GREEDY).generate(ROWS)
+    llama = make_llama_cpp_llm(prompt_format=llama_format, **GREEDY).generate(ROWS)
     reference = make_transformers_llm(prompt_format=transformers_format).generate(ROWS)
 
     assert _texts(llama) == _texts(reference)
@@ -81,19 +63,21 @@ def test_greedy_outputs_equal_transformers_greedy_outputs(
         assert ours_stats == theirs_stats  # counted the same way: the EOS token is not counted
 
 
-def test_chat_prompts_use_chat_completion(make_llm: Any) -> None:
-    (output,) = make_llm(prompt_format="openai", **GREEDY).generate(ROWS[:1])[0]
+def test_chat_prompts_use_chat_completion(make_llama_cpp_llm: Any) -> None:
+    (output,) = make_llama_cpp_llm(prompt_format="openai", **GREEDY).generate(ROWS[:1])[0]
 
     assert output["prompt_used"][-1] == {"role": "user", "content": INPUTS[0]}
     assert isinstance(output["raw_output"], str)
 
 
-def test_a_fixed_seed_reproduces_outputs_whatever_the_batch(make_llm: Any) -> None:
-    llm = make_llm(max_new_tokens=12)
+def test_a_fixed_seed_reproduces_outputs_whatever_the_batch(make_llama_cpp_llm: Any) -> None:
+    llm = make_llama_cpp_llm(max_new_tokens=12)
 
     together = llm.generate(ROWS[:3], num_generations=3)
     alone = [llm.generate([row], num_generations=3)[0] for row in reversed(ROWS[:3])][::-1]
-    other_seed = make_llm(max_new_tokens=12, seed=99).generate(ROWS[:3], num_generations=3)
+    other_seed = make_llama_cpp_llm(max_new_tokens=12, seed=99).generate(
+        ROWS[:3], num_generations=3
+    )
 
     assert [len(row) for row in together] == [3, 3, 3]
     assert _texts(together) == _texts(alone)
@@ -102,17 +86,17 @@ def test_a_fixed_seed_reproduces_outputs_whatever_the_batch(make_llm: Any) -> No
 
 
 @pytest.mark.parametrize("seed", [2**32 - 2, 2**32 - 1, 2**32, 2**63 - 1])
-def test_seeds_past_32_bits_reproduce_their_samples(make_llm: Any, seed: int) -> None:
+def test_seeds_past_32_bits_reproduce_their_samples(make_llama_cpp_llm: Any, seed: int) -> None:
     """llama.cpp keeps 32 bits of a seed and reads 2^32 - 1 as "random": seeds from there on
     are hashed into the seeds it reproduces, each slot its own."""
-    llm = make_llm(max_new_tokens=12, temperature=1.0, seed=seed)
+    llm = make_llama_cpp_llm(max_new_tokens=12, temperature=1.0, seed=seed)
 
     first = _texts(llm.generate(ROWS[:2], num_generations=3))
 
     assert _texts(llm.generate(ROWS[:2], num_generations=3)) == first
     assert [len(set(row)) for row in first] == [3, 3]
     if seed == 2**32:  # not seed 0's samples, as its low 32 bits alone would give
-        zero = make_llm(max_new_tokens=12, temperature=1.0, seed=0)
+        zero = make_llama_cpp_llm(max_new_tokens=12, temperature=1.0, seed=0)
         assert _texts(zero.generate(ROWS[:2], num_generations=3)) != first
 
 
@@ -123,17 +107,21 @@ def test_llama_seed_keeps_seeds_below_2_to_the_32_minus_1() -> None:
     assert len(set(large)) == len(large) and 0 not in large
 
 
-def test_greedy_generations_repeat_the_single_greedy_output(make_llm: Any) -> None:
-    rows = make_llm(**GREEDY).generate(ROWS[:2], num_generations=3)
+def test_greedy_generations_repeat_the_single_greedy_output(make_llama_cpp_llm: Any) -> None:
+    rows = make_llama_cpp_llm(**GREEDY).generate(ROWS[:2], num_generations=3)
 
     assert [len(row) for row in rows] == [3, 3]
     for row in rows:
         assert row[0] == row[1] == row[2]
 
 
-def test_statistics_come_from_usage_and_bos_is_not_doubled(make_llm: Any, llama_model: Any) -> None:
-    plain = make_llm(prompt_formatting_fn=lambda prompt: prompt.formatted_prompt, **GREEDY)
-    with_bos = make_llm(
+def test_statistics_come_from_usage_and_bos_is_not_doubled(
+    make_llama_cpp_llm: Any, llama_model: Any
+) -> None:
+    plain = make_llama_cpp_llm(
+        prompt_formatting_fn=lambda prompt: prompt.formatted_prompt, **GREEDY
+    )
+    with_bos = make_llama_cpp_llm(
         prompt_formatting_fn=lambda prompt: "<s>" + prompt.formatted_prompt, **GREEDY
     )
 
@@ -147,10 +135,10 @@ def test_statistics_come_from_usage_and_bos_is_not_doubled(make_llm: Any, llama_
         assert output_bos["raw_output"] == output["raw_output"]
 
 
-def test_threads_return_a_future_of_the_same_outputs(make_llm: Any) -> None:
-    expected = make_llm(max_new_tokens=8).generate(ROWS[:4])
+def test_threads_return_a_future_of_the_same_outputs(make_llama_cpp_llm: Any) -> None:
+    expected = make_llama_cpp_llm(max_new_tokens=8).generate(ROWS[:4])
 
-    future = make_llm(max_new_tokens=8, num_threads=3).generate(ROWS[:4])
+    future = make_llama_cpp_llm(max_new_tokens=8, num_threads=3).generate(ROWS[:4])
 
     assert isinstance(future, Future)
     assert future.result(timeout=60) == expected
@@ -165,7 +153,7 @@ def test_from_path_loads_a_gguf_file(tiny_models: Any) -> None:
         assert len(llm.generate(ROWS[:1])[0]) == 1
 
 
-def test_bad_arguments_are_rejected(tiny_models: Any, make_llm: Any) -> None:
+def test_bad_arguments_are_rejected(tiny_models: Any, make_llama_cpp_llm: Any) -> None:
     with pytest.raises(FileNotFoundError, match="No GGUF file"):
         LlamaCppLLM.from_path(tiny_models.hf_path / "missing.gguf", TextGenerationTask())
     with pytest.raises(FileNotFoundError, match="No GGUF file"):
@@ -173,7 +161,7 @@ def test_bad_arguments_are_rejected(tiny_models: Any, make_llm: Any) -> None:
     with pytest.raises(TypeError, match=r"llama_cpp\.Llama or the path of a GGUF file"):
         LlamaCppLLM(42, TextGenerationTask())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_new_tokens"):
-        make_llm(max_new_tokens=0)
+        make_llama_cpp_llm(max_new_tokens=0)
 
 
 @pytest.mark.timeout(60)
@@ -194,10 +182,10 @@ def test_missing_extra_names_the_install_command(run_without: Any) -> None:
 
 
 @pytest.mark.timeout(90)
-def test_runs_inside_a_process_llm(tiny_models: Any, make_llm: Any) -> None:
+def test_runs_inside_a_process_llm(tiny_models: Any, make_llama_cpp_llm: Any) -> None:
     process = pytest.importorskip("distilabel_llm.llm.members.process")
     path = str(tiny_models.gguf_path)
-    expected = make_llm(max_new_tokens=8).generate(ROWS[:3], num_generations=2)
+    expected = make_llama_cpp_llm(max_new_tokens=8).generate(ROWS[:3], num_generations=2)
 
     def load(task: Any) -> Any:
         from distilabel_llm.llm import LlamaCppLLM
@@ -210,7 +198,7 @@ def test_runs_inside_a_process_llm(tiny_models: Any, make_llm: Any) -> None:
     assert outputs == expected
 
 
-def test_json_outputs_are_compact_as_json_dumps_writes_them(make_llm: Any) -> None:
+def test_json_outputs_are_compact_as_json_dumps_writes_them(make_llama_cpp_llm: Any) -> None:
     # llama.cpp's schema converter lets a model put a space after any token; sampling from the
     # random weights then pads the JSON in places json.dumps never does.
     schema = {
@@ -229,7 +217,9 @@ def test_json_outputs_are_compact_as_json_dumps_writes_them(make_llm: Any) -> No
         "additionalProperties": False,
     }
     settings = {"structured_output": schema, "temperature": 1.0, "seed": 0}
-    rows = make_llm(max_new_tokens=96).generate(ROWS, num_generations=2, generation_kwargs=settings)
+    rows = make_llama_cpp_llm(max_new_tokens=96).generate(
+        ROWS, num_generations=2, generation_kwargs=settings
+    )
 
     texts = [text for row in _texts(rows) for text in row]
     assert texts and all(text == json.dumps(json.loads(text)) for text in texts), texts

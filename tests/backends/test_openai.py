@@ -43,13 +43,7 @@ MakeLLM = Callable[..., OpenAILLM]
 
 
 @pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer(models=[MODEL]) as fault_server:
-        yield fault_server
-
-
-@pytest.fixture
-def make_llm(server: FaultServer) -> Iterator[MakeLLM]:
+def make_openai_llm(server: FaultServer) -> Iterator[MakeLLM]:
     """Builds `OpenAILLM`s aimed at `server` by default, and closes them all afterwards."""
     made: List[OpenAILLM] = []
 
@@ -81,9 +75,9 @@ def raw_outputs(generated: List[List[dict]]) -> List[List[Any]]:
 
 
 def test_sends_openai_messages_and_returns_outputs_with_statistics(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
-    llm = make_llm(max_new_tokens=7, temperature=0.5, top_p=0.9, frequency_penalty=0.1)
+    llm = make_openai_llm(max_new_tokens=7, temperature=0.5, top_p=0.9, frequency_penalty=0.1)
     generated = llm.generate(rows("hello there", "two"))
 
     assert raw_outputs(generated) == [["echo 0: hello there"], ["echo 0: two"]]
@@ -102,8 +96,10 @@ def test_sends_openai_messages_and_returns_outputs_with_statistics(
     assert body["frequency_penalty"] == 0.1 and "n" not in body
 
 
-def test_extra_body_is_sent_with_every_request(make_llm: MakeLLM, server: FaultServer) -> None:
-    llm = make_llm(extra_body={"repeat_penalty": 1.0, "top_k": 1})
+def test_extra_body_is_sent_with_every_request(
+    make_openai_llm: MakeLLM, server: FaultServer
+) -> None:
+    llm = make_openai_llm(extra_body={"repeat_penalty": 1.0, "top_k": 1})
     llm.generate(rows("a", "b"))
     assert [(r.body["repeat_penalty"], r.body["top_k"]) for r in server.requests()] == [
         (1.0, 1)
@@ -111,18 +107,18 @@ def test_extra_body_is_sent_with_every_request(make_llm: MakeLLM, server: FaultS
 
 
 def test_string_prompts_are_sent_as_one_user_message(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
-    llm = make_llm(prompt_format="chatml")
+    llm = make_openai_llm(prompt_format="chatml")
     llm.generate(rows("hi"))
     (message,) = server.requests()[0].body["messages"]
     assert message["role"] == "user" and message["content"].startswith("<|im_start|>system")
 
 
 def test_num_generations_asks_for_n_choices_in_one_request(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
-    generated = make_llm().generate(rows("x"), num_generations=3)
+    generated = make_openai_llm().generate(rows("x"), num_generations=3)
 
     assert raw_outputs(generated) == [["echo 0: x", "echo 1: x", "echo 2: x"]]
     assert [r.body["n"] for r in server.requests()] == [3]
@@ -159,10 +155,10 @@ def test_usage_is_split_evenly_over_choices_remainder_first() -> None:
 
 
 def test_choices_missing_from_a_response_are_topped_up(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     server.max_choices = 1  # as llama-cpp-python's server does for any `n`
-    generated = make_llm().generate(rows("a", "b"), num_generations=3)
+    generated = make_openai_llm().generate(rows("a", "b"), num_generations=3)
 
     assert [len(row) for row in generated] == [3, 3]
     assert raw_outputs(generated) == [["echo 0: a"] * 3, ["echo 0: b"] * 3]
@@ -174,10 +170,10 @@ def test_choices_missing_from_a_response_are_topped_up(
 
 
 def test_a_server_rejecting_n_gets_one_request_per_generation(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     server.script(Fault(status=400, param="n"))
-    generated = make_llm().generate(rows("a", "b"), num_generations=2)
+    generated = make_openai_llm().generate(rows("a", "b"), num_generations=2)
 
     assert [len(row) for row in generated] == [2, 2]
     assert [r.body.get("n") for r in server.requests()] == [2, None, None, None, None]
@@ -186,10 +182,12 @@ def test_a_server_rejecting_n_gets_one_request_per_generation(
 # Retries and failures.
 
 
-def test_429_is_retried_after_the_retry_after_delay(make_llm: MakeLLM, server: FaultServer) -> None:
+def test_429_is_retried_after_the_retry_after_delay(
+    make_openai_llm: MakeLLM, server: FaultServer
+) -> None:
     # Longer than the client's own first backoff (at most 0.5 s), so honouring it shows.
     server.script(Fault(status=429, retry_after=0.8))
-    generated = make_llm().generate(rows("a"))
+    generated = make_openai_llm().generate(rows("a"))
 
     assert raw_outputs(generated) == [["echo 0: a"]]
     refused, accepted = server.requests()
@@ -198,23 +196,25 @@ def test_429_is_retried_after_the_retry_after_delay(make_llm: MakeLLM, server: F
 
 
 def test_server_errors_and_dropped_connections_are_retried(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     server.script(
         Fault(drop=True), Fault(status=500, retry_after=FAST), Fault(status=503, retry_after=FAST)
     )
-    generated = make_llm(max_retries=3).generate(rows("a"))
+    generated = make_openai_llm(max_retries=3).generate(rows("a"))
 
     assert raw_outputs(generated) == [["echo 0: a"]]
     assert len(server.requests()) == 4
 
 
 def test_a_row_whose_retries_are_spent_comes_back_empty_and_logged(
-    make_llm: MakeLLM, server: FaultServer, caplog: pytest.LogCaptureFixture
+    make_openai_llm: MakeLLM, server: FaultServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.rule("bad", Fault(status=500, retry_after=FAST))
     with caplog.at_level(logging.ERROR, logger="distilabel_llm"):
-        generated = make_llm(max_retries=2).generate(rows("good", "bad", "fine"), num_generations=2)
+        generated = make_openai_llm(max_retries=2).generate(
+            rows("good", "bad", "fine"), num_generations=2
+        )
 
     assert raw_outputs(generated) == [
         ["echo 0: good", "echo 1: good"],
@@ -227,30 +227,32 @@ def test_a_row_whose_retries_are_spent_comes_back_empty_and_logged(
 
 
 def test_fail_fast_raises_the_error_once_retries_are_spent(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     server.rule("bad", Fault(status=429, retry_after=FAST))
-    llm = make_llm(max_retries=1, fail_fast=True)
+    llm = make_openai_llm(max_retries=1, fail_fast=True)
     with pytest.raises(OpenAIRequestError, match=r"failed after 1 retries: RateLimitError"):
         llm.generate(rows("bad"))
     assert len(server.requests()) == 2
 
 
 @pytest.mark.timeout(20)
-def test_fail_fast_cancels_the_rows_still_in_flight(make_llm: MakeLLM, server: FaultServer) -> None:
+def test_fail_fast_cancels_the_rows_still_in_flight(
+    make_openai_llm: MakeLLM, server: FaultServer
+) -> None:
     server.rule("slow", Fault(delay=60))
     server.rule("bad", Fault(status=500))
-    llm = make_llm(max_retries=0, timeout=60.0, fail_fast=True, max_concurrency=2)
+    llm = make_openai_llm(max_retries=0, timeout=60.0, fail_fast=True, max_concurrency=2)
     with pytest.raises(OpenAIRequestError, match="InternalServerError"):
         llm.generate(rows("slow", "bad"))  # returns at once: does not wait for "slow"
 
 
 def test_a_slow_response_times_out_and_is_retried(
-    make_llm: MakeLLM, server: FaultServer, caplog: pytest.LogCaptureFixture
+    make_openai_llm: MakeLLM, server: FaultServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.rule("slow", Fault(delay=30))
     with caplog.at_level(logging.ERROR, logger="distilabel_llm"):
-        generated = make_llm(timeout=0.2, max_retries=1).generate(rows("slow", "quick"))
+        generated = make_openai_llm(timeout=0.2, max_retries=1).generate(rows("slow", "quick"))
 
     assert raw_outputs(generated) == [[None], ["echo 0: quick"]]
     assert sum(r.body["messages"][-1]["content"] == "slow" for r in server.requests()) == 2
@@ -260,10 +262,10 @@ def test_a_slow_response_times_out_and_is_retried(
 
 
 def test_a_retry_after_longer_than_the_client_waits_is_reported_as_no_retry(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     server.rule("later", Fault(status=429, retry_after=3600))
-    generated = make_llm(max_retries=2).generate(rows("later", "now"))
+    generated = make_openai_llm(max_retries=2).generate(rows("later", "now"))
 
     assert raw_outputs(generated) == [[None], ["echo 0: now"]]
     error = generated[0][0]["error"]
@@ -272,9 +274,11 @@ def test_a_retry_after_longer_than_the_client_waits_is_reported_as_no_retry(
     assert sum(r.body["messages"][-1]["content"] == "later" for r in server.requests()) == 1
 
 
-def test_a_content_that_is_not_text_fails_its_row(make_llm: MakeLLM, server: FaultServer) -> None:
+def test_a_content_that_is_not_text_fails_its_row(
+    make_openai_llm: MakeLLM, server: FaultServer
+) -> None:
     server.rule("number", Fault(content=42))
-    generated = make_llm().generate(rows("number", "ok"))
+    generated = make_openai_llm().generate(rows("number", "ok"))
 
     assert raw_outputs(generated) == [[None], ["echo 0: ok"]]
     error = generated[0][0]["error"]
@@ -283,40 +287,40 @@ def test_a_content_that_is_not_text_fails_its_row(make_llm: MakeLLM, server: Fau
 
 @pytest.mark.parametrize("count", ["many", 2.5, -1, None])
 def test_a_usage_count_that_is_no_count_is_dropped_and_the_text_kept(
-    make_llm: MakeLLM, server: FaultServer, count: Any
+    make_openai_llm: MakeLLM, server: FaultServer, count: Any
 ) -> None:
     server.rule("odd", Fault(usage={"completion_tokens": count}))
-    generated = make_llm().generate(rows("odd"), num_generations=2)
+    generated = make_openai_llm().generate(rows("odd"), num_generations=2)
 
     assert raw_outputs(generated) == [["echo 0: odd", "echo 1: odd"]]
     assert [output["statistics"] for output in generated[0]] == [{"input_tokens": 3}] * 2
     assert all("error" not in output for output in generated[0])
 
 
-def test_malformed_json_fails_only_its_row(make_llm: MakeLLM, server: FaultServer) -> None:
+def test_malformed_json_fails_only_its_row(make_openai_llm: MakeLLM, server: FaultServer) -> None:
     server.rule("broken", Fault(malformed=True))
-    generated = make_llm().generate(rows("broken", "ok"))
+    generated = make_openai_llm().generate(rows("broken", "ok"))
 
     assert raw_outputs(generated) == [[None], ["echo 0: ok"]]
 
 
 def test_generations_received_before_a_failure_are_kept(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     server.script(Fault(choices=1), Fault(status=500))
-    generated = make_llm(max_retries=0).generate(rows("a"), num_generations=3)
+    generated = make_openai_llm(max_retries=0).generate(rows("a"), num_generations=3)
 
     assert raw_outputs(generated) == [["echo 0: a", None, None]]
 
 
-def test_a_rejected_key_raises_even_without_fail_fast(make_llm: MakeLLM) -> None:
+def test_a_rejected_key_raises_even_without_fail_fast(make_openai_llm: MakeLLM) -> None:
     with FaultServer(models=[MODEL], api_key="secret") as locked:
-        llm = make_llm(base_url=locked.url, api_key="wrong", validate_model=False)
+        llm = make_openai_llm(base_url=locked.url, api_key="wrong", validate_model=False)
         with pytest.raises(OpenAIAccessError, match="AuthenticationError") as raised:
             llm.generate(rows("a", "b"))
         assert isinstance(raised.value, ModelUnavailableError)  # a Pipeline stops on it
         with pytest.raises(OpenAIRequestError, match="rejected the API key"):
-            make_llm(base_url=locked.url, api_key="wrong")
+            make_openai_llm(base_url=locked.url, api_key="wrong")
 
 
 # Construction.
@@ -332,34 +336,34 @@ def test_a_missing_key_fails_at_construction(
 
 
 def test_the_key_comes_from_the_environment(
-    make_llm: MakeLLM, monkeypatch: pytest.MonkeyPatch
+    make_openai_llm: MakeLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "from-env")
     with FaultServer(models=[MODEL], api_key="from-env") as locked:
-        llm = make_llm(base_url=locked.url, api_key=None)
+        llm = make_openai_llm(base_url=locked.url, api_key=None)
         assert raw_outputs(llm.generate(rows("a"))) == [["echo 0: a"]]
 
 
-def test_an_unknown_model_is_refused_naming_the_served_ones(make_llm: MakeLLM) -> None:
+def test_an_unknown_model_is_refused_naming_the_served_ones(make_openai_llm: MakeLLM) -> None:
     with pytest.raises(ValueError, match=r"does not serve model 'gpt-nope'.*'fault-model'"):
-        make_llm(model="gpt-nope")
+        make_openai_llm(model="gpt-nope")
 
 
-def test_a_server_without_a_model_list_is_accepted(make_llm: MakeLLM) -> None:
+def test_a_server_without_a_model_list_is_accepted(make_openai_llm: MakeLLM) -> None:
     with FaultServer(models=None) as bare:
-        llm = make_llm(base_url=bare.url, model="anything")
+        llm = make_openai_llm(base_url=bare.url, model="anything")
         assert raw_outputs(llm.generate(rows("a"))) == [["echo 0: a"]]
         assert len(bare.requests("/v1/models")) == 1
 
 
-def test_an_unreachable_server_is_a_clear_error(make_llm: MakeLLM) -> None:
+def test_an_unreachable_server_is_a_clear_error(make_openai_llm: MakeLLM) -> None:
     with pytest.raises(OpenAIRequestError, match=r"Could not reach .* Is the server running"):
-        make_llm(base_url=f"http://127.0.0.1:{_free_port()}/v1")
+        make_openai_llm(base_url=f"http://127.0.0.1:{_free_port()}/v1")
 
 
-def test_a_sync_client_is_accepted(make_llm: MakeLLM, server: FaultServer) -> None:
+def test_a_sync_client_is_accepted(make_openai_llm: MakeLLM, server: FaultServer) -> None:
     client = openai.OpenAI(api_key="test-key", base_url=server.url)
-    llm = make_llm(client=client)
+    llm = make_openai_llm(client=client)
     assert raw_outputs(llm.generate(rows("a"))) == [["echo 0: a"]]
     assert llm.max_retries == 2
 
@@ -370,8 +374,8 @@ def test_missing_openai_raises_the_install_command(monkeypatch: pytest.MonkeyPat
         OpenAILLM(TextGenerationTask(), api_key="x")
 
 
-def test_close_is_idempotent_and_stops_the_loop_thread(make_llm: MakeLLM) -> None:
-    llm = make_llm()
+def test_close_is_idempotent_and_stops_the_loop_thread(make_openai_llm: MakeLLM) -> None:
+    llm = make_openai_llm()
     llm.generate(rows("a"))
     llm.close()
     llm.close()
@@ -384,17 +388,17 @@ def test_close_is_idempotent_and_stops_the_loop_thread(make_llm: MakeLLM) -> Non
 
 
 def test_without_concurrency_options_rows_are_sent_one_at_a_time(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
-    make_llm().generate(rows("a", "b", "c", "d"))
+    make_openai_llm().generate(rows("a", "b", "c", "d"))
     assert server.max_in_flight == 1
 
 
 def test_num_threads_returns_a_future_and_runs_rows_concurrently(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     server.hold_until_concurrent(4)  # every request waits until 4 are in flight together
-    future = make_llm(num_threads=4).generate(rows(*"abcdefgh"), num_generations=2)
+    future = make_openai_llm(num_threads=4).generate(rows(*"abcdefgh"), num_generations=2)
 
     assert isinstance(future, Future)
     assert raw_outputs(future.result(timeout=30)) == [
@@ -404,11 +408,11 @@ def test_num_threads_returns_a_future_and_runs_rows_concurrently(
 
 
 def test_max_concurrency_keeps_many_requests_in_flight_on_few_threads(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     snapshots: List[List[str]] = []
     server.hold_until_concurrent(50, action=lambda: snapshots.append(_client_threads()))
-    generated = make_llm(max_concurrency=50).generate(rows(*(f"r{i}" for i in range(200))))
+    generated = make_openai_llm(max_concurrency=50).generate(rows(*(f"r{i}" for i in range(200))))
 
     assert raw_outputs(generated) == [[f"echo 0: r{i}"] for i in range(200)]
     assert server.max_in_flight == 50
@@ -418,9 +422,9 @@ def test_max_concurrency_keeps_many_requests_in_flight_on_few_threads(
 
 
 def test_generate_works_inside_a_running_event_loop_and_from_threads(
-    make_llm: MakeLLM,
+    make_openai_llm: MakeLLM,
 ) -> None:
-    llm = make_llm(max_concurrency=4)
+    llm = make_openai_llm(max_concurrency=4)
 
     async def from_coroutine() -> Any:
         return llm.generate(rows("in-loop"))
@@ -593,9 +597,9 @@ def _wait_until_serving(
 # What a failed row tells.
 
 
-def test_a_choice_with_null_content_says_why(make_llm: MakeLLM, server: FaultServer) -> None:
+def test_a_choice_with_null_content_says_why(make_openai_llm: MakeLLM, server: FaultServer) -> None:
     server.rule("refuse me", Fault(null_content=True))
-    generated = make_llm().generate(rows("refuse me", "fine"))
+    generated = make_openai_llm().generate(rows("refuse me", "fine"))
     refused, fine = generated[0][0], generated[1][0]
     assert refused["raw_output"] is None
     assert "no text for this choice" in refused["error"] and "content_filter" in refused["error"]
@@ -603,12 +607,12 @@ def test_a_choice_with_null_content_says_why(make_llm: MakeLLM, server: FaultSer
 
 
 def test_a_password_in_the_base_url_never_shows(
-    make_llm: MakeLLM, server: FaultServer, caplog: pytest.LogCaptureFixture
+    make_openai_llm: MakeLLM, server: FaultServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.script(Fault(status=500), Fault(status=500))
     url = server.url.replace("http://", "http://alice:hunter2@")
     with caplog.at_level(logging.INFO, logger="distilabel_llm"):
-        llm = make_llm(base_url=url, max_retries=1)
+        llm = make_openai_llm(base_url=url, max_retries=1)
         generated = llm.generate(rows("a"))
     error = generated[0][0]["error"]
     assert "alice:***@" in error and "hunter2" not in error
@@ -618,9 +622,11 @@ def test_a_password_in_the_base_url_never_shows(
 # Generation settings.
 
 
-def test_generation_settings_reach_the_request_body(make_llm: MakeLLM, server: FaultServer) -> None:
+def test_generation_settings_reach_the_request_body(
+    make_openai_llm: MakeLLM, server: FaultServer
+) -> None:
     server.max_choices = 1  # one choice per request: the top-ups show each slot's seed
-    llm = make_llm(generation_kwargs={"seed": 10, "temperature": 0.9})
+    llm = make_openai_llm(generation_kwargs={"seed": 10, "temperature": 0.9})
     llm.generate(
         rows("a"),
         num_generations=2,
@@ -641,12 +647,12 @@ def test_generation_settings_reach_the_request_body(make_llm: MakeLLM, server: F
 
 
 def test_nan_and_infinities_are_refused_before_any_request(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     # JSON has no NaN: the server would refuse every row ("Out of range float values...").
     with pytest.raises(GenerationSettingsError, match="`temperature` cannot be inf"):
-        make_llm(temperature=math.inf)
-    llm = make_llm()
+        make_openai_llm(temperature=math.inf)
+    llm = make_openai_llm()
     for settings in (
         {"top_p": math.nan},
         {"frequency_penalty": -math.inf},
@@ -671,12 +677,14 @@ VERDICT_SCHEMA = {
 
 
 def test_structured_output_reaches_the_server_in_each_mode(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     settings = {"structured_output": VERDICT_SCHEMA}
-    make_llm().generate(rows("a"), generation_kwargs=settings)
-    make_llm(structured_output_mode="json_object").generate(rows("a"), generation_kwargs=settings)
-    guided = make_llm(structured_output_mode="extra_body")
+    make_openai_llm().generate(rows("a"), generation_kwargs=settings)
+    make_openai_llm(structured_output_mode="json_object").generate(
+        rows("a"), generation_kwargs=settings
+    )
+    guided = make_openai_llm(structured_output_mode="extra_body")
     guided.generate(rows("a"), generation_kwargs={"structured_output": ["yes", "no"]})
     first, second, third = (request.body for request in server.requests())
     assert first["response_format"]["type"] == "json_schema"
@@ -684,11 +692,11 @@ def test_structured_output_reaches_the_server_in_each_mode(
     assert second["response_format"] == {"type": "json_object", "schema": VERDICT_SCHEMA}
     assert third["guided_choice"] == ["yes", "no"]  # extra_body fields go in the body
     with pytest.raises(ValueError, match="structured_output_mode='extra_body'"):
-        make_llm().generate(rows("a"), generation_kwargs={"structured_output": "[a-z]+"})
+        make_openai_llm().generate(rows("a"), generation_kwargs={"structured_output": "[a-z]+"})
 
 
-def test_an_answer_that_is_not_the_structured_output_says_why(make_llm: MakeLLM) -> None:
-    (output,) = make_llm().generate(
+def test_an_answer_that_is_not_the_structured_output_says_why(make_openai_llm: MakeLLM) -> None:
+    (output,) = make_openai_llm().generate(
         rows("a"), generation_kwargs={"structured_output": VERDICT_SCHEMA}
     )[0]
     assert output["raw_output"] == "echo 0: a" and output["parsed_output"] is None
@@ -711,14 +719,14 @@ def test_llama_server_answers_in_the_schema(make_llama_llm: MakeLLM) -> None:
 
 
 def test_generate_outputs_sends_conversations_as_they_are(
-    make_llm: MakeLLM, server: FaultServer
+    make_openai_llm: MakeLLM, server: FaultServer
 ) -> None:
     server.rule("broken", Fault(malformed=True))
     conversation = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "ok"},
     ]
-    results = make_llm().generate_outputs(
+    results = make_openai_llm().generate_outputs(
         [conversation, [{"role": "user", "content": "broken"}]], num_generations=2
     )
 

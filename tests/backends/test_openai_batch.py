@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 from rich.console import Console
@@ -32,12 +32,6 @@ from fault_server import FaultServer
 from distilabel_llm.llm.backends.openai import OpenAILLM
 
 ROWS = [{"input": "one"}, {"input": "two batch-fail"}, {"input": "three"}]
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as server:
-        yield server
 
 
 def _llm(server: FaultServer, **kwargs: Any) -> OpenAILLM:

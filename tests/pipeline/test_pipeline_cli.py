@@ -36,8 +36,10 @@ Spawn = Callable[..., subprocess.Popen]
 
 
 @pytest.fixture(scope="module")
-def tiny_models():
-    """The tiny models, built once into the shared cache (seconds on the first run)."""
+def cached_tiny_models():
+    """The tiny models, built once into the shared cache (seconds on the first run): where the
+    `demo` and `build-tiny-models` commands find them, unlike the session's `tiny_models` (a
+    temp dir)."""
     if _MISSING:
         pytest.skip(f"tiny models need {_MISSING}")
     from distilabel_llm.testing.tiny_models import ensure_tiny_models
@@ -66,7 +68,7 @@ def _group_gone(pgid: int, timeout: float) -> bool:
 @needs_models
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_demo(tmp_path: Path, tiny_models, spawn: Spawn) -> None:
+def test_demo(tmp_path: Path, cached_tiny_models, spawn: Spawn) -> None:
     demo = spawn([*CLI, "demo", "--output-dir", str(tmp_path), "--rows", "12"])
     output, _ = demo.communicate(timeout=80)
     assert demo.returncode == 0, output
@@ -86,12 +88,12 @@ def test_demo(tmp_path: Path, tiny_models, spawn: Spawn) -> None:
 @needs_models
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_generate_killed_then_resumed(tmp_path: Path, tiny_models, spawn: Spawn) -> None:
+def test_generate_killed_then_resumed(tmp_path: Path, cached_tiny_models, spawn: Spawn) -> None:
     prompts = _prompts(tmp_path / "in.jsonl", 40)
     out = tmp_path / "out.jsonl"
     args = [
         *CLI, "generate", "--input", str(prompts), "--output", str(out),
-        "--backend", "llama-cpp", "--model", str(tiny_models.gguf_path),
+        "--backend", "llama-cpp", "--model", str(cached_tiny_models.gguf_path),
         "--batch-size", "2", "--max-new-tokens", "16", "--threads", "1",
     ]  # fmt: skip
     job = spawn(args)
@@ -114,13 +116,13 @@ def test_generate_killed_then_resumed(tmp_path: Path, tiny_models, spawn: Spawn)
 @needs_models
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-def test_generate_with_labeller_in_process(tmp_path: Path, tiny_models, capsys) -> None:
+def test_generate_with_labeller_in_process(tmp_path: Path, cached_tiny_models, capsys) -> None:
     prompts = _prompts(tmp_path / "in.jsonl", 3)
     out = tmp_path / "out.jsonl"
     code = main(
         [
             "generate", "--input", str(prompts), "--output", str(out),
-            "--backend", "llama-cpp", "--model", str(tiny_models.gguf_path),
+            "--backend", "llama-cpp", "--model", str(cached_tiny_models.gguf_path),
             "--processes", "0", "--num-generations", "2", "--max-new-tokens", "8",
             "--labeller", "judgelm", "--no-progress",
         ]
@@ -135,7 +137,7 @@ def test_generate_with_labeller_in_process(tmp_path: Path, tiny_models, capsys) 
 
 @needs_models
 def test_greedy_duplicates_and_rows_without_input_are_warned_about(
-    tmp_path: Path, tiny_models, capsys, caplog
+    tmp_path: Path, cached_tiny_models, capsys, caplog
 ) -> None:
     prompts = tmp_path / "in.jsonl"
     prompts.write_text('{"input": "a question"}\n{"prompt": "no input here"}\n', encoding="utf-8")
@@ -143,7 +145,7 @@ def test_greedy_duplicates_and_rows_without_input_are_warned_about(
     code = main(
         [
             "generate", "--input", str(prompts), "--output", str(out),
-            "--backend", "transformers", "--model", str(tiny_models.hf_path),
+            "--backend", "transformers", "--model", str(cached_tiny_models.hf_path),
             "--processes", "0", "--num-generations", "2", "--max-new-tokens", "4",
             "--no-progress",
         ]
@@ -157,7 +159,7 @@ def test_greedy_duplicates_and_rows_without_input_are_warned_about(
 
 @needs_models
 @pytest.mark.slow
-def test_a_demo_with_nothing_to_compile(tmp_path: Path, tiny_models, capsys) -> None:
+def test_a_demo_with_nothing_to_compile(tmp_path: Path, cached_tiny_models, capsys) -> None:
     code = main(
         ["demo", "--output-dir", str(tmp_path), "--rows", "4", "--backends", "transformers"]
     )
@@ -222,11 +224,11 @@ def test_missing_extra_names_the_install_command(
 
 
 @needs_models
-def test_build_tiny_models_prints_their_paths(tiny_models, capsys) -> None:
+def test_build_tiny_models_prints_their_paths(cached_tiny_models, capsys) -> None:
     assert main(["build-tiny-models"]) == 0
     out = capsys.readouterr().out
-    assert f"GGUF model:         {tiny_models.gguf_path}" in out
-    assert f"Hugging Face model: {tiny_models.hf_path}" in out
+    assert f"GGUF model:         {cached_tiny_models.gguf_path}" in out
+    assert f"Hugging Face model: {cached_tiny_models.hf_path}" in out
 
 
 def test_bad_arguments_exit_with_usage(capsys) -> None:
@@ -246,7 +248,9 @@ def test_bad_arguments_exit_with_usage(capsys) -> None:
 
 
 @needs_models
-def test_continuous_batching_flag_reaches_transformers(tmp_path: Path, tiny_models, capsys) -> None:
+def test_continuous_batching_flag_reaches_transformers(
+    tmp_path: Path, cached_tiny_models, capsys
+) -> None:
     prompts = _prompts(tmp_path / "in.jsonl", 3)
     outputs = []
     for flags in ([], ["--continuous-batching"]):
@@ -254,7 +258,7 @@ def test_continuous_batching_flag_reaches_transformers(tmp_path: Path, tiny_mode
         code = main(
             [
                 "generate", "--input", str(prompts), "--output", str(out),
-                "--backend", "transformers", "--model", str(tiny_models.hf_path),
+                "--backend", "transformers", "--model", str(cached_tiny_models.hf_path),
                 "--processes", "0", "--max-new-tokens", "6", "--no-progress", *flags,
             ]
         )  # fmt: skip

@@ -18,9 +18,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from distilabel_llm.errors import OfflineBatchNotFinishedError, OpenAIRequestError
 from distilabel_llm.llm.backends._openai_client import chat_messages, read_completion, redact
+from distilabel_llm.llm.backends.async_llm import agenerate_kwargs
 from distilabel_llm.llm.core._callbacks import report_progress
 from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
-from distilabel_llm.llm.core.structured import STRUCTURED
+from distilabel_llm.llm.core.settings import GenerationSettings
 from distilabel_llm.tasks.prompt import ChatMessages
 
 __all__ = [
@@ -236,7 +237,7 @@ async def generate_offline(
     prompts: List[Union[str, ChatMessages]],
     offsets: List[int],
     num_generations: int,
-    settings: Dict[str, Any],
+    settings: GenerationSettings,
     show_status: Optional[ShowStatus] = None,
 ) -> List[List[LLMOutput]]:
     """An `OpenAILLM`'s rows from one batch job: submitted now, or the jobs its `jobs_ids` name
@@ -256,8 +257,9 @@ async def generate_offline(
         if show_status is not None:  # a failing display never fails the job
             report_progress(show_status, text)
 
+    kwargs = agenerate_kwargs(settings)
     bodies = [
-        _body(llm, prompt, offset, num_generations, settings)
+        _body(llm, prompt, offset, num_generations, kwargs)
         for prompt, offset in zip(prompts, offsets)
     ]
     ids = custom_ids(bodies)
@@ -275,9 +277,8 @@ async def generate_offline(
         await fetch_results(llm, job_id, job, fetched)
     llm.jobs_ids = None  # fetched, or dead: the next call submits a job of its own
     show(None)
-    structured = settings.get(STRUCTURED)
     return [
-        _row(llm, prompt, fetched.result(key), num_generations, structured)
+        _row(llm, prompt, fetched.result(key), num_generations, settings)
         for prompt, key in zip(prompts, ids)
     ]
 
@@ -304,12 +305,12 @@ def _row(
     prompt: Union[str, ChatMessages],
     result: BatchResult,
     num_generations: int,
-    structured: Optional[Dict[str, Any]],
+    settings: Optional[GenerationSettings],
 ) -> List[LLMOutput]:
     """A row's outputs from its request's result; the generations it lacks fail with why."""
     made, why = result
     outputs = [
-        llm._output(prompt, text, stats, error=error, structured=structured)
+        llm._output(prompt, text, stats, error=error, settings=settings)
         for text, stats, error in (made or [])[:num_generations]
     ]
     why = why or f"the batch job returned {len(outputs)} of {num_generations} generations"

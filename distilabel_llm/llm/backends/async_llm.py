@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Un
 
 from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn
 from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics, token_count
-from distilabel_llm.llm.core.settings import OFFSET, row_offsets
+from distilabel_llm.llm.core.settings import GenerationSettings
 from distilabel_llm.llm.core.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
@@ -23,7 +23,7 @@ from distilabel_llm.utils.event_loop import EventLoopThread
 if TYPE_CHECKING:
     from distilabel_llm.tasks.base import Task
 
-__all__ = ["AsyncLLM", "AsyncResult"]
+__all__ = ["AsyncLLM", "AsyncResult", "agenerate_kwargs"]
 
 logger = logging.getLogger("distilabel_llm")
 
@@ -100,10 +100,10 @@ class AsyncLLM(LLM):
             the rest is asked for again.
         """
 
-    def close(self) -> None:
+    def teardown(self, wait: bool = True) -> None:
         """Waits for running rows, closes what the backend opened (`aclose`) and the event
-        loop. Idempotent."""
-        super().close()
+        loop. Idempotent; `close()` and leaving a `with` block call it."""
+        super().teardown(wait)
         self._loop.close(self.aclose())
 
     async def aclose(self) -> None:
@@ -116,19 +116,11 @@ class AsyncLLM(LLM):
         self,
         inputs: List[Dict[str, Any]],
         num_generations: int = 1,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
+        generation_kwargs: Optional[GenerationSettings] = None,
     ) -> List[List[LLMOutput]]:
-        prompts, offsets, settings = self._requests(inputs, generation_kwargs)
+        settings = self._settings(generation_kwargs)
+        prompts, offsets = self._generate_prompts(inputs), settings.row_offsets(len(inputs))
         return self._loop.run(self._generate_rows(prompts, offsets, num_generations, settings))
-
-    def _requests(
-        self, inputs: List[Dict[str, Any]], generation_kwargs: Optional[Dict[str, Any]]
-    ) -> Tuple[List[Union[str, ChatMessages]], List[int], Dict[str, Any]]:
-        """The rows' prompts, their first generation slots, and the settings without them."""
-        settings = dict(generation_kwargs or self.generation_kwargs)
-        offsets = row_offsets(settings, len(inputs))
-        settings.pop(OFFSET, None)
-        return self._generate_prompts(inputs), offsets, settings
 
     # Errors: how a backend explains its own (see OpenAILLM).
 
@@ -147,12 +139,13 @@ class AsyncLLM(LLM):
         prompts: List[Union[str, ChatMessages]],
         offsets: List[int],
         num_generations: int,
-        settings: Dict[str, Any],
+        settings: GenerationSettings,
     ) -> List[List[LLMOutput]]:
         limiter = self._limiter()
+        kwargs = agenerate_kwargs(settings)
         tasks = [
             asyncio.ensure_future(
-                self._generate_row(prompt, offset, num_generations, settings, limiter)
+                self._generate_row(prompt, offset, num_generations, kwargs, settings, limiter)
             )
             for prompt, offset in zip(prompts, offsets)
         ]
@@ -176,10 +169,10 @@ class AsyncLLM(LLM):
         prompt: Union[str, ChatMessages],
         offset: int,
         num_generations: int,
-        settings: Dict[str, Any],
+        kwargs: Dict[str, Any],
+        settings: GenerationSettings,
         limiter: asyncio.Semaphore,
     ) -> List[LLMOutput]:
-        structured = settings.get(STRUCTURED)
         outputs: List[LLMOutput] = []
         try:
             while len(outputs) < num_generations:
@@ -188,7 +181,7 @@ class AsyncLLM(LLM):
                 first = offset + len(outputs)
                 answers = await asyncio.gather(
                     *(
-                        self._request(prompt, count, settings, first + slot, limiter)
+                        self._request(prompt, count, kwargs, first + slot, limiter)
                         for slot, count in enumerate(counts)
                     )
                 )
@@ -196,7 +189,7 @@ class AsyncLLM(LLM):
                 if not made:
                     raise RuntimeError(f"{self.model_name} returned no generations for a row.")
                 outputs.extend(
-                    self._output(prompt, text, stats, error=why, structured=structured)
+                    self._output(prompt, text, stats, error=why, settings=settings)
                     for text, stats, why in made[:wanted]
                 )
         except Exception as error:
@@ -310,3 +303,12 @@ def _not_text(owner: str, text: Any) -> str:
         f"{owner}.agenerate returned {type(text).__name__} {text!r:.100} for this generation, "
         "not a str."
     )
+
+
+def agenerate_kwargs(settings: GenerationSettings) -> Dict[str, Any]:
+    """The keyword arguments `agenerate` takes for `settings`: the user's settings, and the
+    structured output spec as `structured_output`."""
+    kwargs = dict(settings)
+    if settings.structured is not None:
+        kwargs[STRUCTURED] = settings.structured
+    return kwargs

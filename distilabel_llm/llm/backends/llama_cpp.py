@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Un
 from distilabel_llm.errors import GenerationSettingsError, MissingExtraError
 from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn
 from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
-from distilabel_llm.llm.core.settings import OFFSET, row_offsets
-from distilabel_llm.llm.core.structured import STRUCTURED
+from distilabel_llm.llm.core.settings import GenerationSettings
 from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
 
 try:
@@ -203,15 +202,15 @@ class LlamaCppLLM(LLM):
         self,
         inputs: List[Dict[str, Any]],
         num_generations: int = 1,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
+        generation_kwargs: Optional[GenerationSettings] = None,
     ) -> List[List[LLMOutput]]:
-        settings = dict(generation_kwargs or self.generation_kwargs)
-        offsets = row_offsets(settings, len(inputs))
-        structured = settings.pop(STRUCTURED, None)
+        settings = self._settings(generation_kwargs)
+        offsets = settings.row_offsets(len(inputs))
+        structured = settings.structured
         sampling = {
             _LLAMA_CPP_NAMES.get(name, name): value
             for name, value in settings.items()
-            if name not in ("seed", OFFSET)
+            if name != "seed"
         }
         if structured is not None:
             sampling["grammar"] = self._grammar(structured)
@@ -222,7 +221,7 @@ class LlamaCppLLM(LLM):
         for prompt, offset in zip(self._generate_prompts(inputs), offsets):
             outputs = [
                 self._generate_one(
-                    prompt, {**sampling, "seed": llama_seed(seed + offset + k)}, structured
+                    prompt, {**sampling, "seed": llama_seed(seed + offset + k)}, settings
                 )
                 for k in range(distinct)
             ]
@@ -235,15 +234,11 @@ class LlamaCppLLM(LLM):
 
     # Internals.
 
-    def check_generation_kwargs(
-        self, generation_kwargs: Optional[Dict[str, Any]]
-    ) -> Dict[str, Any]:
-        """As `LLM.check_generation_kwargs`, and a structured output is compiled to a llama.cpp
-        grammar now, so that one it cannot take fails before any work."""
-        checked = super().check_generation_kwargs(generation_kwargs)
-        if checked.get(STRUCTURED) is not None:
-            self._grammar(checked[STRUCTURED])
-        return checked
+    def _check_settings(self, settings: GenerationSettings) -> None:
+        """A structured output is compiled to a llama.cpp grammar now, so that one it cannot
+        take fails before any work."""
+        if settings.structured is not None:
+            self._grammar(settings.structured)
 
     def _grammar(self, spec: Dict[str, Any]) -> Any:
         """llama.cpp's grammar for a structured output (its JSON schema to GBNF conversion, or
@@ -281,7 +276,7 @@ class LlamaCppLLM(LLM):
         self,
         prompt: Union[str, ChatMessages],
         sampling: Dict[str, Any],
-        structured: Optional[Dict[str, Any]] = None,
+        settings: Optional[GenerationSettings] = None,
     ) -> LLMOutput:
         with self._model_lock:
             if isinstance(prompt, str):
@@ -296,7 +291,7 @@ class LlamaCppLLM(LLM):
             statistics = TokenStatistics(
                 input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
             )
-        return self._output(prompt, text, statistics, structured=structured)
+        return self._output(prompt, text, statistics, settings=settings)
 
     def _load(self) -> None:
         if self.model is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import (
     TYPE_CHECKING,
@@ -37,9 +38,14 @@ from distilabel_llm.llm.backends._openai_client import (
     seconds,
 )
 from distilabel_llm.llm.backends.async_llm import AsyncLLM, AsyncResult
-from distilabel_llm.llm.core.llm import GenerateResult, ProgressCallback, PromptFormattingFn
+from distilabel_llm.llm.core.contract import MemberProgressCallback, Outputs, ProgressCallback
+from distilabel_llm.llm.core.llm import PromptFormattingFn
 from distilabel_llm.llm.core.outputs import LLMOutput
-from distilabel_llm.llm.core.settings import check_generation_kwargs
+from distilabel_llm.llm.core.settings import (
+    GenerationRequest,
+    GenerationSettings,
+    check_generation_kwargs,
+)
 from distilabel_llm.llm.core.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
@@ -270,22 +276,24 @@ class OpenAILLM(AsyncLLM):
         """Retries per request."""
         return int(self._client.max_retries)
 
-    def generate(
+    @property
+    def offline(self) -> bool:
+        """Whether calls are sent as offline batch jobs (`use_offline_batch_generation`)."""
+        return self.use_offline_batch_generation
+
+    def _submit(
         self,
-        inputs: Sequence[Dict[str, Any]],
-        num_generations: int = 1,
-        progress_callback_func: Optional[ProgressCallback] = None,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
-    ) -> GenerateResult:
-        """As `LLM.generate`. With offline batch generation, a `progress_callback_func` that
-        has a `status(text)` method (a `ProgressBar` has) shows the batch job's state and
-        request counts while the call waits for it."""
-        show = getattr(progress_callback_func, "status", None)
+        request: GenerationRequest,
+        progress: Optional[ProgressCallback] = None,
+        member_progress: Optional[MemberProgressCallback] = None,
+    ) -> Future[Outputs]:
+        """As `LLM._submit`. With offline batch generation, a progress callback that has a
+        `status(text)` method (a `ProgressBar` has) shows the batch job's state and request
+        counts while the call waits for it."""
+        show = getattr(progress, "status", None)
         token = _SHOW_STATUS.set(show if self.use_offline_batch_generation else None)
         try:
-            return super().generate(
-                inputs, num_generations, progress_callback_func, generation_kwargs
-            )
+            return super()._submit(request, progress, member_progress)
         finally:
             _SHOW_STATUS.reset(token)
 
@@ -316,7 +324,8 @@ class OpenAILLM(AsyncLLM):
     ) -> List[List[LLMOutput]]:
         if not self.use_offline_batch_generation:
             return super()._generate(inputs, num_generations, generation_kwargs)
-        prompts, offsets, settings = self._requests(inputs, generation_kwargs)
+        settings = self._settings(generation_kwargs)
+        prompts, offsets = self._generate_prompts(inputs), settings.row_offsets(len(inputs))
         if not self._offline_lock.acquire(blocking=False):
             raise RuntimeError(
                 f"{self!r} is already running an offline batch call: it makes one batch job at "
@@ -350,15 +359,11 @@ class OpenAILLM(AsyncLLM):
         yield "base_url", self.base_url
         yield "max_concurrency", self.max_concurrency
 
-    def check_generation_kwargs(
-        self, generation_kwargs: Optional[Dict[str, Any]]
-    ) -> Dict[str, Any]:
-        """As `LLM.check_generation_kwargs`, and a structured output this LLM cannot send in
-        its `structured_output_mode` fails now."""
-        checked = super().check_generation_kwargs(generation_kwargs)
-        if checked.get(STRUCTURED) is not None:
-            self._structured_body(checked[STRUCTURED], None)
-        return checked
+    def _check_settings(self, settings: GenerationSettings) -> None:
+        """A structured output this LLM cannot send in its `structured_output_mode` fails
+        now."""
+        if settings.structured is not None:
+            self._structured_body(settings.structured, None)
 
     def _structured_body(
         self, spec: Dict[str, Any], extra_body: Optional[Dict[str, Any]]

@@ -17,8 +17,7 @@ from distilabel_llm.llm.backends._grammar import (
 )
 from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn, logger
 from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
-from distilabel_llm.llm.core.settings import row_offsets
-from distilabel_llm.llm.core.structured import STRUCTURED
+from distilabel_llm.llm.core.settings import GenerationSettings
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
 
@@ -235,14 +234,14 @@ class TransformersLLM(LLM):
         self,
         inputs: List[Dict[str, Any]],
         num_generations: int = 1,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
+        generation_kwargs: Optional[GenerationSettings] = None,
     ) -> List[List[LLMOutput]]:
-        settings = dict(generation_kwargs or self.generation_kwargs)
+        settings = self._settings(generation_kwargs)
         prompts = self._generate_prompts(inputs)
         texts = [self._as_text(prompt) for prompt in prompts]
         encoded = self._tokenize(texts)
         sampling = self._sampling_kwargs(settings)
-        if self._continuous and continuous.suits(settings, sampling, settings.get(STRUCTURED)):
+        if self._continuous and continuous.suits(settings, sampling, settings.structured):
             new_tokens = continuous.generate_continuously(
                 self.model,
                 encoded,
@@ -274,7 +273,7 @@ class TransformersLLM(LLM):
         prompts: List[Union[str, ChatMessages]],
         encoded: List[List[int]],
         num_generations: int,
-        settings: Dict[str, Any],
+        settings: GenerationSettings,
         seeds: Optional[List[int]] = None,
     ) -> List[List[LLMOutput]]:
         """One padded `model.generate` over `prompts` (token ids `encoded`); with `seeds`, one
@@ -284,9 +283,8 @@ class TransformersLLM(LLM):
         stops = settings.get("stop") or []
         if stops:
             sampling.update(stop_strings=stops, tokenizer=self.tokenizer)
-        structured = settings.get(STRUCTURED)
-        if structured is not None:
-            grammar = self._grammar(structured)
+        if settings.structured is not None:
+            grammar = self._grammar(settings.structured)
             sampling["logits_processor"] = transformers.LogitsProcessorList(
                 [GrammarLogitsProcessor(self._llg_tokenizer(), grammar, self._eos_ids)]
             )
@@ -301,12 +299,12 @@ class TransformersLLM(LLM):
             seeds,
         )
         return self._outputs(
-            prompts, encoded, new_tokens, paddings, num_generations, stops, structured
+            prompts, encoded, new_tokens, paddings, num_generations, stops, settings
         )
 
     @staticmethod
     def _sequence_seeds(
-        settings: Dict[str, Any],
+        settings: GenerationSettings,
         sampling: Dict[str, Any],
         texts: List[str],
         num_generations: int,
@@ -324,7 +322,7 @@ class TransformersLLM(LLM):
         seed = settings["seed"]
         return [
             [static.sequence_seed(seed, text, offset + k) for k in range(num_generations)]
-            for text, offset in zip(texts, row_offsets(settings, len(texts)))
+            for text, offset in zip(texts, settings.row_offsets(len(texts)))
         ]
 
     def _outputs(
@@ -335,7 +333,7 @@ class TransformersLLM(LLM):
         paddings: List[int],
         num_generations: int,
         stops: Optional[List[str]] = None,
-        structured: Any = None,
+        settings: Optional[GenerationSettings] = None,
     ) -> List[List[LLMOutput]]:
         """Each prompt's outputs from its sequences' new tokens (up to their EOS)."""
         sequences_per_prompt = len(new_tokens) // len(prompts)
@@ -355,21 +353,15 @@ class TransformersLLM(LLM):
                     output_tokens=lengths[index],
                     padding_tokens=paddings[index],
                 )
-                outputs.append(
-                    self._output(prompt, texts[index], statistics, structured=structured)
-                )
+                outputs.append(self._output(prompt, texts[index], statistics, settings=settings))
             rows.append(outputs)
         return rows
 
-    def check_generation_kwargs(
-        self, generation_kwargs: Optional[Dict[str, Any]]
-    ) -> Dict[str, Any]:
-        """As `LLM.check_generation_kwargs`, and a structured output is compiled by llguidance
-        now, so that one it cannot take fails before any work."""
-        checked = super().check_generation_kwargs(generation_kwargs)
-        if checked.get(STRUCTURED) is not None:
-            self._grammar(checked[STRUCTURED])
-        return checked
+    def _check_settings(self, settings: GenerationSettings) -> None:
+        """A structured output is compiled by llguidance now, so that one it cannot take
+        fails before any work."""
+        if settings.structured is not None:
+            self._grammar(settings.structured)
 
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield from super().__rich_repr__()

@@ -6,7 +6,7 @@ import functools
 import inspect
 import logging
 import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import (
     TYPE_CHECKING,
@@ -23,28 +23,32 @@ from typing import (
 )
 
 from distilabel_llm.llm.core._callbacks import report_progress
-from distilabel_llm.llm.core.conversations import CONVERSATION, Conversation, generate_outputs
-from distilabel_llm.llm.core.outputs import GenerateOutput, LLMOutput, TokenStatistics
-from distilabel_llm.llm.core.settings import check_generation_kwargs, row_offsets, sliced_offsets
+from distilabel_llm.llm.core.contract import (
+    BaseLLM,
+    MemberProgressCallback,
+    Outputs,
+    ProgressCallback,
+)
+from distilabel_llm.llm.core.conversations import CONVERSATION
+from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
+from distilabel_llm.llm.core.settings import GenerationRequest, GenerationSettings
 from distilabel_llm.llm.core.structured import STRUCTURED, parse_structured, task_structured_output
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
 from distilabel_llm.utils.future_tools import when_all_complete
-from distilabel_llm.utils.lifecycle import ClosingContext, close_at_exit, forget_at_exit
+from distilabel_llm.utils.lifecycle import close_at_exit, forget_at_exit
 
 if TYPE_CHECKING:
     from distilabel_llm.tasks.base import Task
 
-__all__ = ["LLM", "GenerateResult", "ProgressCallback", "PromptFormattingFn"]
+__all__ = ["LLM", "PromptFormattingFn"]
 
 logger = logging.getLogger("distilabel_llm")
 
 PromptFormattingFn = Callable[[Prompt], Union[str, ChatMessages]]
-ProgressCallback = Callable[..., None]
-GenerateResult = Union[List[List[LLMOutput]], "Future[List[List[LLMOutput]]]"]
 
 
-class LLM(ClosingContext, ABC):
+class LLM(BaseLLM):
     """Base class of every LLM: turns task rows into prompts and generates from them.
 
     Subclasses implement `model_name` and `_generate`. Callers use `generate`, which runs
@@ -53,7 +57,9 @@ class LLM(ClosingContext, ABC):
 
     A subclass that takes generation settings lists their names in
     `supported_generation_kwargs` and gives `_generate` a `generation_kwargs` parameter, which
-    receives the call's settings: the defaults with the call's overrides on top, checked.
+    receives the call's settings: the defaults with the call's overrides on top, checked, as
+    a `GenerationSettings` (a read-only mapping of them, with the structured output and the
+    rows' first generation slots beside).
 
     Args:
         task: the task that builds prompts and parses outputs.
@@ -66,8 +72,8 @@ class LLM(ClosingContext, ABC):
         GenerationSettingsError: (a `ValueError`) for a setting this LLM does not take.
     """
 
-    supported_generation_kwargs: ClassVar[Tuple[str, ...]] = ()
-    """The generation settings this LLM takes (`generation_offset` is always taken)."""
+    supported_generation_kwargs: ClassVar[Tuple[str, ...]] = ()  # type: ignore[assignment]
+    """The generation settings this LLM takes."""
 
     def __init__(
         self,
@@ -89,6 +95,7 @@ class LLM(ClosingContext, ABC):
         self.prompt_formatting_fn = prompt_formatting_fn
         self.generation_kwargs: Dict[str, Any] = self.check_generation_kwargs(generation_kwargs)
         """The default generation settings; a call's `generation_kwargs` override them."""
+        self._defaults: Tuple[Dict[str, Any], GenerationSettings] = ({}, GenerationSettings())
         self._num_threads = num_threads
         self._thread_pool: Optional[ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
@@ -146,86 +153,19 @@ class LLM(ClosingContext, ABC):
                 self._unload()
                 self._loaded = False
 
-    def generate(
-        self,
-        inputs: Sequence[Dict[str, Any]],
-        num_generations: int = 1,
-        progress_callback_func: Optional[ProgressCallback] = None,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
-    ) -> GenerateResult:
-        """Generates `num_generations` outputs for every row of `inputs`.
-
-        Rows missing a key the task needs are not sent: they come back as `num_generations`
-        outputs whose prompt and outputs are `None`, with a warning.
-
-        Args:
-            inputs: the rows, each a dict with the task's input keys.
-            num_generations: outputs per row.
-            progress_callback_func: called as `progress_callback_func(advance=k)` as work
-                completes; the advances sum to `len(inputs) * num_generations`.
-            generation_kwargs: settings for this call, over the LLM's `generation_kwargs`.
-
-        Returns:
-            `len(inputs)` rows of `num_generations` outputs, in input order; a `Future` of
-            them when `return_futures` is True.
-
-        Raises:
-            GenerationSettingsError: (a `ValueError`) for a setting this LLM does not take, or
-                a value of the wrong kind, before any work starts.
-        """
-        inputs, valid = self._check_generate_args(inputs, num_generations)
-        settings = {**self.generation_kwargs, **self.check_generation_kwargs(generation_kwargs)}
-        self.load()
-        if STRUCTURED not in settings and STRUCTURED in self.supported_generation_kwargs:
-            task_spec = task_structured_output(self.task)  # a rating task's JSON mode
-            if task_spec is not None:
-                settings[STRUCTURED] = task_spec
-        row_offsets(settings, len(inputs))  # one offset per row, if a list: checked now
-        if not self.return_futures:
-            generated = (
-                self._call_generate(valid, inputs, num_generations, settings) if valid else []
-            )
-            rows = self._assemble(len(inputs), valid, generated, num_generations)
-            if progress_callback_func is not None and inputs:
-                report_progress(progress_callback_func, advance=len(inputs) * num_generations)
-            return rows
-        return self._generate_threaded(
-            inputs, valid, num_generations, progress_callback_func, settings
-        )
-
-    def generate_outputs(
-        self,
-        inputs: Sequence[Conversation],
-        num_generations: int = 1,
-        **generation_kwargs: Any,
-    ) -> List[GenerateOutput]:
-        """distilabel 1.x's call: generations for each conversation, bypassing the task.
-
-        Args:
-            inputs: conversations, each a list of `{"role": ..., "content": ...}` messages
-                (or a plain string prompt), sent as they are.
-            num_generations: generations per conversation.
-            **generation_kwargs: settings for this call, as in `generate`.
-
-        Returns:
-            One `{"generations": [...], "statistics": {...}, "errors": [...]}` per input, in
-            order; a failed generation is `None` and its `errors` entry says why. It waits for
-            the results even when `generate` returns futures.
-        """
-        return generate_outputs(self, inputs, num_generations, generation_kwargs or None)
-
-    def check_generation_kwargs(
+    def generation_settings(
         self, generation_kwargs: Optional[Dict[str, Any]]
-    ) -> Dict[str, Any]:
-        """`generation_kwargs` checked against the settings this LLM takes.
+    ) -> GenerationSettings:
+        """`generation_kwargs` checked into a call's value, and by the backend (a structured
+        output it cannot follow is refused here).
 
         Raises:
             GenerationSettingsError: (a `ValueError`) naming the setting at fault and the
                 settings this LLM takes.
         """
-        return check_generation_kwargs(
-            generation_kwargs, self.supported_generation_kwargs, type(self).__name__
-        )
+        settings = super().generation_settings(generation_kwargs)
+        self._check_settings(settings)
+        return settings
 
     def validate_prompts(
         self,
@@ -245,9 +185,14 @@ class LLM(ClosingContext, ABC):
             prompts[position] = self._render(inputs[position], default_format)
         return prompts
 
-    def close(self) -> None:
+    def teardown(self, wait: bool = True) -> None:
         """Waits for running rows, shuts the thread pool down and unloads the model.
-        Idempotent."""
+        Idempotent; `close()` and leaving a `with` block call it.
+
+        Args:
+            wait: accepted as every LLM kind takes it; a call running in this process cannot
+                be stopped, so running rows always finish.
+        """
         self._closed = True
         forget_at_exit(self)
         with self._pool_lock:
@@ -255,19 +200,6 @@ class LLM(ClosingContext, ABC):
         if pool is not None:
             pool.shutdown(wait=True)
         self.unload()
-
-    def teardown(self, wait: bool = True) -> None:
-        """Same as `close`; the name legacy distilabel pools and pipelines call.
-
-        Args:
-            wait: accepted as `ProcessLLM.teardown` takes it; a call running in this process
-                cannot be stopped, so `close` always lets running rows finish.
-        """
-        self.close()
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
-        return f"{type(self).__name__}({fields})"
 
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield "task", type(self.task).__name__
@@ -304,6 +236,16 @@ class LLM(ClosingContext, ABC):
         """
         return [self._render(row, default_format) for row in inputs]
 
+    def _settings(self, generation_kwargs: Optional[GenerationSettings]) -> GenerationSettings:
+        """`_generate`'s settings: the defaults when it is called with none (by a subclass)."""
+        if generation_kwargs is None:
+            return self._call_settings(GenerationSettings())
+        return generation_kwargs
+
+    def _check_settings(self, settings: GenerationSettings) -> None:
+        """Refuses settings the backend cannot follow, before any work; backends override it
+        (a structured output compiled to a grammar, say)."""
+
     def _format_default(self, prompt: Prompt) -> Union[str, ChatMessages]:
         """Renders a `Prompt` when the user chose no format; backends override this."""
         return prompt.format_as("default")
@@ -314,7 +256,7 @@ class LLM(ClosingContext, ABC):
         raw_output: Optional[str],
         statistics: Optional[TokenStatistics] = None,
         error: Optional[str] = None,
-        structured: Optional[Dict[str, Any]] = None,
+        settings: Optional[GenerationSettings] = None,
     ) -> LLMOutput:
         """Builds one output, parsing `raw_output` with the task (`None` if it cannot).
 
@@ -323,12 +265,18 @@ class LLM(ClosingContext, ABC):
             raw_output: the model's text, or `None` if the backend failed on this row.
             statistics: token counts, when the backend reports them.
             error: why there is no `raw_output`, for a backend that absorbs a failure.
-            structured: the call's `structured_output` setting: `raw_output` is then read as
+            settings: the call's settings: with a structured output, `raw_output` is read as
                 that shape (an output that does not fit gets an `error`).
         """
         why = None
-        if structured is not None:
-            parsed, why = parse_structured(raw_output, structured, self.task)
+        if settings is not None and settings.structured is not None:
+            parsed, why = parse_structured(
+                raw_output,
+                settings.structured,
+                self.task,
+                settings.structured_model,
+                settings.structured_by_task,
+            )
         else:
             parsed = self._parse(raw_output)
         output = LLMOutput(
@@ -344,6 +292,53 @@ class LLM(ClosingContext, ABC):
         return output
 
     # Internals.
+
+    def _submit(
+        self,
+        request: GenerationRequest,
+        progress: Optional[ProgressCallback] = None,
+        member_progress: Optional[MemberProgressCallback] = None,
+    ) -> Future[Outputs]:
+        """Runs `request` in this thread (the future is done on return), or on the thread pool
+        with `num_threads`, a row per task."""
+        inputs, valid = self._check_generate_args(request.inputs, request.num_generations)
+        settings = self._call_settings(request.settings)
+        settings.row_offsets(len(inputs))  # one offset per row, if a list: checked now
+        num_generations = request.num_generations
+        self.load()
+        if self.return_futures:
+            return self._generate_threaded(inputs, valid, num_generations, progress, settings)
+        done: Future[Outputs] = Future()
+        try:
+            generated = (
+                self._call_generate(valid, inputs, num_generations, settings) if valid else []
+            )
+            done.set_result(self._assemble(len(inputs), valid, generated, num_generations))
+        except Exception as error:
+            done.set_exception(error)
+            return done
+        if progress is not None and inputs:
+            report_progress(progress, advance=len(inputs) * num_generations)
+        return done
+
+    def _call_settings(self, settings: GenerationSettings) -> GenerationSettings:
+        """A call's settings as `_generate` gets them: over this LLM's defaults, with the
+        task's own structured output unless one is asked for. The names are checked against
+        the backend's here, for settings checked where they were not known (in the process
+        that sent them)."""
+        owner = type(self).__name__
+        settings.check_supported(self.supported_generation_kwargs, owner)
+        self._check_settings(settings)
+        defaults, checked = self._defaults
+        if defaults != self.generation_kwargs:  # set at construction, or changed since
+            checked = GenerationSettings.from_kwargs(
+                self.generation_kwargs, self.supported_generation_kwargs, owner
+            )
+            self._defaults = (dict(self.generation_kwargs), checked)
+        settings = settings.over(checked)
+        if STRUCTURED in self.supported_generation_kwargs:
+            settings = settings.with_task_output(task_structured_output(self.task))
+        return settings
 
     def _render(
         self, row: Dict[str, Any], default_format: Optional[SupportedFormats] = None
@@ -438,14 +433,14 @@ class LLM(ClosingContext, ABC):
         positions: List[int],
         inputs: List[Dict[str, Any]],
         num_generations: int,
-        settings: Dict[str, Any],
-    ) -> List[List[LLMOutput]]:
+        settings: GenerationSettings,
+    ) -> Outputs:
         """`_generate` for the rows at `positions`, with their settings if it takes any."""
         rows = [inputs[i] for i in positions]
         if not _takes_settings(type(self)):
             return self._generate(rows, num_generations)
         return self._generate(  # type: ignore[call-arg]
-            rows, num_generations, generation_kwargs=sliced_offsets(settings, positions)
+            rows, num_generations, generation_kwargs=settings.for_rows(positions)
         )
 
     def _generate_threaded(
@@ -454,8 +449,8 @@ class LLM(ClosingContext, ABC):
         valid: List[int],
         num_generations: int,
         progress_callback_func: Optional[ProgressCallback],
-        settings: Dict[str, Any],
-    ) -> Future[List[List[LLMOutput]]]:
+        settings: GenerationSettings,
+    ) -> Future[Outputs]:
         pool = self._get_thread_pool()
         futures = [
             pool.submit(self._call_generate, [i], inputs, num_generations, settings) for i in valid

@@ -27,7 +27,6 @@ __all__ = [
     "check_structured_output",
     "json_problem",
     "parse_structured",
-    "split_model",
     "task_structured_output",
     "with_models",
 ]
@@ -140,25 +139,35 @@ def _json_schema(schema: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def task_structured_output(task: Task) -> Optional[Dict[str, Any]]:
-    """The task's own structured output (a rating task in JSON mode), marked as the task's so
-    that its fields are read from the object; None if it has none."""
+    """The task's own structured output (a rating task in JSON mode); None if it has none."""
     schema = getattr(task, "structured_output", None)
-    return None if schema is None else {"json_schema": schema, "task": True}
+    return None if schema is None else {"json_schema": schema}
 
 
 def parse_structured(
-    raw_output: Optional[str], spec: Dict[str, Any], task: Task
+    raw_output: Optional[str],
+    spec: Dict[str, Any],
+    task: Task,
+    model: Optional[type] = None,
+    by_task: bool = False,
 ) -> Tuple[Any, Optional[str]]:
-    """`raw_output` read as `spec` asks: `(parsed_output, None)`, or `(None, why)`."""
+    """`raw_output` read as `spec` asks: `(parsed_output, None)`, or `(None, why)`.
+
+    Args:
+        raw_output: the model's text.
+        spec: the structured-output spec.
+        task: the task, which reads the object when `by_task` (its own JSON mode).
+        model: the pydantic class to build the object as, if any.
+        by_task: whether `spec` is the task's own.
+    """
     if raw_output is None:
         return None, None
     try:
         if "json_schema" in spec:
             value = json.loads(raw_output)
             _validate(value, spec["json_schema"])
-            if spec.get("task"):
+            if by_task:
                 return task.parse_structured(value), None  # type: ignore[attr-defined]
-            model = spec.get("model")
             return (model.model_validate(value) if model is not None else value), None
         if "regex" in spec:
             if re.fullmatch(spec["regex"], raw_output) is None:
@@ -173,15 +182,6 @@ def parse_structured(
             f"the output is not the structured output asked for ({reason}); it may have been "
             "cut off by max_new_tokens"
         )
-
-
-def split_model(settings: Dict[str, Any]) -> Tuple[Dict[str, Any], Any]:
-    """`settings` without the pydantic class of their structured output, and that class."""
-    spec = settings.get(STRUCTURED)
-    if not isinstance(spec, dict) or spec.get("model") is None:
-        return settings, None
-    plain = {key: value for key, value in spec.items() if key != "model"}
-    return {**settings, STRUCTURED: plain}, spec["model"]
 
 
 def with_models(rows: List[List[LLMOutput]], model: Any) -> List[List[LLMOutput]]:

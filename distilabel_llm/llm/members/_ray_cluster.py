@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, O
 from distilabel_llm.errors import ClusterTooSmallError, MissingExtraError
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.members.process import LoadLLMFn
+    from distilabel_llm.llm.core.contract import LoadLLMFn
     from distilabel_llm.tasks.base import Task
 
 PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]

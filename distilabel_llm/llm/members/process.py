@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
+import logging
 import pickle
 import sys
 import threading
 import time
-from concurrent.futures import Future
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
     Deque,
     Dict,
     Iterator,
     List,
     Mapping,
     Optional,
-    Sequence,
     Tuple,
     Union,
 )
@@ -34,10 +31,7 @@ from typing import (
 import cloudpickle
 
 from distilabel_llm.errors import ProcessLLMError
-from distilabel_llm.llm.core._callbacks import report_progress
-from distilabel_llm.llm.core.llm import ProgressCallback, logger
-from distilabel_llm.llm.core.outputs import LLMOutput
-from distilabel_llm.llm.core.structured import split_model, with_models
+from distilabel_llm.llm.core.contract import LoadLLMFn
 from distilabel_llm.llm.members import _worker
 from distilabel_llm.llm.members._child import (
     ChildProcess,
@@ -45,18 +39,17 @@ from distilabel_llm.llm.members._child import (
     error_summary,
     rebuild_error,
 )
-from distilabel_llm.llm.members.remote import RemoteLLM
-from distilabel_llm.utils.checks import check_positive_int
+from distilabel_llm.llm.members._protocol import Readiness
+from distilabel_llm.llm.members.remote import PendingCall, RemoteLLM
 from distilabel_llm.utils.future_tools import settle
 from distilabel_llm.utils.lifecycle import close_at_exit
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.core.llm import LLM
     from distilabel_llm.tasks.base import Task
 
 __all__ = ["ProcessLLM"]
 
-LoadLLMFn = Callable[["Task"], "LLM"]
+logger = logging.getLogger("distilabel_llm")
 
 # How long the receiver waits on the socket before it checks deadlines and the child's health.
 _POLL_SECONDS = 0.2
@@ -67,34 +60,6 @@ _STOP_SECONDS = 10.0
 _START_METHODS = ("spawn", "fork")
 # A request in flight at this many deaths of the child fails instead of being re-sent.
 _MAX_CRASHES_PER_REQUEST = 2
-
-
-class _Request:
-    __slots__ = (
-        "crashes",
-        "future",
-        "inputs",
-        "message",
-        "model",
-        "num_generations",
-        "progress_callback",
-    )
-
-    def __init__(
-        self,
-        message: bytes,
-        inputs: List[Dict[str, Any]],
-        num_generations: int,
-        progress_callback: Optional[ProgressCallback],
-        model: Any = None,
-    ) -> None:
-        self.message = message
-        self.inputs = inputs
-        self.num_generations = num_generations
-        self.progress_callback = progress_callback
-        self.model = model  # the pydantic class of a structured output, built here
-        self.future: Future[List[List[LLMOutput]]] = Future()
-        self.crashes = 0  # times the child died while this was in flight
 
 
 class ProcessLLM(RemoteLLM):
@@ -158,15 +123,11 @@ class ProcessLLM(RemoteLLM):
                 f"child process, but serialising them failed: {error}"
             ) from error
         self._init_message = _worker.dumps((_worker.INIT, list(sys.path), self.env, payload))
-
-        self._ids = itertools.count()
-        self._pending: Dict[int, _Request] = {}
         self._deadlines: Deque[Tuple[float, int]] = collections.deque()
         self._restarts_left = max_restarts
         self._stopping = False
         self._receivers: List[threading.Thread] = []
         self._load_deadline: Optional[float] = None  # while the current child loads
-        self._uses_gpu: Optional[bool] = None  # as the model reports once loaded
         self._child = self._start_child()
         close_at_exit(self, "_stop_at_exit")
 
@@ -186,47 +147,26 @@ class ProcessLLM(RemoteLLM):
         device = self.env.get("CUDA_VISIBLE_DEVICES")
         return "GPU" if device is None else f"GPU {device}"
 
-    def generate(
-        self,
-        inputs: Sequence[Dict[str, Any]],
-        num_generations: int = 1,
-        progress_callback_func: Optional[ProgressCallback] = None,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
-    ) -> Future[List[List[LLMOutput]]]:
-        """Sends `inputs` to the child's LLM; see `RemoteLLM.generate`."""
-        inputs = list(inputs)
-        check_positive_int("num_generations", num_generations)
-        settings, model = split_model(self.check_generation_kwargs(generation_kwargs))
-        request_id = next(self._ids)
+    def _send(self, pending: PendingCall) -> None:
         try:
-            message = _worker.dumps(
-                (_worker.GENERATE, request_id, inputs, num_generations, settings)
-            )
+            message = _worker.dumps((_worker.GENERATE, pending.call))
         except Exception as error:
             raise TypeError(
                 f"The inputs must be picklable to reach the child process: {error}"
             ) from error
-        request = _Request(message, inputs, num_generations, progress_callback_func, model)
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(
-                    "This ProcessLLM has been torn down; create a new one to generate."
-                )
-            if self._failure is not None:
-                request.future.set_exception(self._failure)
-                return request.future
-            self._pending[request_id] = request
-            if self.request_timeout is not None:
-                self._deadlines.append((time.monotonic() + self.request_timeout, request_id))
-            self._send(message)
-        request.future.add_done_callback(lambda future: self._on_request_done(request_id, future))
-        return request.future
+        if self.request_timeout is not None:
+            deadline = time.monotonic() + self.request_timeout
+            self._deadlines.append((deadline, pending.call.request_id))
+        self._send_bytes(message)
+
+    def _cancel(self, request_id: int) -> None:
+        self._send_bytes(_worker.dumps((_worker.CANCEL, request_id)))
 
     def _stop_model(self, wait: bool) -> None:
         with self._lock:
             self._stopping = True
             child = self._child
-            self._send(_worker.dumps((_worker.STOP,)))
+            self._send_bytes(_worker.dumps((_worker.STOP,)))
         if child.exit_code(_STOP_SECONDS if wait else _REAP_SECONDS) is None:
             child.kill()
         for receiver in self._receivers:
@@ -257,7 +197,7 @@ class ProcessLLM(RemoteLLM):
         receiver.start()
         return child
 
-    def _send(self, message: bytes) -> None:
+    def _send_bytes(self, message: bytes) -> None:
         """Sends to the current child; a dead child is left to its receiver to handle."""
         with contextlib.suppress(OSError, ValueError):
             self._child.conn.send_bytes(message)
@@ -276,25 +216,29 @@ class ProcessLLM(RemoteLLM):
                 message = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 break
-            kind = message[0]
+            kind, payload = message
             if kind == _worker.RESULTS:
-                self._resolve(message[1])
+                for reply in payload:
+                    error = None if reply.error is None else rebuild_error(reply.error)
+                    self._deliver(reply.request_id, reply.rows, error)
             elif kind == _worker.READY:
-                self._load_deadline = None
-                self._model_name, self._supported_generation_kwargs = message[1], message[2]
-                self._uses_gpu = message[3]
-                self._ready.set()
-            elif kind == _worker.LOAD_FAILED:
-                self._fail_for_good(
-                    ProcessLLMError(
-                        f"`load_llm_fn` failed in the child process ({error_summary(message[1])}),"
-                        " so this ProcessLLM cannot generate.",
-                        child_traceback=message[1],
-                    )
-                )
+                self._on_ready(payload)
             if self._deadlines:
                 self._expire_deadlines()
         self._on_child_exit(child)
+
+    def _on_ready(self, readiness: Readiness) -> None:
+        self._load_deadline = None
+        if readiness.load_error is None:
+            self._ready_with(readiness)
+            return
+        self._fail_for_good(
+            ProcessLLMError(
+                f"`load_llm_fn` failed in the child process "
+                f"({error_summary(readiness.load_error)}), so this ProcessLLM cannot generate.",
+                child_traceback=readiness.load_error,
+            )
+        )
 
     def _on_child_exit(self, child: ChildProcess) -> None:
         code = child.exit_code(_REAP_SECONDS)
@@ -319,10 +263,10 @@ class ProcessLLM(RemoteLLM):
                     len(self._pending),
                 )
                 self._child = self._start_child()
-                for request in self._pending.values():
-                    self._send(request.message)
+                for pending in self._pending.values():
+                    self._send_bytes(_worker.dumps((_worker.GENERATE, pending.call)))
                 if self._stopping:
-                    self._send(_worker.dumps((_worker.STOP,)))
+                    self._send_bytes(_worker.dumps((_worker.STOP,)))
         if restart:
             # One error for all: a pool counts the requests failed by one death as one crash.
             crashed = ProcessLLMError(
@@ -332,8 +276,8 @@ class ProcessLLM(RemoteLLM):
                 exit_code=code,
                 in_flight=in_flight,
             )
-            for request in given_up:
-                settle(request.future, exception=crashed)
+            for pending in given_up:
+                settle(pending.future, exception=crashed)
             return
         self._fail_for_good(
             ProcessLLMError(
@@ -345,12 +289,12 @@ class ProcessLLM(RemoteLLM):
             )
         )
 
-    def _count_crash(self) -> List[_Request]:
-        """Counts a death against each request in flight; removes and returns those at two."""
+    def _count_crash(self) -> List[PendingCall]:
+        """Counts a death against each call in flight; removes and returns those at two."""
         given_up = []
-        for request_id, request in list(self._pending.items()):
-            request.crashes += 1
-            if request.crashes >= _MAX_CRASHES_PER_REQUEST:
+        for request_id, pending in list(self._pending.items()):
+            pending.crashes += 1
+            if pending.crashes >= _MAX_CRASHES_PER_REQUEST:
                 given_up.append(self._pending.pop(request_id))
         return given_up
 
@@ -363,28 +307,6 @@ class ProcessLLM(RemoteLLM):
         child.kill()
 
     # Requests.
-
-    def _resolve(self, results: List[Tuple[int, Any, Optional[_worker.ErrorPayload]]]) -> None:
-        with self._lock:
-            requests = [
-                (self._pending.pop(request_id, None), rows, error)
-                for request_id, rows, error in results
-            ]
-        for request, rows, error in requests:
-            if request is None:  # cancelled or timed out meanwhile
-                continue
-            if error is not None:
-                settle(request.future, exception=rebuild_error(error))
-                continue
-            if request.progress_callback is not None:
-                report_progress(
-                    request.progress_callback,
-                    advance=len(request.inputs) * request.num_generations,
-                )
-            settle(
-                request.future,
-                result=rows if request.model is None else with_models(rows, request.model),
-            )
 
     def _poll_timeout(self) -> float:
         try:
@@ -401,24 +323,17 @@ class ProcessLLM(RemoteLLM):
                 self._deadlines[0][1] not in self._pending or self._deadlines[0][0] <= now
             ):
                 _, request_id = self._deadlines.popleft()
-                request = self._pending.pop(request_id, None)
-                if request is not None:
-                    expired.append(request)
-        for request in expired:
+                pending = self._pending.pop(request_id, None)
+                if pending is not None:
+                    expired.append(pending)
+        for pending in expired:
             settle(
-                request.future,
+                pending.future,
                 exception=TimeoutError(
                     f"No answer from the child process of {self!r} within "
                     f"request_timeout={self.request_timeout}s."
                 ),
             )
-
-    def _on_request_done(self, request_id: int, future: Future[Any]) -> None:
-        if not future.cancelled():
-            return
-        with self._lock:
-            if self._pending.pop(request_id, None) is not None:
-                self._send(_worker.dumps((_worker.CANCEL, request_id)))
 
 
 def _check_env(env: Optional[Mapping[str, Union[str, int]]]) -> Dict[str, str]:

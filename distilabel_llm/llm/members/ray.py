@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import queue
 import sys
 import threading
@@ -25,52 +24,34 @@ from typing import (
     Callable,
     Dict,
     Iterator,
-    List,
     Mapping,
     Optional,
-    Sequence,
     Tuple,
 )
 
 import cloudpickle
 
-from distilabel_llm.errors import RayLLMError
-from distilabel_llm.llm.core._callbacks import report_progress
-from distilabel_llm.llm.core.llm import ProgressCallback
-from distilabel_llm.llm.core.outputs import LLMOutput
-from distilabel_llm.llm.core.structured import split_model, with_models
+from distilabel_llm.errors import ModelNotLoadedError, RayLLMError
+from distilabel_llm.llm.core.contract import LoadLLMFn
 from distilabel_llm.llm.members._child import error_summary
-from distilabel_llm.llm.members._ray_actor import LLMActor, ModelNotLoadedError, Readiness
+from distilabel_llm.llm.members._protocol import Readiness
+from distilabel_llm.llm.members._ray_actor import LLMActor
 from distilabel_llm.llm.members._ray_cluster import (
     DEFAULT_NUM_CPUS,
     actor_demand,
     check_cluster_fits,
     import_ray,
 )
-from distilabel_llm.llm.members.remote import RemoteLLM
-from distilabel_llm.utils.checks import check_positive_int
-from distilabel_llm.utils.future_tools import settle
+from distilabel_llm.llm.members.remote import PendingCall, RemoteLLM
 from distilabel_llm.utils.lifecycle import close_at_exit
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.members.process import LoadLLMFn
     from distilabel_llm.tasks.base import Task
 
 __all__ = ["RayLLM"]
 
 # Seconds a gentle stop may take to unload the model before the actor is killed anyway.
 _STOP_TIMEOUT = 10.0
-
-Outputs = List[List[LLMOutput]]
-
-
-class _Call:
-    """A call in flight: the future its caller holds."""
-
-    __slots__ = ("future",)
-
-    def __init__(self) -> None:
-        self.future: Future[Outputs] = Future()
 
 
 @functools.cache
@@ -154,7 +135,6 @@ class RayLLM(RemoteLLM):
         if scheduling_strategy is not None:
             options["scheduling_strategy"] = scheduling_strategy
         self._ray = ray
-        self._ids = itertools.count()
         self._location: Optional[str] = None
         self._load_timer: Optional[threading.Timer] = None
         # Ray calls back on its own threads, where calling Ray again can deadlock: the answers
@@ -182,37 +162,20 @@ class RayLLM(RemoteLLM):
         """The Ray actor handle."""
         return self._actor
 
-    def generate(
-        self,
-        inputs: Sequence[Dict[str, Any]],
-        num_generations: int = 1,
-        progress_callback_func: Optional[ProgressCallback] = None,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
-    ) -> Future[Outputs]:
-        """Sends `inputs` to the actor's LLM; see `RemoteLLM.generate`."""
-        inputs = list(inputs)
-        check_positive_int("num_generations", num_generations)
-        settings, model = split_model(self.check_generation_kwargs(generation_kwargs))
-        call = _Call()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("This RayLLM has been torn down; create a new one to generate.")
-            if self._failure is not None:
-                call.future.set_exception(self._failure)
-                return call.future
-            request_id = next(self._ids)
-            try:
-                ref = self._actor.generate.remote(request_id, inputs, num_generations, settings)
-            except Exception as error:
-                raise TypeError(f"The inputs cannot reach the Ray actor: {error}") from error
-            self._pending[request_id] = call
-        advance = len(inputs) * num_generations
-        self._when_answered(
-            ref,
-            functools.partial(self._on_result, request_id, advance, progress_callback_func, model),
-        )
-        call.future.add_done_callback(functools.partial(self._on_done, request_id))
-        return call.future
+    def _send(self, pending: PendingCall) -> None:
+        request_id = pending.call.request_id
+        try:
+            ref = self._actor.generate.remote(pending.call)
+        except Exception as error:
+            raise TypeError(f"The inputs cannot reach the Ray actor: {error}") from error
+        self._when_answered(ref, functools.partial(self._on_result, request_id))
+
+    def _cancel(self, request_id: int) -> None:
+        # The actor skips the call if it has not started. Not `ray.cancel`: on a queued actor
+        # call it leaves a gap in the actor's call sequence that stalls the calls after it
+        # (30 s with Ray 2.60, then fails them).
+        with contextlib.suppress(Exception):
+            self._actor.cancel.remote(request_id)
 
     def _stop_model(self, wait: bool) -> None:
         if self._load_timer is not None:
@@ -254,19 +217,17 @@ class RayLLM(RemoteLLM):
                 return
             handle()
 
-    def _on_ready(self, ray_future: Future[Readiness]) -> None:
+    def _on_ready(self, ray_future: Future[Tuple[Readiness, str]]) -> None:
         try:
-            model_name, supported, load_error, location = ray_future.result()
+            readiness, self._location = ray_future.result()
         except Exception as error:
             self._fail_for_good(self._died(error))
             return
-        self._location = location
-        if load_error is not None:
-            self._fail_for_good(self._load_failed(load_error))
+        if readiness.load_error is not None:
+            self._fail_for_good(self._load_failed(readiness.load_error))
             self._release_actor()  # its resources may serve another actor meanwhile
             return
-        self._model_name, self._supported_generation_kwargs = model_name, supported
-        self._ready.set()
+        self._ready_with(readiness)
         if self._load_timer is not None:
             self._load_timer.cancel()
 
@@ -275,19 +236,7 @@ class RayLLM(RemoteLLM):
             self._fail_for_good(self._load_timed_out())
             self._release_actor()
 
-    def _on_result(
-        self,
-        request_id: int,
-        advance: int,
-        progress: Optional[ProgressCallback],
-        model: Any,
-        ray_future: Future[Any],
-    ) -> None:
-        with self._lock:
-            call = self._pending.pop(request_id, None)
-        if call is None:  # cancelled or failed meanwhile
-            return
-        future = call.future
+    def _on_result(self, request_id: int, ray_future: Future[Any]) -> None:
         error = ray_future.exception()
         if isinstance(error, self._ray.exceptions.RayActorError):
             error = self._fail_for_good(self._died(error))
@@ -295,25 +244,7 @@ class RayLLM(RemoteLLM):
             # `ready` told this too, but its callback may not have run yet. Ray's error wraps
             # the actor's exception as `cause`.
             error = self._fail_for_good(self._load_failed(getattr(error, "cause", error).args[0]))
-        if error is not None:
-            settle(future, exception=error)
-            return
-        if progress is not None:
-            report_progress(progress, advance=advance)
-        rows = ray_future.result()
-        settle(future, result=rows if model is None else with_models(rows, model))
-
-    def _on_done(self, request_id: int, future: Future[Outputs]) -> None:
-        if not future.cancelled():
-            return
-        with self._lock:
-            call = self._pending.pop(request_id, None)
-        # The actor skips the call if it has not started. Not `ray.cancel`: on a queued actor
-        # call it leaves a gap in the actor's call sequence that stalls the calls after it
-        # (30 s with Ray 2.60, then fails them).
-        if call is not None:
-            with contextlib.suppress(Exception):
-                self._actor.cancel.remote(request_id)
+        self._deliver(request_id, None if error is not None else ray_future.result(), error)
 
     def _died(self, error: BaseException) -> RayLLMError:
         restarts = (

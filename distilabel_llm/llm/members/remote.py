@@ -1,39 +1,62 @@
-"""`RemoteLLM`: what `ProcessLLM` and `RayLLM` share, an LLM whose model lives elsewhere.
+"""`RemoteLLM`: an LLM whose model lives in another process, and the whole life of a call.
 
-Its model loads in another process (a child, a Ray actor), `generate` returns a `Future`, and
-`failure` tells when it can no longer generate, which is how `LLMPool` knows a member is lost.
-The shutdown sequence is shared too: `teardown()` waits for the calls in flight, and
+`ProcessLLM` and `RayLLM` keep only how a call crosses (a socket to a child, an actor method);
+this base owns the rest: it registers each call, hands it to the transport, delivers the
+answer (progress, pydantic instances for a structured output, the future) and fails every
+call in flight when the model can no longer answer, which is how `LLMPool` knows a member is
+lost. The shutdown sequence is shared too: `teardown()` waits for the calls in flight, and
 `teardown(wait=False)` stops the model at once and fails them, whatever came before it, even
 while another thread is still inside a waiting `teardown()`.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import threading
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
 from distilabel_llm.errors import DistilabelLLMError
-from distilabel_llm.llm.core.conversations import Conversation, generate_outputs
-from distilabel_llm.llm.core.outputs import GenerateOutput
-from distilabel_llm.llm.core.settings import check_generation_kwargs
+from distilabel_llm.llm.core._callbacks import report_progress
+from distilabel_llm.llm.core.contract import (
+    BaseLLM,
+    MemberProgressCallback,
+    Outputs,
+    ProgressCallback,
+)
+from distilabel_llm.llm.core.settings import GenerationRequest
+from distilabel_llm.llm.core.structured import with_models
+from distilabel_llm.llm.members._protocol import Call, Readiness
 from distilabel_llm.utils.future_tools import settle
-from distilabel_llm.utils.lifecycle import StoppingContext, forget_at_exit
+from distilabel_llm.utils.lifecycle import forget_at_exit
 
 if TYPE_CHECKING:
-    from distilabel_llm.llm.core.llm import ProgressCallback
-    from distilabel_llm.llm.core.outputs import LLMOutput
     from distilabel_llm.tasks.base import Task
 
-__all__ = ["RemoteLLM", "model_name_now"]
+__all__ = ["RemoteLLM"]
 
 
-class RemoteLLM(StoppingContext):
-    """The base of LLMs served from another process; subclasses start it and talk to it.
+class PendingCall:
+    """A call in flight: what its caller waits on, and what the transport needs to resend it."""
 
-    Subclasses keep what is in flight in `_pending` (each value has a `future`), and implement
-    `generate`, `_stop_model(wait)` and `_error(message)`.
+    __slots__ = ("call", "crashes", "future", "progress", "structured_model")
+
+    def __init__(self, call: Call, progress: Optional[ProgressCallback]) -> None:
+        self.call = call
+        self.progress = progress
+        self.structured_model = call.request.settings.structured_model
+        self.future: Future[Outputs] = Future()
+        self.crashes = 0  # times the model's process died while this was in flight
+
+
+class RemoteLLM(BaseLLM):
+    """The base of LLMs served from another process; subclasses start it and carry calls.
+
+    Subclasses implement `_send(pending)` (hand a registered call to the model), `_cancel`
+    (tell the model a call is no longer wanted), `_stop_model(wait)` and `_error(message)`,
+    and report back through `_ready_with`, `_deliver` and `_fail_for_good`.
     """
 
     def __init__(self, task: Task, load_timeout: Optional[float] = None) -> None:
@@ -42,13 +65,15 @@ class RemoteLLM(StoppingContext):
         self.task = task
         self.load_timeout = load_timeout
         self._lock = threading.Lock()
-        self._pending: Dict[int, Any] = {}  # request id -> what the subclass tracks, with .future
+        self._ids = itertools.count()
+        self._pending: Dict[int, PendingCall] = {}
         self._closed = False
         self._stopped = False  # the model's process is gone, after a teardown
         self._failure: Optional[DistilabelLLMError] = None
         self._model_name: Optional[str] = None
         # The settings the model takes, as it reported once loaded.
         self._supported_generation_kwargs: Optional[Tuple[str, ...]] = None
+        self._uses_gpu: Optional[bool] = None
         self._ready = threading.Event()  # set once the model loaded, or never will
 
     @property
@@ -62,6 +87,11 @@ class RemoteLLM(StoppingContext):
         name = self.wait_loaded()
         assert name is not None
         return name
+
+    @property
+    def model_name_now(self) -> Optional[str]:
+        """The model's name if it has loaded, else None; never waits."""
+        return self._model_name
 
     def wait_loaded(self, timeout: Optional[float] = None) -> Optional[str]:
         """Waits up to `timeout` seconds for the model to load; its name, or None if still
@@ -80,6 +110,11 @@ class RemoteLLM(StoppingContext):
         return self._model_name
 
     @property
+    def supported_generation_kwargs(self) -> Optional[Tuple[str, ...]]:
+        """The settings the model takes, once it has loaded; None before."""
+        return self._supported_generation_kwargs
+
+    @property
     def return_futures(self) -> bool:
         """Always True: `generate` returns a `Future`."""
         return True
@@ -94,54 +129,31 @@ class RemoteLLM(StoppingContext):
         """Why this LLM can no longer generate, or None while it can."""
         return self._failure
 
-    def generate(
+    def _submit(
         self,
-        inputs: Sequence[Dict[str, Any]],
-        num_generations: int = 1,
-        progress_callback_func: Optional[ProgressCallback] = None,
-        generation_kwargs: Optional[Dict[str, Any]] = None,
-    ) -> Future[List[List[LLMOutput]]]:
-        """Sends `inputs` to the model; returns a `Future` of its outputs at once.
-
-        Args:
-            inputs: the rows, each a dict with the task's input keys.
-            num_generations: outputs per row.
-            progress_callback_func: called as `progress_callback_func(advance=k)` when the
-                call completes, with `k = len(inputs) * num_generations`.
-            generation_kwargs: settings for this call, over the model's defaults.
-
-        Returns:
-            A `Future` of `len(inputs)` rows of `num_generations` outputs, in input order.
-
-        Raises:
-            RuntimeError: after `teardown`.
-            GenerationSettingsError: (a `ValueError`) for a setting of the wrong kind, or one
-                the model does not take once it is known (until then, the call's future
-                fails with it).
-        """
-        raise NotImplementedError
-
-    def generate_outputs(
-        self,
-        inputs: Sequence[Conversation],
-        num_generations: int = 1,
-        **generation_kwargs: Any,
-    ) -> List[GenerateOutput]:
-        """distilabel 1.x's call; see `LLM.generate_outputs`. Waits for the results."""
-        return generate_outputs(self, inputs, num_generations, generation_kwargs or None)
-
-    def check_generation_kwargs(
-        self, generation_kwargs: Optional[Dict[str, Any]]
-    ) -> Dict[str, Any]:
-        """`generation_kwargs` checked: against the settings the model takes once it has
-        loaded, against the catalogue of settings before (never waiting for the load).
-
-        Raises:
-            GenerationSettingsError: (a `ValueError`) naming the setting at fault.
-        """
-        return check_generation_kwargs(
-            generation_kwargs, self._supported_generation_kwargs, type(self).__name__
-        )
+        request: GenerationRequest,
+        progress: Optional[ProgressCallback] = None,
+        member_progress: Optional[MemberProgressCallback] = None,
+    ) -> Future[Outputs]:
+        """Registers the call and hands it to the transport; the future resolves when the
+        answer comes back, or fails with why it cannot."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(
+                    f"This {type(self).__name__} has been torn down; create a new one to generate."
+                )
+            pending = PendingCall(Call(next(self._ids), request), progress)
+            if self._failure is not None:
+                pending.future.set_exception(self._failure)
+                return pending.future
+            self._pending[pending.call.request_id] = pending
+            try:
+                self._send(pending)
+            except BaseException:
+                del self._pending[pending.call.request_id]
+                raise
+        pending.future.add_done_callback(functools.partial(self._on_done, pending.call.request_id))
+        return pending.future
 
     def teardown(self, wait: bool = True) -> None:
         """Stops the model: after the calls in flight finish, or at once. Idempotent.
@@ -177,6 +189,20 @@ class RemoteLLM(StoppingContext):
         if not self._ready.is_set():  # nobody waiting on `model_name` may wait forever
             self._fail_for_good(self._error(f"{self!r} was torn down before its model loaded."))
 
+    # The transport's part.
+
+    def _send(self, pending: PendingCall) -> None:
+        """Hands a registered call to the model; called under the lock, in call order.
+
+        Raises:
+            TypeError: if the call cannot be serialised to cross.
+        """
+        raise NotImplementedError
+
+    def _cancel(self, request_id: int) -> None:
+        """Tells the model a call nobody waits for any more may be skipped."""
+        raise NotImplementedError
+
     def _stop_model(self, wait: bool) -> None:
         """Stops the process serving the model: gently after `wait`, else at once. Safe to call
         from two threads at once (a gentle stop overtaken by an immediate one)."""
@@ -185,6 +211,35 @@ class RemoteLLM(StoppingContext):
     def _error(self, message: str) -> DistilabelLLMError:
         """This kind of LLM's error, saying `message`."""
         raise NotImplementedError
+
+    # What the transport reports.
+
+    def _ready_with(self, readiness: Readiness) -> None:
+        """Records the loaded model's name and settings, and lets waiting callers go on."""
+        self._model_name = readiness.model_name
+        self._supported_generation_kwargs = readiness.supported_generation_kwargs
+        self._uses_gpu = readiness.uses_gpu
+        self._ready.set()
+
+    def _deliver(
+        self, request_id: int, rows: Optional[Outputs], error: Optional[BaseException] = None
+    ) -> None:
+        """Resolves a call with its rows (reporting its progress) or fails it with `error`; a
+        call no longer pending (cancelled, timed out, failed) is dropped."""
+        with self._lock:
+            pending = self._pending.pop(request_id, None)
+        if pending is None:
+            return
+        if error is not None:
+            settle(pending.future, exception=error)
+            return
+        assert rows is not None
+        if pending.progress is not None:
+            request = pending.call.request
+            report_progress(pending.progress, advance=len(request.inputs) * request.num_generations)
+        if pending.structured_model is not None:
+            rows = with_models(rows, pending.structured_model)
+        settle(pending.future, result=rows)
 
     def _fail_for_good(self, error: DistilabelLLMError) -> DistilabelLLMError:
         """Records why this LLM can no longer generate (the first reason wins) and fails every
@@ -199,6 +254,14 @@ class RemoteLLM(StoppingContext):
             settle(entry.future, exception=self._failure)
         return self._failure
 
+    def _on_done(self, request_id: int, future: Future[Outputs]) -> None:
+        if not future.cancelled():
+            return
+        with self._lock:
+            pending = self._pending.pop(request_id, None)
+            if pending is not None:
+                self._cancel(request_id)
+
     def _load_timed_out(self) -> DistilabelLLMError:
         return self._error(
             f"The model of {self!r} did not load within load_timeout={self.load_timeout}s, "
@@ -208,21 +271,6 @@ class RemoteLLM(StoppingContext):
     def _stop_at_exit(self) -> None:
         self.teardown(wait=False)
 
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
-        return f"{type(self).__name__}({fields})"
-
     def __rich_repr__(self) -> Iterator[Tuple[str, Any]]:
         yield "task", type(self.task).__name__
         yield "model_name", self._model_name or "<loading>"
-
-
-def model_name_now(llm: Any) -> Optional[str]:
-    """The model name of any kind of LLM if known without waiting, else None (still loading,
-    or never loaded)."""
-    if isinstance(llm, RemoteLLM):
-        try:
-            return llm.wait_loaded(0)
-        except DistilabelLLMError:
-            return llm._model_name
-    return str(llm.model_name)

@@ -1,6 +1,6 @@
-"""How an `LLMPool` call runs: the job cut into units, handed to members, gathered back.
+"""How one `LLMPool` call runs: its rows cut into units, handed to members, gathered back.
 
-Beyond handing out work, a job keeps three promises:
+Beyond handing out work, a pool call keeps three promises:
 
 - A member that dies or hangs does not lose work: its units are re-run on the others, and an
   idle member backs up a unit still running elsewhere (first answer wins).
@@ -14,26 +14,25 @@ from __future__ import annotations
 
 import collections
 import inspect
+import logging
 import queue
 import random
 import time
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
 from distilabel_llm.llm.core._callbacks import report_progress
-from distilabel_llm.llm.core.llm import ProgressCallback, logger
+from distilabel_llm.llm.core.contract import BaseLLM, MemberProgressCallback, ProgressCallback
 from distilabel_llm.llm.core.outputs import LLMOutput, output_tokens
-from distilabel_llm.llm.core.settings import OFFSET, row_offsets, without_offset
-from distilabel_llm.llm.members.remote import model_name_now
+from distilabel_llm.llm.core.settings import GenerationRequest
 from distilabel_llm.llm.pool._busy_clock import BusyClock
 from distilabel_llm.llm.pool._isolation import Isolation
 from distilabel_llm.llm.pool._units import Unit, balanced_units, spread_units
 
-MemberProgressCallback = Callable[..., None]
-"""Called as `(member_index, advance)`: that member made `advance` more generations; with
-`output_tokens=` too when it takes that keyword: the output tokens of those generations."""
-Submit = Callable[[int, List[Dict[str, Any]], int, Dict[str, Any]], "Future[Any]"]
+Submit = Callable[[int, GenerationRequest], "Future[Any]"]
+
+logger = logging.getLogger("distilabel_llm")
 
 # Units each member holds at once under "balance": one running, one queued behind it so the
 # member never waits on the bridge between two units.
@@ -42,16 +41,14 @@ _UNITS_IN_FLIGHT = 2
 _MAX_CRASHES_PER_ROW = 2
 
 
-class Job:
-    """One `LLMPool.generate` call: hands units to members and gathers what they return.
+class PoolCall:
+    """One call on an `LLMPool`: hands units to members and gathers what they return.
 
     Args:
         members: the pool's members.
-        submit: starts `members[m].generate(rows, n, generation_kwargs=settings)` and returns
-            its future.
-        inputs: the call's rows.
-        num_generations: outputs per row.
-        settings: the call's generation settings; each unit adds its rows' first slots.
+        submit: starts a request on member `m` and returns its future.
+        request: the call's rows, outputs per row and settings; each unit sends its rows with
+            their first generation slots.
         balanced: "balance" (units pulled by any member) rather than "spread".
         rng: the pool's random source (the order of extra generations under "spread").
         isolation: the work in flight on each member across the pool's calls, and the
@@ -67,11 +64,9 @@ class Job:
 
     def __init__(
         self,
-        members: Sequence[Any],
+        members: Sequence[BaseLLM],
         submit: Submit,
-        inputs: List[Dict[str, Any]],
-        num_generations: int,
-        settings: Dict[str, Any],
+        request: GenerationRequest,
         *,
         balanced: bool,
         rng: random.Random,
@@ -82,11 +77,13 @@ class Job:
         progress: Optional[ProgressCallback],
         member_progress: Optional[MemberProgressCallback],
     ) -> None:
+        inputs, num_generations = request.inputs, request.num_generations
         self.members = list(members)
         self.submit = submit
         self.inputs = inputs
-        self.settings = without_offset(settings)
-        self.first_slots = row_offsets(settings, len(inputs))  # the caller's, usually all 0
+        self.settings = request.settings
+        self.first_slots = request.settings.row_offsets(len(inputs))  # usually all 0
+        self.stopped = False
         self.balanced = balanced
         self.rng = rng
         self.isolation = isolation
@@ -97,7 +94,7 @@ class Job:
         self.member_progress = member_progress
         self.member_tokens = member_progress is not None and _takes_output_tokens(member_progress)
         self.failures: Dict[int, BaseException] = {
-            m: llm.failure for m, llm in enumerate(members) if getattr(llm, "failure", None)
+            m: llm.failure for m, llm in enumerate(members) if llm.failure is not None
         }
         self.alive = [m not in self.failures for m in range(len(members))]
         if not any(self.alive):
@@ -134,6 +131,8 @@ class Job:
                     event = self.events.get(timeout=self._next_stall_check())
                 except queue.Empty:
                     continue
+                if self.stopped:
+                    raise CancelledError("the caller stopped waiting for this pool call")
                 if event is not None:  # None: another call released a member
                     self._collect(event)
         except BaseException as error:
@@ -155,6 +154,11 @@ class Job:
         if unfilled:  # a broken promise must never pass as `None` outputs
             raise RuntimeError(f"LLMPool left {unfilled} generation(s) unfilled; please report.")
         return self.rows  # type: ignore[return-value]
+
+    def stop(self) -> None:
+        """Stops the call (its caller cancelled it): the work in flight is cancelled."""
+        self.stopped = True
+        self.events.put(None)
 
     # Handing out work.
 
@@ -204,7 +208,7 @@ class Job:
         member itself says (it may have died on another call's work, and a request sent to it
         now would fail with that death as if it had caused it)."""
         if self.alive[member]:
-            failure = getattr(self.members[member], "failure", None)
+            failure = self.members[member].failure
             if failure is not None:
                 if self.closed():
                     raise failure  # `run` reports it as the pool's teardown
@@ -244,12 +248,12 @@ class Job:
         that crashes its member must not be running in more than two places when it does.
         """
         now = time.monotonic()
-        model = model_name_now(self.members[member])
+        model = self.members[member].model_name_now
         placed = self._rows_in_flight()
         for unit, owner in self.in_flight.values():
             if owner == member or unit.done or unit.backed_up or unit.suspect:
                 continue
-            if getattr(self.members[owner], "failure", None) is not None:
+            if self.members[owner].failure is not None:
                 continue  # its owner died: the crash path decides what becomes of it
             if any(placed[row] > 1 or self.crashes.get(row) for row in unit.rows):
                 continue  # never spread a row that may crash its member
@@ -272,9 +276,11 @@ class Job:
         try:
             future = self.submit(
                 member,
-                [self.inputs[row] for row in unit.rows],
-                unit.num_generations,
-                {**self.settings, OFFSET: slots},
+                GenerationRequest(
+                    [self.inputs[row] for row in unit.rows],
+                    unit.num_generations,
+                    self.settings.with_offsets(slots),
+                ),
             )
         except BaseException:
             self.isolation.leave(member)
@@ -341,7 +347,7 @@ class Job:
         elif self.closed():
             raise error  # `run` reports it as the pool's teardown
         elif self._member_lost(member, error):
-            loaded = model_name_now(self.members[member]) is not None
+            loaded = self.members[member].model_name_now is not None
             self._fail_member(member, error)
             if loaded:
                 self._crashed(unit, member, error)
@@ -377,10 +383,7 @@ class Job:
 
     def _member_lost(self, member: int, error: BaseException) -> bool:
         """Whether `error` means the member can no longer generate (not a bad request)."""
-        return (
-            isinstance(error, TimeoutError)
-            or getattr(self.members[member], "failure", None) is not None
-        )
+        return isinstance(error, TimeoutError) or self.members[member].failure is not None
 
     def _crashed(self, unit: Unit, member: int, error: BaseException) -> None:
         """A member died (or timed out) while running `unit`: re-run its rows alone, except
@@ -407,7 +410,7 @@ class Job:
         """Fills the row's empty slots with an output that says why it was not sent again."""
         self.given_up.add(row)
         self.suspects = collections.deque(u for u in self.suspects if u.rows != [row])
-        model = model_name_now(self.members[member]) or "unknown model"
+        model = self.members[member].model_name_now or "unknown model"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         message = (
             f"this row was in flight on {len(self.crashes[row])} pool members that died "
@@ -463,22 +466,22 @@ class Job:
                 target = unit.member
             else:
                 model = self._model(unit)
-                same = [m for m in live if model and model_name_now(self.members[m]) == model]
+                same = [m for m in live if model and self.members[m].model_name_now == model]
                 target = min(same or live, key=lambda m: (len(self.own[m]), self.load[m]))
             unit.member = target
             self.own[target].append(unit)
 
     def _model(self, unit: Unit) -> Optional[str]:
         """The model whose share `unit` is, under "spread", once known."""
-        return None if unit.origin is None else model_name_now(self.members[unit.origin])
+        return None if unit.origin is None else self.members[unit.origin].model_name_now
 
     def _suits(self, unit: Unit, member: int) -> bool:
         """Under "spread", a suspect goes to a member of its model while one is alive."""
         model = self._model(unit)
-        if self.balanced or model is None or model_name_now(self.members[member]) == model:
+        if self.balanced or model is None or self.members[member].model_name_now == model:
             return True
         return not any(
-            alive and model_name_now(self.members[m]) == model for m, alive in enumerate(self.alive)
+            alive and self.members[m].model_name_now == model for m, alive in enumerate(self.alive)
         )
 
     def _rows_left(self) -> int:
