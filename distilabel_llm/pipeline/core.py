@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Optional, Set, Union
 
 from distilabel_llm.errors import PipelineError
+from distilabel_llm.llm.core.contract import BaseLLM
 from distilabel_llm.pipeline.checkpoint import check_checkpoint_path
 from distilabel_llm.pipeline.dataset import (
     DatasetError,
@@ -19,7 +20,6 @@ from distilabel_llm.pipeline.dataset import (
 from distilabel_llm.pipeline.job import run_job
 from distilabel_llm.pipeline.legacy import checkpoint_path
 from distilabel_llm.pipeline.legacy import refuse as refuse_legacy
-from distilabel_llm.pipeline.offline import is_offline
 from distilabel_llm.pipeline.resume import Resume
 from distilabel_llm.pipeline.rows import ERROR_COLUMN
 from distilabel_llm.pipeline.stages import build_stages
@@ -57,16 +57,18 @@ class Pipeline:
         ['fake #0: Hi']
     """
 
-    def __init__(self, generator: Optional[Any] = None, labeller: Optional[Any] = None) -> None:
+    def __init__(
+        self, generator: Optional[BaseLLM] = None, labeller: Optional[BaseLLM] = None
+    ) -> None:
         if generator is None and labeller is None:
             raise ValueError("A Pipeline needs a `generator`, a `labeller` or both.")
         for role, llm in (("generator", generator), ("labeller", labeller)):
-            if llm is not None and getattr(llm, "task", None) is None:
+            if llm is not None and not isinstance(llm, BaseLLM):
                 raise TypeError(
                     f"The {role} must be an LLM, ProcessLLM, RayLLM or LLMPool with a `task`, "
                     f"not a {type(llm).__name__}."
                 )
-        if is_offline(labeller):
+        if labeller is not None and labeller.offline:
             raise NotImplementedError(
                 "A Pipeline's labeller cannot send offline batch jobs yet (the generator can); "
                 "call its `generate` on every row at once, as the README's 'Offline batch "
@@ -146,7 +148,7 @@ class Pipeline:
         if checkpoint is not None:
             check_checkpoint_path(checkpoint, dataset)
         self._check_columns(rows)
-        offline = is_offline(self.generator)
+        offline = self.generator is not None and self.generator.offline
         if not skip_dry_run and rows and not offline:  # offline, it would be a job of its own
             self._dry_run(rows[0], settings)
         recorded = {
@@ -190,7 +192,7 @@ class Pipeline:
             display.console.print(note, highlight=False, markup=False)
         stages = build_stages(self.generator, self.labeller, settings, display, len(resume.todo))
         # Timed from here, the models loaded: the job's time is the generation's.
-        with stages, _timed(stats, self.generator), _shown(display):
+        with _timed(stats, self.generator), _shown(display):
             return run_job(
                 resume.todo,
                 stages.generator,
@@ -222,13 +224,13 @@ class Pipeline:
 
     def _dry_run(self, row: Dict[str, Any], settings: Dict[str, Dict[str, Any]]) -> None:
         """Runs the models on `row` alone; raises if that fails, before the job starts."""
-        with build_stages(self.generator, self.labeller, settings) as stages:
-            try:
-                (result,) = run_job(
-                    [row], stages.generator, stages.labeller, 1, 1, _discard, JobStats()
-                )
-            except PipelineError as error:
-                raise PipelineError(f"The dry run on the first row failed: {error}", []) from error
+        stages = build_stages(self.generator, self.labeller, settings)
+        try:
+            (result,) = run_job(
+                [row], stages.generator, stages.labeller, 1, 1, _discard, JobStats()
+            )
+        except PipelineError as error:
+            raise PipelineError(f"The dry run on the first row failed: {error}", []) from error
         if result[ERROR_COLUMN] is not None:
             raise PipelineError(
                 f"The dry run on the first row failed, so the job did not start: "
@@ -277,11 +279,11 @@ def _checkpoint_argument(
 
 
 @contextlib.contextmanager
-def _timed(stats: JobStats, generator: Optional[Any]) -> Iterator[None]:
+def _timed(stats: JobStats, generator: Optional[BaseLLM]) -> Iterator[None]:
     """Records in `stats` the seconds the block took and, for a pool generator, the seconds
     each member was busy meanwhile."""
     started = time.monotonic()
-    busy_before = list(getattr(generator, "busy_seconds", None) or [])
+    busy_before = generator.busy_seconds if generator is not None else []
     try:
         yield
     finally:

@@ -27,8 +27,8 @@ from distilabel_llm.errors import (
     OfflineBatchNotFinishedError,
     PipelineError,
 )
+from distilabel_llm.llm.core.contract import Outputs
 from distilabel_llm.llm.core.outputs import LLMOutput
-from distilabel_llm.pipeline.offline import is_offline
 from distilabel_llm.pipeline.rows import (
     ERROR_COLUMN,
     GENERATION_FAILED,
@@ -39,7 +39,6 @@ from distilabel_llm.pipeline.rows import (
     no_text_error,
     shuffle_generations,
 )
-from distilabel_llm.pipeline.runner import Outputs
 from distilabel_llm.pipeline.stages import BatchProgress, _Stage, no_progress
 from distilabel_llm.pipeline.stats import JobStats
 
@@ -133,12 +132,12 @@ class _Job:
 
     def run(self, batches: List[List[Dict[str, Any]]]) -> None:
         """Runs `batches` through the stages and writes them, in input order."""
-        # The generator keeps as many batches submitted as its runner asks (a pool: enough for
+        # The generator keeps as many batches submitted as its model asks (a pool: enough for
         # every member); the labeller one running while the next is submitted (more measured
         # no faster); batches are collected and written in input order.
         generating: Deque[_Batch] = collections.deque()
         labelling: Deque[_Batch] = collections.deque()
-        generating_ahead = self.generator.runner.calls_ahead if self.generator else 1
+        generating_ahead = self.generator.llm.calls_ahead if self.generator else 1
         labelling_ahead = 2 if self.labeller else 1
         for index in range(len(batches)):
             while len(generating) < generating_ahead and index + len(generating) < len(batches):
@@ -254,7 +253,7 @@ class _Job:
     def _retry_rows(
         self, stage: _Stage, batch: _Batch, num_generations: int, error: Exception
     ) -> List[RowResult]:
-        if len(batch.send) == 1 or is_offline(stage.runner.llm):
+        if len(batch.send) == 1 or stage.llm.offline:
             # Row by row, an offline LLM would send one batch job per row: its rows fail together.
             return [error] * len(batch.send)
         logger.warning(
@@ -279,7 +278,7 @@ class _Job:
         if isinstance(error, OfflineBatchNotFinishedError):
             raise error
         if isinstance(error, (ModelUnavailableError, GenerationSettingsError)) or (
-            getattr(stage.runner.llm, "failure", None) is not None
+            stage.llm.failure is not None
         ):
             raise PipelineError(
                 f"The {stage.role} cannot generate, so the job stopped after "

@@ -11,12 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from distilabel_llm.errors import OfflineBatchNotFinishedError
 
-__all__ = ["OfflineJobs", "is_offline"]
-
-
-def is_offline(llm: Any) -> bool:
-    """Whether `llm` sends its requests as offline batch jobs."""
-    return bool(getattr(llm, "use_offline_batch_generation", False))
+__all__ = ["OfflineJobs"]
 
 
 class OfflineJobs:

@@ -14,9 +14,10 @@ from types import TracebackType
 from typing import Any, Dict, List, Mapping, Optional, Set, Union
 
 from distilabel_llm.errors import JobInterrupted, OfflineBatchNotFinishedError, PipelineError
+from distilabel_llm.llm.core.contract import BaseLLM
 from distilabel_llm.pipeline.checkpoint import Checkpoint
 from distilabel_llm.pipeline.job_record import JobRecord
-from distilabel_llm.pipeline.offline import OfflineJobs, is_offline
+from distilabel_llm.pipeline.offline import OfflineJobs
 from distilabel_llm.pipeline.rows import ERROR_COLUMN, generation_columns, labelling_columns
 
 __all__ = ["Resume"]
@@ -46,8 +47,8 @@ class Resume:
         self,
         checkpoint: Optional[Union[str, os.PathLike[str]]],
         rows: List[Row],
-        generator: Optional[Any],
-        labeller: Optional[Any],
+        generator: Optional[BaseLLM],
+        labeller: Optional[BaseLLM],
         settings: Mapping[str, Any],
     ) -> None:
         self.checkpoint = checkpoint
@@ -97,7 +98,7 @@ class Resume:
         Raises:
             ValueError: if that job was sent for other rows.
         """
-        if not is_offline(self.generator):
+        if self.generator is None or not self.generator.offline:
             return
         path = Path(f"{self._store.path}.batch.json") if self._store is not None else None
         jobs = OfflineJobs(path, self.todo)
@@ -176,11 +177,12 @@ class Resume:
         }
 
 
-def _saved_task(llm: Optional[Any]) -> Optional[Dict[str, Any]]:
-    """The task of `llm` as plain data, for the job record; None when it has none or cannot
-    be saved (a `template` function)."""
-    task = getattr(llm, "task", None)
+def _saved_task(llm: Optional[BaseLLM]) -> Optional[Dict[str, Any]]:
+    """The task of `llm` as plain data, for the job record; None when there is no `llm` or
+    its task cannot be saved (a `template` function)."""
+    if llm is None:
+        return None
     try:
-        return task.to_dict() if task is not None else None
+        return llm.task.to_dict()
     except (TypeError, AttributeError):
         return None

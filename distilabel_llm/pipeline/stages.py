@@ -1,5 +1,12 @@
-"""A job's stages: each model's part of it, built in one place with its runner, its settings
-and the progress bars it advances."""
+"""A job's stages: each model's part of it, built in one place with its model, its settings
+and the progress bars it advances.
+
+A stage submits batches through the contract every LLM kind keeps (`BaseLLM.submit`): a
+`ProcessLLM`, a `RayLLM`, a threaded `LLM` or an `LLMPool` returns a future at once, so the job
+overlaps its batches without threads of its own; a plain `LLM` computes in the job's thread
+(its model computes in this process: another thread would overlap nothing, and two threads
+driving one model run slower).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from distilabel_llm.pipeline.runner import LLMRunner, Outputs
+from distilabel_llm.llm.core.contract import BaseLLM, Outputs
 from distilabel_llm.pipeline.stats import JobStats
 from distilabel_llm.pipeline.summary import display_name
 from distilabel_llm.progress import AdvanceFn, ProgressBar, ProgressDisplay
-from distilabel_llm.utils.lifecycle import ClosingContext
 
 __all__ = ["BatchProgress", "Stages", "build_stages", "no_progress"]
 
@@ -23,17 +29,17 @@ def no_progress(advance: float = 1) -> None:
 
 @dataclass
 class _Stage:
-    """One model's part of the job: its role, its runner, its settings and its bars."""
+    """One model's part of the job: its role, its model, its settings and its bars."""
 
     role: str  # "generator" or "labeller"
-    runner: LLMRunner
+    llm: BaseLLM
     advance: AdvanceFn
     generation_kwargs: Dict[str, Any] = field(default_factory=dict)
     member_advances: List[AdvanceFn] = field(default_factory=list)
 
     @property
     def task(self) -> Any:
-        return self.runner.llm.task
+        return self.llm.task
 
     def submit(
         self,
@@ -42,26 +48,32 @@ class _Stage:
         progress: Optional[Callable[..., None]] = None,
         member_progress: Optional[Callable[..., None]] = None,
     ) -> Future[Outputs]:
-        """Starts the model on `rows` with the job's settings."""
-        return self.runner.submit(
-            rows,
-            num_generations,
-            progress=progress,
-            member_progress=member_progress,
-            generation_kwargs=self.generation_kwargs,
-        )
+        """Starts the model on `rows` with the job's settings; a call refused at once (a
+        model that cannot generate) comes back as a failed future, as a batch that fails."""
+        try:
+            return self.llm.submit(
+                rows,
+                num_generations,
+                progress,
+                self.generation_kwargs,
+                member_progress_callback_func=member_progress,
+            )
+        except Exception as error:
+            failed: Future[Outputs] = Future()
+            failed.set_exception(error)
+            return failed
 
     def member_progress(
         self, stats: JobStats, num_generations: int
     ) -> Optional[Callable[..., None]]:
         """What a pool reports each member's generations to: they are counted in `stats` and
         shown on the member's bar; None when the model is not a pool."""
-        if not self.runner.member_names:
+        if not self.llm.members:
             return None
 
         def advance(member_index: int, advance: int, output_tokens: int = 0) -> None:
             # Read now, not once: a member that was loading when the job began has a name now.
-            name = self.runner.member_names[member_index]
+            name = self.llm.member_names[member_index]
             stats.count_member(name, advance, output_tokens)
             if member_index < len(self.member_advances):
                 bar = self.member_advances[member_index]
@@ -76,22 +88,16 @@ class _Stage:
 
 
 @dataclass
-class Stages(ClosingContext):
-    """The job's generator and labeller stages (either may be None); closing them closes
-    their runners."""
+class Stages:
+    """The job's generator and labeller stages; either may be None."""
 
     generator: Optional[_Stage]
     labeller: Optional[_Stage]
-    runners: List[LLMRunner] = field(default_factory=list)
-
-    def close(self) -> None:
-        for runner in self.runners:
-            runner.close()
 
 
 def build_stages(
-    generator: Optional[Any],
-    labeller: Optional[Any],
+    generator: Optional[BaseLLM],
+    labeller: Optional[BaseLLM],
     settings: Mapping[str, Dict[str, Any]],
     display: Optional[ProgressDisplay] = None,
     total: int = 0,
@@ -105,30 +111,24 @@ def build_stages(
             member; None shows none.
         total: the rows the job runs.
     """
-    # One runner per model: a model used as generator and labeller gets one call at a time.
-    runners: Dict[int, LLMRunner] = {}
-    for llm in (generator, labeller):
-        if llm is not None:
-            runners.setdefault(id(llm), LLMRunner(llm))
     # Bars count rows, as the summary and the checkpoint do.
-    stages = Stages(None, None, list(runners.values()))
+    stages = Stages(None, None)
     if generator is not None:
-        runner = runners[id(generator)]
         stages.generator = _Stage(
             "generator",
-            runner,
+            generator,
             _bar(display, "Generating", total),
             generation_kwargs=settings["generator"],
             # One line per pool member, on the scale of the whole job: its share of it.
             member_advances=[
                 _bar(display, f"  {display_name(name)}", total, show_eta=False)
-                for name in runner.member_names
+                for name in generator.member_names
             ],
         )
     if labeller is not None:
         stages.labeller = _Stage(
             "labeller",
-            runners[id(labeller)],
+            labeller,
             _bar(display, "Labelling", total),
             generation_kwargs=settings["labeller"],
         )

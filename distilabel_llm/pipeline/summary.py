@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import List, Optional, Tuple
 
 from rich.markup import escape
 from rich.table import Table
 
+from distilabel_llm.llm.core.contract import BaseLLM
 from distilabel_llm.pipeline.stats import JobStats
 
 __all__ = ["display_name", "summary_table"]
@@ -28,7 +29,7 @@ def display_name(name: str) -> str:
     return " ".join(words)
 
 
-def summary_table(stats: JobStats, generator: Any = None) -> Table:
+def summary_table(stats: JobStats, generator: Optional[BaseLLM] = None) -> Table:
     """A rich table of what the job did, one line per pool member (or per model).
 
     Tokens per second are over the job's wall time, so a pool's lines add up to its total;
@@ -54,7 +55,7 @@ def summary_table(stats: JobStats, generator: Any = None) -> Table:
     table.add_column("Generations", justify="right")
     table.add_column("Output tokens", justify="right")
     table.add_column("Tokens/s", justify="right")
-    busy = stats.busy_s_by_member if getattr(generator, "llms", None) else {}
+    busy = stats.busy_s_by_member if generator is not None and generator.members else {}
     if busy:
         table.add_column("Busy", justify="right")
         table.add_column("Idle", justify="right")
@@ -84,8 +85,8 @@ def _caption(stats: JobStats) -> str:
     return escape(caption)
 
 
-def _lines(stats: JobStats, generator: Any) -> List[Tuple[str, int, float]]:
-    members = getattr(generator, "llms", None)
+def _lines(stats: JobStats, generator: Optional[BaseLLM]) -> List[Tuple[str, int, float]]:
+    members = generator.members if generator is not None else ()
     if not members or not stats.generations_by_member:
         return [
             (model, generations, float(stats.output_tokens_by_model.get(model, 0)))
@@ -97,5 +98,5 @@ def _lines(stats: JobStats, generator: Any) -> List[Tuple[str, int, float]]:
             stats.generations_by_member.get(name, 0),
             float(stats.output_tokens_by_member.get(name, 0)),
         )
-        for name in generator.member_names
+        for name in generator.member_names  # type: ignore[union-attr]
     ]
