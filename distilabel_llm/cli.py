@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from distilabel_llm.errors import DistilabelLLMError, ModelError
-from distilabel_llm.llm.core.settings import check_generation_kwargs
+from distilabel_llm.llm.core.catalogue import check_generation_kwargs
 from distilabel_llm.pipeline.backends import BACKENDS, build_llm
 
 __all__ = ["main"]

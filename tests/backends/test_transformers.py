@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from distilabel_llm.llm import LLMPool
-from distilabel_llm.llm.core.settings import OFFSET
+from distilabel_llm.llm.core.catalogue import OFFSET
 from distilabel_llm.pipeline import Pipeline
 from distilabel_llm.pipeline.summary import summary_table
 from distilabel_llm.tasks import TextGenerationTask

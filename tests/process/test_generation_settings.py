@@ -13,7 +13,7 @@ import pytest
 from distilabel_llm import TextGenerationTask
 from distilabel_llm.errors import GenerationSettingsError
 from distilabel_llm.llm import LLMPool, ProcessLLM
-from distilabel_llm.llm.core.settings import check_generation_kwargs
+from distilabel_llm.llm.core.catalogue import check_generation_kwargs
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(90)

@@ -38,14 +38,11 @@ from distilabel_llm.llm.backends._openai_client import (
     seconds,
 )
 from distilabel_llm.llm.backends.async_llm import AsyncLLM, AsyncResult
+from distilabel_llm.llm.core.catalogue import check_generation_kwargs
 from distilabel_llm.llm.core.contract import MemberProgressCallback, Outputs, ProgressCallback
 from distilabel_llm.llm.core.llm import PromptFormattingFn
 from distilabel_llm.llm.core.outputs import LLMOutput
-from distilabel_llm.llm.core.settings import (
-    GenerationRequest,
-    GenerationSettings,
-    check_generation_kwargs,
-)
+from distilabel_llm.llm.core.settings import GenerationRequest, GenerationSettings
 from distilabel_llm.llm.core.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
