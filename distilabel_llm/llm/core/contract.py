@@ -204,9 +204,11 @@ class BaseLLM(StoppingContext, ABC):
         pool, threads); an LLM computing in this thread has done the work when it returns.
         """
         check_positive_int("num_generations", num_generations)
-        request = GenerationRequest(
-            list(inputs), num_generations, self.generation_settings(generation_kwargs)
-        )
+        if generation_kwargs:
+            settings = self.generation_settings(generation_kwargs)
+            request = GenerationRequest(list(inputs), num_generations, settings)
+        else:  # the usual call: nothing to check
+            request = GenerationRequest(list(inputs), num_generations)
         return self._submit(request, progress_callback_func, member_progress_callback_func)
 
     def generate_outputs(

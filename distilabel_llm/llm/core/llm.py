@@ -96,6 +96,7 @@ class LLM(BaseLLM):
         self.generation_kwargs: Dict[str, Any] = self.check_generation_kwargs(generation_kwargs)
         """The default generation settings; a call's `generation_kwargs` override them."""
         self._defaults: Tuple[Dict[str, Any], GenerationSettings] = ({}, GenerationSettings())
+
         self._num_threads = num_threads
         self._thread_pool: Optional[ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
@@ -301,25 +302,41 @@ class LLM(BaseLLM):
     ) -> Future[Outputs]:
         """Runs `request` in this thread (the future is done on return), or on the thread pool
         with `num_threads`, a row per task."""
+        if self.return_futures:
+            inputs, valid, settings = self._prepare(request)
+            return self._generate_threaded(
+                inputs, valid, request.num_generations, progress, settings
+            )
+        done: Future[Outputs] = Future()
+        try:
+            done.set_result(self._run(request, progress))
+        except Exception as error:
+            done.set_exception(error)
+        return done
+
+    def _run(
+        self, request: GenerationRequest, progress: Optional[ProgressCallback] = None
+    ) -> Outputs:
+        """Runs `request` in this thread, whatever `num_threads` says: where the caller is a
+        thread of its own already (a pool's, a child's), a future would only cost time."""
+        inputs, valid, settings = self._prepare(request)
+        num_generations = request.num_generations
+        generated = self._call_generate(valid, inputs, num_generations, settings) if valid else []
+        rows = self._assemble(len(inputs), valid, generated, num_generations)
+        if progress is not None and inputs:
+            report_progress(progress, advance=len(inputs) * num_generations)
+        return rows
+
+    def _prepare(
+        self, request: GenerationRequest
+    ) -> Tuple[List[Dict[str, Any]], List[int], GenerationSettings]:
+        """The request's rows, the positions of those to send, and the settings `_generate`
+        gets; loads the model."""
         inputs, valid = self._check_generate_args(request.inputs, request.num_generations)
         settings = self._call_settings(request.settings)
         settings.row_offsets(len(inputs))  # one offset per row, if a list: checked now
-        num_generations = request.num_generations
         self.load()
-        if self.return_futures:
-            return self._generate_threaded(inputs, valid, num_generations, progress, settings)
-        done: Future[Outputs] = Future()
-        try:
-            generated = (
-                self._call_generate(valid, inputs, num_generations, settings) if valid else []
-            )
-            done.set_result(self._assemble(len(inputs), valid, generated, num_generations))
-        except Exception as error:
-            done.set_exception(error)
-            return done
-        if progress is not None and inputs:
-            report_progress(progress, advance=len(inputs) * num_generations)
-        return done
+        return inputs, valid, settings
 
     def _call_settings(self, settings: GenerationSettings) -> GenerationSettings:
         """A call's settings as `_generate` gets them: over this LLM's defaults, with the

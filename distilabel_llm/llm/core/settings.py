@@ -18,8 +18,10 @@ from dataclasses import dataclass, field, replace
 from typing import (
     Any,
     Dict,
+    ItemsView,
     Iterable,
     Iterator,
+    KeysView,
     List,
     Mapping,
     NamedTuple,
@@ -97,11 +99,32 @@ class GenerationSettings(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self.values)
 
+    # The dict's own views: `dict(settings)` and `settings.get` stay at C speed.
+
+    def keys(self) -> KeysView[str]:
+        return self.values.keys()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self.values.items()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
     def __reduce__(self) -> Any:  # crosses to children and actors without the class
+        if self.is_empty:
+            return _no_settings, ()  # most calls: one shared value, rebuilt for free
         return (
             type(self),
             (self.values, self.structured, None, self.structured_by_task, self.offsets),
         )
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether these settings set nothing: no value, no structured output, slot 0."""
+        return not self.values and self.structured is None and self.offsets == 0
 
     def as_kwargs(self) -> Dict[str, Any]:
         """The settings as a user would give them: `generation_kwargs`."""
@@ -116,8 +139,10 @@ class GenerationSettings(Mapping[str, Any]):
 
     def over(self, defaults: GenerationSettings) -> GenerationSettings:
         """These settings over an LLM's `defaults`: a value given here wins."""
-        if defaults is _NONE:
+        if defaults.is_empty:
             return self
+        if self.is_empty:
+            return defaults
         return replace(
             self,
             values={**defaults.values, **self.values},
@@ -185,6 +210,10 @@ class GenerationSettings(Mapping[str, Any]):
 
 
 _NONE = GenerationSettings()
+
+
+def _no_settings() -> GenerationSettings:
+    return _NONE
 
 
 class GenerationRequest(NamedTuple):

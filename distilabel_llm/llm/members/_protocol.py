@@ -132,4 +132,6 @@ def _serve_group(llm: Any, group: List[Call]) -> List[Reply]:
 
 
 def _generate(llm: Any, request: GenerationRequest) -> Any:
-    return llm._submit(request).result()
+    if llm.return_futures:  # rows on the LLM's own threads
+        return llm._submit(request).result()
+    return llm._run(request)

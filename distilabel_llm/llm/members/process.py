@@ -28,8 +28,6 @@ from typing import (
     Union,
 )
 
-import cloudpickle
-
 from distilabel_llm.errors import ProcessLLMError
 from distilabel_llm.llm.core.contract import LoadLLMFn
 from distilabel_llm.llm.members import _worker
@@ -39,7 +37,7 @@ from distilabel_llm.llm.members._child import (
     error_summary,
     rebuild_error,
 )
-from distilabel_llm.llm.members._protocol import Readiness
+from distilabel_llm.llm.members._protocol import Call, Readiness
 from distilabel_llm.llm.members.remote import PendingCall, RemoteLLM
 from distilabel_llm.utils.future_tools import settle
 from distilabel_llm.utils.lifecycle import close_at_exit
@@ -100,29 +98,18 @@ class ProcessLLM(RemoteLLM):
         max_restarts: int = 0,
         load_timeout: Optional[float] = None,
     ) -> None:
-        if not callable(load_llm_fn):
-            raise TypeError(f"`load_llm_fn` must be callable, not {type(load_llm_fn).__name__}.")
         if start_method not in (None, *_START_METHODS):
             raise ValueError(
                 f"`start_method` must be one of {_START_METHODS} or None, not {start_method!r}."
             )
         if request_timeout is not None and request_timeout <= 0:
             raise ValueError(f"`request_timeout` must be positive, not {request_timeout!r}.")
-        if max_restarts < 0:
-            raise ValueError(f"`max_restarts` must be 0 or more, not {max_restarts!r}.")
-        super().__init__(task, load_timeout)
+        super().__init__(task, load_llm_fn, "the child process", max_restarts, load_timeout)
         self.env = _check_env(env)
         self.start_method = start_method or "spawn"
         self.request_timeout = request_timeout
-        self.max_restarts = max_restarts
-        try:
-            payload = cloudpickle.dumps((load_llm_fn, task))
-        except Exception as error:
-            raise TypeError(
-                f"`load_llm_fn` and `task` must be serialisable with cloudpickle to reach the "
-                f"child process, but serialising them failed: {error}"
-            ) from error
-        self._init_message = _worker.dumps((_worker.INIT, list(sys.path), self.env, payload))
+        init = (_worker.INIT, list(sys.path), self.env, self._payload)
+        self._init_message = _worker.dumps(init)
         self._deadlines: Deque[Tuple[float, int]] = collections.deque()
         self._restarts_left = max_restarts
         self._stopping = False
@@ -147,13 +134,15 @@ class ProcessLLM(RemoteLLM):
         device = self.env.get("CUDA_VISIBLE_DEVICES")
         return "GPU" if device is None else f"GPU {device}"
 
-    def _send(self, pending: PendingCall) -> None:
+    def _encode(self, call: Call) -> bytes:
         try:
-            message = _worker.dumps((_worker.GENERATE, pending.call))
+            return _worker.encode_call(call)
         except Exception as error:
             raise TypeError(
                 f"The inputs must be picklable to reach the child process: {error}"
             ) from error
+
+    def _send(self, pending: PendingCall, message: bytes) -> None:
         if self.request_timeout is not None:
             deadline = time.monotonic() + self.request_timeout
             self._deadlines.append((deadline, pending.call.request_id))
@@ -218,7 +207,7 @@ class ProcessLLM(RemoteLLM):
                 break
             kind, payload = message
             if kind == _worker.RESULTS:
-                for reply in payload:
+                for reply in _worker.decode_replies(payload):
                     error = None if reply.error is None else rebuild_error(reply.error)
                     self._deliver(reply.request_id, reply.rows, error)
             elif kind == _worker.READY:
@@ -264,7 +253,7 @@ class ProcessLLM(RemoteLLM):
                 )
                 self._child = self._start_child()
                 for pending in self._pending.values():
-                    self._send_bytes(_worker.dumps((_worker.GENERATE, pending.call)))
+                    self._send_bytes(self._encode(pending.call))
                 if self._stopping:
                     self._send_bytes(_worker.dumps((_worker.STOP,)))
         if restart:

@@ -29,12 +29,10 @@ from typing import (
     Tuple,
 )
 
-import cloudpickle
-
 from distilabel_llm.errors import ModelNotLoadedError, RayLLMError
 from distilabel_llm.llm.core.contract import LoadLLMFn
 from distilabel_llm.llm.members._child import error_summary
-from distilabel_llm.llm.members._protocol import Readiness
+from distilabel_llm.llm.members._protocol import Call, Readiness
 from distilabel_llm.llm.members._ray_actor import LLMActor
 from distilabel_llm.llm.members._ray_cluster import (
     DEFAULT_NUM_CPUS,
@@ -107,20 +105,8 @@ class RayLLM(RemoteLLM):
         actor_options: Optional[Mapping[str, Any]] = None,
         load_timeout: Optional[float] = None,
     ) -> None:
-        if not callable(load_llm_fn):
-            raise TypeError(f"`load_llm_fn` must be callable, not {type(load_llm_fn).__name__}.")
-        if max_restarts < 0:
-            raise ValueError(f"`max_restarts` must be 0 or more, not {max_restarts!r}.")
-        try:
-            payload = cloudpickle.dumps((load_llm_fn, task))
-        except Exception as error:
-            raise TypeError(
-                f"`load_llm_fn` and `task` must be serialisable with cloudpickle to reach the "
-                f"Ray actor, but serialising them failed: {error}"
-            ) from error
-        super().__init__(task, load_timeout)
+        super().__init__(task, load_llm_fn, "the Ray actor", max_restarts, load_timeout)
         ray = import_ray(address)
-        self.max_restarts = max_restarts
         self._demand = actor_demand(num_cpus, num_gpus, resources)
         if check_resources and scheduling_strategy is None:
             check_cluster_fits(ray, self._demand, count=1)
@@ -142,7 +128,7 @@ class RayLLM(RemoteLLM):
         self._answers: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
         self._receiver = threading.Thread(target=self._receive, name="RayLLM-receiver", daemon=True)
         self._receiver.start()
-        self._actor = _actor_class(ray).options(**options).remote(list(sys.path), payload)
+        self._actor = _actor_class(ray).options(**options).remote(list(sys.path), self._payload)
         self._when_answered(self._actor.ready.remote(), self._on_ready)
         if load_timeout is not None:
             self._load_timer = threading.Timer(
@@ -162,10 +148,10 @@ class RayLLM(RemoteLLM):
         """The Ray actor handle."""
         return self._actor
 
-    def _send(self, pending: PendingCall) -> None:
+    def _send(self, pending: PendingCall, message: Call) -> None:
         request_id = pending.call.request_id
         try:
-            ref = self._actor.generate.remote(pending.call)
+            ref = self._actor.generate.remote(message)
         except Exception as error:
             raise TypeError(f"The inputs cannot reach the Ray actor: {error}") from error
         self._when_answered(ref, functools.partial(self._on_result, request_id))

@@ -18,10 +18,13 @@ from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
+import cloudpickle
+
 from distilabel_llm.errors import DistilabelLLMError
 from distilabel_llm.llm.core._callbacks import report_progress
 from distilabel_llm.llm.core.contract import (
     BaseLLM,
+    LoadLLMFn,
     MemberProgressCallback,
     Outputs,
     ProgressCallback,
@@ -54,15 +57,37 @@ class PendingCall:
 class RemoteLLM(BaseLLM):
     """The base of LLMs served from another process; subclasses start it and carry calls.
 
-    Subclasses implement `_send(pending)` (hand a registered call to the model), `_cancel`
+    Subclasses implement `_send(pending, message)` (hand a registered call to the model, as
+    `_encode` made it), `_cancel`
     (tell the model a call is no longer wanted), `_stop_model(wait)` and `_error(message)`,
     and report back through `_ready_with`, `_deliver` and `_fail_for_good`.
     """
 
-    def __init__(self, task: Task, load_timeout: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        load_llm_fn: LoadLLMFn,
+        where: str,
+        max_restarts: int = 0,
+        load_timeout: Optional[float] = None,
+    ) -> None:
+        """Checks what every remote LLM takes, and serialises `(load_llm_fn, task)` for
+        `where` the model loads ("the child process", "the Ray actor")."""
+        if not callable(load_llm_fn):
+            raise TypeError(f"`load_llm_fn` must be callable, not {type(load_llm_fn).__name__}.")
+        if max_restarts < 0:
+            raise ValueError(f"`max_restarts` must be 0 or more, not {max_restarts!r}.")
         if load_timeout is not None and not load_timeout > 0:
             raise ValueError(f"`load_timeout` must be a positive number, not {load_timeout!r}.")
+        try:
+            self._payload = cloudpickle.dumps((load_llm_fn, task))
+        except Exception as error:
+            raise TypeError(
+                f"`load_llm_fn` and `task` must be serialisable with cloudpickle to reach "
+                f"{where}, but serialising them failed: {error}"
+            ) from error
         self.task = task
+        self.max_restarts = max_restarts
         self.load_timeout = load_timeout
         self._lock = threading.Lock()
         self._ids = itertools.count()
@@ -137,18 +162,19 @@ class RemoteLLM(BaseLLM):
     ) -> Future[Outputs]:
         """Registers the call and hands it to the transport; the future resolves when the
         answer comes back, or fails with why it cannot."""
+        pending = PendingCall(Call(next(self._ids), request), progress)
+        message = self._encode(pending.call)  # outside the lock: answers arrive meanwhile
         with self._lock:
             if self._closed:
                 raise RuntimeError(
                     f"This {type(self).__name__} has been torn down; create a new one to generate."
                 )
-            pending = PendingCall(Call(next(self._ids), request), progress)
             if self._failure is not None:
                 pending.future.set_exception(self._failure)
                 return pending.future
             self._pending[pending.call.request_id] = pending
             try:
-                self._send(pending)
+                self._send(pending, message)
             except BaseException:
                 del self._pending[pending.call.request_id]
                 raise
@@ -191,12 +217,17 @@ class RemoteLLM(BaseLLM):
 
     # The transport's part.
 
-    def _send(self, pending: PendingCall) -> None:
-        """Hands a registered call to the model; called under the lock, in call order.
+    def _encode(self, call: Call) -> Any:
+        """The call as the transport sends it (the call itself, by default).
 
         Raises:
             TypeError: if the call cannot be serialised to cross.
         """
+        return call
+
+    def _send(self, pending: PendingCall, message: Any) -> None:
+        """Hands a registered call, encoded, to the model; called under the lock, in call
+        order."""
         raise NotImplementedError
 
     def _cancel(self, request_id: int) -> None:
