@@ -25,7 +25,7 @@ from distilabel_llm.errors import ProcessLLMError
 from distilabel_llm.llm import ProcessLLM
 from distilabel_llm.llm.core.settings import GenerationRequest
 from distilabel_llm.llm.members import _worker
-from distilabel_llm.llm.members._child import _CHILD_COMMAND
+from distilabel_llm.llm.members._child import _CHILD_COMMAND, encode_call
 from distilabel_llm.llm.members._protocol import Call
 from distilabel_llm.testing import FakeLLM
 
@@ -349,7 +349,7 @@ def test_a_child_whose_parent_is_gone_exits_quietly(task, tmp_path: Path) -> Non
         parent_conn.send_bytes(_worker.dumps((_worker.INIT, list(sys.path), {}, payload)))
         assert pickle.loads(parent_conn.recv_bytes())[0] == _worker.READY
         call = Call(0, GenerationRequest([{"input": "a"}], 1))
-        parent_conn.send_bytes(_worker.encode_call(call))
+        parent_conn.send_bytes(encode_call(call))
         with open(gate, "w", encoding="utf-8"):  # opens once the child waits at the gate
             parent_conn.close()
         _, printed = child.communicate(timeout=30)

@@ -35,7 +35,7 @@ from distilabel_llm.errors import GenerationSettingsError
 from distilabel_llm.llm.core.catalogue import OFFSET, check_generation_kwargs, setting_not_taken
 from distilabel_llm.llm.core.structured import STRUCTURED
 
-__all__ = ["GenerationRequest", "GenerationSettings"]
+__all__ = ["NO_SETTINGS", "GenerationRequest", "GenerationSettings"]
 
 
 @dataclass(frozen=True, eq=True)
@@ -75,7 +75,7 @@ class GenerationSettings(Mapping[str, Any]):
         """Checks a user's `generation_kwargs` into a value; see `check_generation_kwargs`."""
         checked = check_generation_kwargs(kwargs, supported, owner)
         if not checked:
-            return _NONE
+            return NO_SETTINGS
         spec = checked.pop(STRUCTURED, None)
         offsets = checked.pop(OFFSET, 0)
         model = None
@@ -209,11 +209,12 @@ class GenerationSettings(Mapping[str, Any]):
                 raise setting_not_taken(name, owner, names)
 
 
-_NONE = GenerationSettings()
+NO_SETTINGS = GenerationSettings()
+"""The settings of a call that sets none: one shared value."""
 
 
 def _no_settings() -> GenerationSettings:
-    return _NONE
+    return NO_SETTINGS
 
 
 class GenerationRequest(NamedTuple):
@@ -221,4 +222,4 @@ class GenerationRequest(NamedTuple):
 
     inputs: List[Dict[str, Any]]
     num_generations: int
-    settings: GenerationSettings = _NONE
+    settings: GenerationSettings = NO_SETTINGS

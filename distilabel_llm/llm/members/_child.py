@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 from multiprocessing.connection import Connection
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from distilabel_llm.errors import ProcessLLMError
+from distilabel_llm.llm.core.settings import NO_SETTINGS
 from distilabel_llm.llm.members import _worker
+from distilabel_llm.llm.members._protocol import Call, Reply
 
 # `-c` rather than `-m`: this package already imported `_worker`, and runpy warns about that.
 _CHILD_COMMAND = f"from {_worker.__name__} import main; main()"
@@ -103,3 +105,20 @@ def rebuild_error(error: _worker.ErrorPayload) -> BaseException:
                 exception.add_note(f"Traceback in the child process:\n{text}")
             return exception
     return ProcessLLMError(f"{type_name}: {message}", child_traceback=text)
+
+
+def encode_call(call: Call) -> bytes:
+    """A `GENERATE` message for `call` (None for settings that set nothing)."""
+    request = call.request
+    settings = None if request.settings is NO_SETTINGS else request.settings
+    return _worker.dumps(
+        (_worker.GENERATE, call.request_id, request.inputs, request.num_generations, settings)
+    )
+
+
+def decode_replies(payload: List[Tuple[int, Any, Optional[_worker.ErrorPayload]]]) -> List[Reply]:
+    """The replies of a `RESULTS` message, each error rebuilt as an exception."""
+    return [
+        Reply(request_id, rows, None if error is None else rebuild_error(error))
+        for request_id, rows, error in payload
+    ]

@@ -11,7 +11,7 @@ the socket `FD` with pickled tuples:
     child -> parent   (READY, Readiness)
                       (RESULTS, [(request_id, rows, error), ...])                 Replies
 
-`Call` and `Reply` cross as plain tuples (`encode_call`, `decode_replies`...): pickling a
+`Call` and `Reply` cross as plain tuples (`_child.encode_call`, `decode_call`...): pickling a
 named tuple costs a Python call per record, a fifth of a no-op model's round trip. A reply's
 `error` is None or an `ErrorPayload`: `(pickled exception or None, type name, message,
 traceback text)`. Calls queued together are served as `serve_calls` decides, as in `RayLLM`'s
@@ -32,8 +32,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, List, Optional, Set, Tuple
 
-from distilabel_llm.llm.core.settings import GenerationRequest
-from distilabel_llm.llm.members._protocol import Call, Readiness, Reply, load_llm, serve_calls
+from distilabel_llm.llm.core.settings import NO_SETTINGS, GenerationRequest
+from distilabel_llm.llm.members._protocol import Call, Readiness, load_llm, serve_calls
 
 INIT, GENERATE, CANCEL, STOP = "init", "generate", "cancel", "stop"
 READY, RESULTS = "ready", "results"
@@ -48,17 +48,13 @@ def dumps(message: Any) -> bytes:
     return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def encode_call(call: Call) -> bytes:
-    """A `GENERATE` message for `call`."""
-    request = call.request
-    return dumps(
-        (GENERATE, call.request_id, request.inputs, request.num_generations, request.settings)
+def decode_call(message: Tuple[Any, ...]) -> Call:
+    """The call of a `GENERATE` message."""
+    _, request_id, inputs, num_generations, settings = message
+    return Call(
+        request_id,
+        GenerationRequest(inputs, num_generations, NO_SETTINGS if settings is None else settings),
     )
-
-
-def decode_replies(payload: List[Tuple[int, Any, Optional[ErrorPayload]]]) -> List[Reply]:
-    """The replies of a `RESULTS` message; an error stays an `ErrorPayload`."""
-    return [Reply(*reply) for reply in payload]
 
 
 def error_payload(error: BaseException) -> ErrorPayload:
@@ -140,7 +136,7 @@ def _serve_requests(
         calls: List[Call] = []
         for message in messages:
             if message[0] == GENERATE and message[1] not in cancelled:
-                calls.append(Call(message[1], GenerationRequest(*message[2:])))
+                calls.append(decode_call(message))
             elif message[0] == GENERATE:
                 cancelled.discard(message[1])
         if calls:

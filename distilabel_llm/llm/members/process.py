@@ -33,9 +33,10 @@ from distilabel_llm.llm.core.contract import LoadLLMFn
 from distilabel_llm.llm.members import _worker
 from distilabel_llm.llm.members._child import (
     ChildProcess,
+    decode_replies,
     describe_exit,
+    encode_call,
     error_summary,
-    rebuild_error,
 )
 from distilabel_llm.llm.members._protocol import Call, Readiness
 from distilabel_llm.llm.members.remote import PendingCall, RemoteLLM
@@ -136,7 +137,7 @@ class ProcessLLM(RemoteLLM):
 
     def _encode(self, call: Call) -> bytes:
         try:
-            return _worker.encode_call(call)
+            return encode_call(call)
         except Exception as error:
             raise TypeError(
                 f"The inputs must be picklable to reach the child process: {error}"
@@ -207,9 +208,7 @@ class ProcessLLM(RemoteLLM):
                 break
             kind, payload = message
             if kind == _worker.RESULTS:
-                for reply in _worker.decode_replies(payload):
-                    error = None if reply.error is None else rebuild_error(reply.error)
-                    self._deliver(reply.request_id, reply.rows, error)
+                self._deliver(decode_replies(payload))
             elif kind == _worker.READY:
                 self._on_ready(payload)
             if self._deadlines:

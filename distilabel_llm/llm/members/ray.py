@@ -32,7 +32,7 @@ from typing import (
 from distilabel_llm.errors import ModelNotLoadedError, RayLLMError
 from distilabel_llm.llm.core.contract import LoadLLMFn
 from distilabel_llm.llm.members._child import error_summary
-from distilabel_llm.llm.members._protocol import Call, Readiness
+from distilabel_llm.llm.members._protocol import Call, Readiness, Reply
 from distilabel_llm.llm.members._ray_actor import LLMActor
 from distilabel_llm.llm.members._ray_cluster import (
     DEFAULT_NUM_CPUS,
@@ -230,7 +230,8 @@ class RayLLM(RemoteLLM):
             # `ready` told this too, but its callback may not have run yet. Ray's error wraps
             # the actor's exception as `cause`.
             error = self._fail_for_good(self._load_failed(getattr(error, "cause", error).args[0]))
-        self._deliver(request_id, None if error is not None else ray_future.result(), error)
+        rows = None if error is not None else ray_future.result()
+        self._deliver([Reply(request_id, rows, error)])
 
     def _died(self, error: BaseException) -> RayLLMError:
         restarts = (

@@ -16,7 +16,7 @@ import itertools
 import threading
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import cloudpickle
 
@@ -31,7 +31,7 @@ from distilabel_llm.llm.core.contract import (
 )
 from distilabel_llm.llm.core.settings import GenerationRequest
 from distilabel_llm.llm.core.structured import with_models
-from distilabel_llm.llm.members._protocol import Call, Readiness
+from distilabel_llm.llm.members._protocol import Call, Readiness, Reply
 from distilabel_llm.utils.future_tools import settle
 from distilabel_llm.utils.lifecycle import forget_at_exit
 
@@ -252,25 +252,27 @@ class RemoteLLM(BaseLLM):
         self._uses_gpu = readiness.uses_gpu
         self._ready.set()
 
-    def _deliver(
-        self, request_id: int, rows: Optional[Outputs], error: Optional[BaseException] = None
-    ) -> None:
-        """Resolves a call with its rows (reporting its progress) or fails it with `error`; a
-        call no longer pending (cancelled, timed out, failed) is dropped."""
+    def _deliver(self, replies: Sequence[Reply]) -> None:
+        """Resolves each call with its rows (reporting its progress) or fails it with its
+        error; a call no longer pending (cancelled, timed out, failed) is dropped. One lock
+        for all: a child answers many calls at once while the caller keeps sending."""
         with self._lock:
-            pending = self._pending.pop(request_id, None)
-        if pending is None:
-            return
-        if error is not None:
-            settle(pending.future, exception=error)
-            return
-        assert rows is not None
-        if pending.progress is not None:
-            request = pending.call.request
-            report_progress(pending.progress, advance=len(request.inputs) * request.num_generations)
-        if pending.structured_model is not None:
-            rows = with_models(rows, pending.structured_model)
-        settle(pending.future, result=rows)
+            answered = [(self._pending.pop(reply.request_id, None), reply) for reply in replies]
+        for pending, reply in answered:
+            if pending is None:
+                continue
+            if reply.error is not None:
+                settle(pending.future, exception=reply.error)
+                continue
+            rows = reply.rows
+            assert rows is not None
+            if pending.progress is not None:
+                request = pending.call.request
+                advance = len(request.inputs) * request.num_generations
+                report_progress(pending.progress, advance=advance)
+            if pending.structured_model is not None:
+                rows = with_models(rows, pending.structured_model)
+            settle(pending.future, result=rows)
 
     def _fail_for_good(self, error: DistilabelLLMError) -> DistilabelLLMError:
         """Records why this LLM can no longer generate (the first reason wins) and fails every
