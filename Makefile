@@ -14,14 +14,14 @@ install: $(BIN)/python
 	@$(BIN)/python -c "import llama_cpp" 2>/dev/null || echo "Installing into $(VENV): \
 	llama-cpp-python compiles from source now, once (about 6 minutes on 2 quiet cores; pip \
 	caches the wheel). In a hurry? Ctrl-C, then: make demo-transformers (no compiler)."
-	$(BIN)/pip install --quiet -e ".[all,test]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[all,test]"
 
 demo: install
 	$(BIN)/distilabel-llm demo
 
 # The demo without llama.cpp: nothing to compile, two transformers processes.
 demo-transformers: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[transformers,kit]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[transformers,kit]"
 	$(BIN)/distilabel-llm demo --backends transformers
 
 lint: install

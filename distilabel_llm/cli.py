@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rich.console import Console
 from rich.markup import escape
 
-from distilabel_llm.errors import DistilabelLLMError, ModelError
+from distilabel_llm.errors import BudgetExhaustedError, DistilabelLLMError, ModelError
 from distilabel_llm.llm.core.catalogue import check_generation_kwargs
 from distilabel_llm.pipeline.backends import BACKENDS, build_llm
 
@@ -20,6 +20,7 @@ __all__ = ["main"]
 
 _EXIT_ERROR = 1
 _EXIT_ROWS_FAILED = 3  # the job ran to its end, but some rows have an error
+_EXIT_BUDGET = 4  # the budget stopped the job: rows left pending for a larger budget
 _EXIT_INTERRUPTED = 130  # the shell's code for a Ctrl-C
 
 
@@ -91,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
         "same command after a stop or a crash generates only the rows still missing, and "
         "retries those saved with an error. Exit codes: 0 every row done; 1 the job could not "
         "run or stopped (a model that cannot load, a rejected API key); 3 the job ran to its "
-        "end but some rows failed; 130 interrupted.",
+        "end but some rows failed; 4 --max-budget stopped the job, the rows not sent left "
+        "pending in --output (run again with a larger --max-budget to resume); 130 "
+        "interrupted.",
     )
     generate.add_argument("--input", required=True, help="JSONL file of input rows")
     generate.add_argument(
@@ -210,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--api-key", default=None, help="API key (openai backend); default: $OPENAI_API_KEY"
     )
+    _cost_flags(generate)
     generate.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     generate.set_defaults(run=_run_generate)
 
@@ -230,6 +234,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cost_flags(generate: argparse.ArgumentParser) -> None:
+    cost = generate.add_argument_group(
+        "cost and budget",
+        "Prices are yours to give, per model (USD per million tokens, as the provider lists "
+        "them); without them a model's cost is unknown, never 0. Each row's statistics then "
+        "carry its cost, the progress bar the spend and the summary the cost per model.",
+    )
+    cost.add_argument(
+        "--max-budget",
+        type=_positive_float,
+        metavar="USD",
+        help="the most this run may spend: each batch's worst case is reserved before it is "
+        "sent, so requests in flight never overshoot it; when the next batch does not fit, the "
+        "job stops sending, finishes what is in flight and exits with code 4 (needs prices)",
+    )
+    for role, flag in (("generator", ""), ("labeller", "labeller-")):
+        for kind in ("input", "output"):
+            cost.add_argument(
+                f"--{flag}{kind}-cost-per-million-tokens",
+                type=_non_negative_float,
+                metavar="USD",
+                help=f"the {role}'s price of a million {kind} tokens (openai backend)"
+                + ("; default: the generator's, for the same model" if flag else ""),
+            )
+
+
 def _run_demo(args: argparse.Namespace, console: Console) -> int:
     from distilabel_llm.pipeline.demo import run_demo
 
@@ -244,13 +274,38 @@ def _run_demo(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _model_options(args: argparse.Namespace, backend: str) -> Dict[str, Any]:
-    """The flags that only one backend takes, for a model of `backend`."""
+def _model_options(
+    args: argparse.Namespace, backend: str, role: str = "generator"
+) -> Dict[str, Any]:
+    """The flags that only one backend takes, for the `role` model, of `backend`."""
     if backend == "transformers" and args.continuous_batching:
         return {"continuous_batching": True}
-    if backend == "openai" and args.max_concurrency:
-        return {"max_concurrency": args.max_concurrency}
-    return {}
+    if backend != "openai":
+        return {}
+    options: Dict[str, Any] = _prices(args, role)
+    if args.max_concurrency:
+        options["max_concurrency"] = args.max_concurrency
+    return options
+
+
+def _prices(args: argparse.Namespace, role: str) -> Dict[str, float]:
+    """The `role` model's prices from the flags, as `load_llm` takes them; empty if none.
+    A labeller running the generator's model and backend has the generator's by default."""
+    prices = {
+        f"{kind}_cost_per_million_tokens": getattr(args, f"{kind}_cost_per_million_tokens")
+        for kind in ("input", "output")
+    }
+    if role == "labeller":
+        own = {
+            name: getattr(args, f"labeller_{name}")
+            for name in prices
+            if getattr(args, f"labeller_{name}") is not None
+        }
+        same = (args.labeller_model or args.model) == args.model and (
+            args.labeller_backend or args.backend
+        ) == args.backend
+        prices = own if own or not same else prices
+    return {name: value for name, value in prices.items() if value is not None}
 
 
 def _generate_args_problem(args: argparse.Namespace) -> Optional[str]:
@@ -288,6 +343,33 @@ def _generate_args_problem(args: argparse.Namespace) -> Optional[str]:
             "--max-concurrency applies to the openai backend; a local backend batches rows "
             "instead (--batch-size, and --processes or --devices for replicas)"
         )
+    return _cost_args_problem(args)
+
+
+def _cost_args_problem(args: argparse.Namespace) -> Optional[str]:
+    """What is wrong with the prices and budget flags, if anything."""
+    labeller_backend = args.labeller_backend or args.backend
+    roles = [("generator", "", args.backend)]
+    if args.labeller:
+        roles.append(("labeller", "labeller-", labeller_backend))
+    for role, flag, backend in roles:
+        given = len(_prices(args, role))
+        if given and backend != "openai":
+            return (
+                f"--{flag}input-cost-per-million-tokens and --{flag}output-cost-per-million-"
+                f"tokens price an API model; the {role}'s {backend} backend runs a local one"
+            )
+        if given == 1:
+            return (
+                f"give both --{flag}input-cost-per-million-tokens and --{flag}output-cost-per-"
+                "million-tokens (0 for a kind of token that is free), or neither"
+            )
+        if args.max_budget is not None and not given:
+            return (
+                f"--max-budget needs the {role}'s prices: add --{flag}input-cost-per-million-"
+                f"tokens and --{flag}output-cost-per-million-tokens (USD, as the provider "
+                "lists them), with --backend openai"
+            )
     return None
 
 
@@ -340,23 +422,17 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
                 args.labeller_model or args.model,
                 processes=min(args.processes, 1),
                 **options,
-                **_model_options(args, labeller_backend),
+                **_model_options(args, labeller_backend, "labeller"),
             )
             llms.append(labeller)
         pipeline = Pipeline(generator=generator, labeller=labeller)
-        pipeline.generate(
-            rows,
-            num_generations=args.num_generations,
-            batch_size=args.batch_size,
-            checkpoint=args.output,
-            display_progress_bar=not args.no_progress,
-            console=Console(stderr=True),
-            generation_kwargs=generation_kwargs,
-            labeller_generation_kwargs=labeller_generation_kwargs,
-        )
+        stopped = _run_job(pipeline, rows, args, generation_kwargs, labeller_generation_kwargs)
         assert pipeline.stats is not None
         console.print(summary_table(pipeline.stats, generator))
         finished = True
+        if stopped is not None:
+            _print_error(str(stopped))
+            return _EXIT_BUDGET
     finally:
         # After Ctrl-C or an error, the rows in flight are not wanted: stop the models now.
         for llm in reversed(llms):
@@ -372,6 +448,39 @@ def _run_generate(args: argparse.Namespace, console: Console) -> int:
         )
         return _EXIT_ROWS_FAILED
     return 0
+
+
+def _run_job(
+    pipeline: Any,
+    rows: List[Dict[str, Any]],
+    args: argparse.Namespace,
+    generation_kwargs: Dict[str, Any],
+    labeller_generation_kwargs: Dict[str, Any],
+) -> Optional[BudgetExhaustedError]:
+    """Runs the job; returns why the budget stopped it, if it did. The requests in flight
+    finished then, so the job ended as cleanly as one that ran out of rows."""
+    try:
+        pipeline.generate(
+            rows,
+            num_generations=args.num_generations,
+            batch_size=args.batch_size,
+            checkpoint=args.output,
+            display_progress_bar=not args.no_progress,
+            console=Console(stderr=True),
+            generation_kwargs=generation_kwargs,
+            labeller_generation_kwargs=labeller_generation_kwargs,
+            max_budget=args.max_budget,
+        )
+    except BudgetExhaustedError as stopped:
+        return stopped
+    return None
+
+
+def _print_error(message: str) -> None:
+    # soft_wrap: a command or a path in the message must stay copyable off a terminal.
+    Console(stderr=True).print(
+        f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def _run_build(args: argparse.Namespace, console: Console) -> int:
@@ -451,6 +560,13 @@ def _json_object(text: str) -> Dict[str, Any]:
         raise argparse.ArgumentTypeError(
             f"must be a JSON object like '{{\"top_k\": 40}}', not {text!r}"
         )
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
     return value
 
 

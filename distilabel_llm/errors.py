@@ -127,12 +127,72 @@ class CheckpointError(DistilabelLLMError, ValueError):
     """The checkpoint file cannot be used to resume this job."""
 
 
+class PipelineArgumentError(DistilabelLLMError, TypeError, ValueError):
+    """A `Pipeline` was built with neither a generator nor a labeller, or with one that is not
+    an LLM.
+
+    Both a `TypeError` and a `ValueError`: legacy distilabel raised `ValueError` here, so a
+    script written for it catches this as it did, and new code may catch the `TypeError`.
+    """
+
+
 class PipelineError(DistilabelLLMError, RuntimeError):
     """The job stopped early; `rows` holds the rows it finished (also in the checkpoint)."""
 
     def __init__(self, message: str, rows: List[Dict[str, Any]]) -> None:
         super().__init__(message)
         self.rows = rows
+
+
+class BudgetError(DistilabelLLMError, ValueError):
+    """A job was given a budget it cannot keep: a model's cost of a call cannot be bounded
+    before sending it (no prices, no `max_new_tokens`, a model in another process). Raised
+    before any work; the message names the fix."""
+
+
+class BudgetExhaustedError(PipelineError):
+    """The job's budget could not cover its next request, so the job stopped sending: the
+    requests in flight finished and were saved, and the rows not sent are left for a rerun
+    with a larger budget (in the checkpoint, when there is one). `rows` holds the rows
+    finished (as for `PipelineError`).
+
+    Attributes:
+        spent: USD the job spent (this run's).
+        max_budget: the job's budget, in USD.
+        pending: the rows not done, which a rerun with a larger budget does.
+        checkpoint: the checkpoint that keeps them, if the job has one.
+    """
+
+    def __init__(
+        self,
+        spent: float,
+        max_budget: float,
+        rows: List[Dict[str, Any]],
+        pending: int,
+        checkpoint: Optional[str] = None,
+    ) -> None:
+        super().__init__("", rows)
+        self.spent = spent
+        self.max_budget = max_budget
+        self.pending = pending
+        self.checkpoint = checkpoint
+
+    def __str__(self) -> str:  # from the fields, which the job completes on its way out
+        where = (
+            f"left pending in {self.checkpoint}: run the job again with a larger `max_budget` "
+            "(--max-budget) to resume"
+            if self.checkpoint is not None
+            else "not done: give the job a `checkpoint` to resume it with a larger budget"
+        )
+        return (
+            f"The budget of {_usd(self.max_budget)} cannot cover the worst case of the next "
+            f"request, so the job stopped sending: {_usd(self.spent)} spent, the requests in "
+            f"flight finished and saved; {self.pending} rows are {where}."
+        )
+
+    def __reduce__(self) -> Any:  # rebuilt from its fields when it crosses processes
+        args = (self.spent, self.max_budget, self.rows, self.pending, self.checkpoint)
+        return (type(self), args)
 
 
 # A KeyboardInterrupt, not an error: code that stops on Ctrl-C stops on it too.
@@ -150,3 +210,7 @@ class ModelError(DistilabelLLMError, ValueError):
 
 class ModelNotLoadedError(DistilabelLLMError):
     """Raised by `generate` when the model failed to load; holds the load's traceback."""
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"

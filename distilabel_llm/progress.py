@@ -38,7 +38,8 @@ class ProgressBar:
 
     `describe` relabels it; `status` shows, after the label, what the work waits on while
     nothing is counted (an offline batch job's state). An LLM given a bar as its
-    `progress_callback_func` reports such a wait through `status`.
+    `progress_callback_func` reports such a wait through `status`. `spend` shows what the
+    work has cost so far, after the figures.
     """
 
     def __init__(
@@ -46,11 +47,13 @@ class ProgressBar:
         advance: Callable[[float, int], None],
         relabel: Callable[[str, bool], None],
         description: str = "",
+        show_spend: Optional[Callable[[str], None]] = None,
     ) -> None:
         self._advance = advance
         self._relabel = relabel
         self._description = description
         self._status: Optional[str] = None
+        self._show_spend = show_spend
 
     def __call__(self, advance: float = 1, tokens: int = 0) -> None:
         self._advance(advance, tokens)
@@ -68,6 +71,12 @@ class ProgressBar:
         self._status = text
         self._relabel(self._label(), text is not None)
 
+    def spend(self, text: str) -> None:
+        """Shows `text`, what the work has cost so far (`"$0.0123 of $5.00"`), after the
+        figures; off a terminal, in the bar's next line."""
+        if self._show_spend is not None:
+            self._show_spend(text)
+
     def per(self, units: int) -> ProgressBar:
         """The same bar, counting `units` calls' advances as one (`bar.per(n)(advance=n)` adds
         one): for an LLM counting generations on a bar of rows. Use one or the other."""
@@ -75,6 +84,7 @@ class ProgressBar:
             lambda advance, tokens: self._advance(advance / units, tokens),
             self._relabel,
             self._description,
+            self._show_spend,
         )
         bar._status = self._status
         return bar
@@ -103,6 +113,14 @@ class _TokensColumn(ProgressColumn):
         return Text(f"{tokens / elapsed:,.0f} tok/s", style="progress.data.speed")
 
 
+class _SpendColumn(ProgressColumn):
+    """What the work has cost so far, on bars that show it."""
+
+    def render(self, task: RichTask) -> Text:
+        spend = task.fields.get("spend")
+        return Text(f"spent {spend}" if spend else "", style="progress.data.speed")
+
+
 class _RateColumn(ProgressColumn):
     def render(self, task: RichTask) -> Text:
         speed = task.finished_speed or task.speed
@@ -127,6 +145,8 @@ class _PlainBar:
     unit: Optional[str] = None
     completed: float = 0
     tokens: int = 0
+    spend: str = ""
+    logged_spend: str = ""
     started: float = field(default_factory=time.monotonic)
     last_logged: float = 0.0
     last_decile: int = 0
@@ -143,9 +163,11 @@ class _PlainBar:
         left = self.total - self.completed
         eta = f", ETA {left / rate:,.0f}s" if rate > 0 else ", ETA ?"
         tokens = f", {self.tokens / elapsed:,.0f} tok/s" if self.tokens else ""
+        spend = f", spent {self.spend}" if self.spend else ""
         return (
             f"{self.description}: {done:,}/{self.total:,}{unit} ({percent:.0f}%), "
-            f"{rate:,.1f}/s{tokens}, {elapsed:,.0f}s elapsed{eta if self.show_eta else ''}"
+            f"{rate:,.1f}/s{tokens}{spend}, {elapsed:,.0f}s elapsed"
+            f"{eta if self.show_eta else ''}"
         )
 
 
@@ -180,6 +202,7 @@ class ProgressDisplay:
             _CountColumn(),
             _RateColumn(),
             _TokensColumn(),
+            _SpendColumn(),
             TimeElapsedColumn(),
             _EtaColumn(),
             console=self.console,
@@ -211,11 +234,17 @@ class ProgressDisplay:
                 self._live_advance(task_id),
                 lambda text, _: self._progress.update(task_id, description=escape(text)),
                 description,
+                lambda text: self._progress.update(task_id, spend=text),
             )
         bar = _PlainBar(description, total, show_eta=show_eta, unit=unit)
         with self._lock:
             self._plain.append(bar)
-        return ProgressBar(self._plain_advance(bar), self._plain_relabel(bar), description)
+        return ProgressBar(
+            self._plain_advance(bar),
+            self._plain_relabel(bar),
+            description,
+            lambda text: setattr(bar, "spend", text),
+        )
 
     def start(self) -> None:
         self._progress.start()
@@ -226,7 +255,7 @@ class ProgressDisplay:
         with self._lock:
             self._stopped = True
             for bar in self._plain:
-                if bar.logged_completed != bar.completed:
+                if bar.logged_completed != bar.completed or bar.logged_spend != bar.spend:
                     self._log(bar)
 
     def __enter__(self) -> ProgressDisplay:
@@ -243,6 +272,7 @@ class ProgressDisplay:
 
     def _log(self, bar: _PlainBar) -> None:
         bar.logged_completed = bar.completed
+        bar.logged_spend = bar.spend
         self.console.print(bar.line(), highlight=False, markup=False)
 
     def _live_advance(self, task_id: TaskID) -> Callable[[float, int], None]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from distilabel_llm.llm._not_available import NOT_AVAILABLE, not_available
 from distilabel_llm.llm.backends.async_llm import AsyncLLM, AsyncResult
 from distilabel_llm.llm.core.contract import BaseLLM
+from distilabel_llm.llm.core.cost import Prices
 from distilabel_llm.llm.core.llm import LLM
 from distilabel_llm.llm.core.outputs import (
     GenerateOutput,
@@ -75,6 +76,7 @@ __all__ = [
     "OllamaLLM",
     "OpenAILLM",
     "PoolStrategy",
+    "Prices",
     "ProcessLLM",
     "RayLLM",
     "RemoteLLM",

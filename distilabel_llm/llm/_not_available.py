@@ -26,6 +26,7 @@ NOT_AVAILABLE = {
         "Coming from distilabel 0.x",
     ),
     "ClientvLLM": ("use `VLLMServerLLM` with the server's URL", "Coming from distilabel 1.x"),
+    "VertexAIEndpointLLM": (_COMPATIBLE, "Coming from distilabel 0.x"),
     "AzureOpenAILLM": (
         "use `OpenAILLM(client=openai.AsyncAzureOpenAI(...), model=<deployment>)`",
         "Coming from distilabel 1.x",

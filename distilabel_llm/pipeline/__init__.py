@@ -1,6 +1,12 @@
 """Batch jobs: generate and label whole datasets, with progress, checkpoints and resume."""
 
-from distilabel_llm.errors import CheckpointError, DatasetError, JobInterrupted, PipelineError
+from distilabel_llm.errors import (
+    CheckpointError,
+    DatasetError,
+    JobInterrupted,
+    PipelineArgumentError,
+    PipelineError,
+)
 from distilabel_llm.pipeline.checkpoint import Checkpoint
 from distilabel_llm.pipeline.core import Pipeline
 from distilabel_llm.pipeline.dataset import load_rows, read_jsonl
@@ -14,6 +20,7 @@ __all__ = [
     "JobInterrupted",
     "JobStats",
     "Pipeline",
+    "PipelineArgumentError",
     "PipelineError",
     "load_rows",
     "pipeline",

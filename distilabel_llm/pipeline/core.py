@@ -7,8 +7,14 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Optional, Set, Union
 
-from distilabel_llm.errors import PipelineError
+from distilabel_llm.errors import (
+    BudgetError,
+    BudgetExhaustedError,
+    PipelineArgumentError,
+    PipelineError,
+)
 from distilabel_llm.llm.core.contract import BaseLLM
+from distilabel_llm.llm.core.cost import format_usd
 from distilabel_llm.pipeline.checkpoint import check_checkpoint_path
 from distilabel_llm.pipeline.dataset import (
     DatasetError,
@@ -22,6 +28,7 @@ from distilabel_llm.pipeline.legacy import checkpoint_path
 from distilabel_llm.pipeline.legacy import refuse as refuse_legacy
 from distilabel_llm.pipeline.resume import Resume
 from distilabel_llm.pipeline.rows import ERROR_COLUMN
+from distilabel_llm.pipeline.spend import JobSpend, check_budget
 from distilabel_llm.pipeline.stages import build_stages
 from distilabel_llm.pipeline.stats import JobStats
 from distilabel_llm.progress import ProgressDisplay
@@ -50,6 +57,10 @@ class Pipeline:
             task's outputs (`rating`, `rationale`) beside `labelling_model` and
             `raw_labelling_response`.
 
+    Raises:
+        PipelineArgumentError: (a `TypeError` and a `ValueError`) neither model given, or
+            one that is not an LLM.
+
     Example:
         >>> pipeline = Pipeline(generator=FakeLLM(TextGenerationTask()))
         >>> rows = pipeline.generate([{"input": "Hi"}], display_progress_bar=False)
@@ -61,10 +72,10 @@ class Pipeline:
         self, generator: Optional[BaseLLM] = None, labeller: Optional[BaseLLM] = None
     ) -> None:
         if generator is None and labeller is None:
-            raise ValueError("A Pipeline needs a `generator`, a `labeller` or both.")
+            raise PipelineArgumentError("A Pipeline needs a `generator`, a `labeller` or both.")
         for role, llm in (("generator", generator), ("labeller", labeller)):
             if llm is not None and not isinstance(llm, BaseLLM):
-                raise TypeError(
+                raise PipelineArgumentError(
                     f"The {role} must be an LLM, ProcessLLM, RayLLM or LLMPool with a `task`, "
                     f"not a {type(llm).__name__}."
                 )
@@ -94,6 +105,7 @@ class Pipeline:
         shuffle_before_labelling: bool = False,
         skip_dry_run: bool = True,
         checkpoint_strategy: Optional[Any] = None,
+        max_budget: Optional[float] = None,
         **legacy: Any,
     ) -> Any:
         """Generates (and labels) every row of `dataset`.
@@ -124,6 +136,13 @@ class Pipeline:
                 generator makes no dry run: it would be a batch job of its own.
             checkpoint_strategy: legacy's `DatasetCheckpoint(path=...)`: the checkpoint is
                 `<path>/checkpoint.jsonl`. Prefer `checkpoint`.
+            max_budget: the most USD this run may spend (a dry run included). Each batch's
+                worst case is reserved before it is sent, so requests in flight together can
+                never overshoot it; when the next batch does not fit, the job stops sending,
+                finishes what is in flight and raises `BudgetExhaustedError`, the rows not
+                sent left pending in the checkpoint for a rerun with a larger budget. Every
+                model needs prices and `max_new_tokens`, and must render its prompts in this
+                process (not a `ProcessLLM` or `RayLLM`).
 
         Returns:
             The input rows with the generator's and labeller's columns added and an `error`
@@ -135,6 +154,10 @@ class Pipeline:
             GenerationSettingsError: (a `ValueError`) a setting a model does not take; before
                 any work, or, for a model still loading elsewhere, on its first batch.
             CheckpointError: the checkpoint belongs to another job or is held by one.
+            BudgetError: (a `ValueError`) a `max_budget` with a model whose cost of a call
+                cannot be bounded (no prices, no `max_new_tokens`); before any work.
+            BudgetExhaustedError: (a `PipelineError`) the budget stopped the job; its
+                `pending` rows are left for a rerun with a larger budget.
             JobInterrupted: (a `KeyboardInterrupt`) Ctrl-C, after saving the finished rows.
             PipelineError: a model cannot generate at all (its load failed, its process is
                 gone, its server refused the key) or failed on every row of several batches
@@ -144,13 +167,15 @@ class Pipeline:
         check_positive_int("batch_size", batch_size)
         checkpoint = _checkpoint_argument(checkpoint, checkpoint_strategy, legacy)
         settings = self._checked_settings(generation_kwargs, labeller_generation_kwargs)
+        models = {"generator": self.generator, "labeller": self.labeller}
+        budget = check_budget(max_budget, models, settings)
         rows = load_rows(dataset)
         if checkpoint is not None:
             check_checkpoint_path(checkpoint, dataset)
         self._check_columns(rows)
         offline = self.generator is not None and self.generator.offline
         if not skip_dry_run and rows and not offline:  # offline, it would be a job of its own
-            self._dry_run(rows[0], settings)
+            self._dry_run(rows[0], settings, JobSpend(budget, JobStats()))
         recorded = {
             "num_generations": num_generations,
             "generation_kwargs": settings["generator"],
@@ -165,7 +190,7 @@ class Pipeline:
             new = self._run(
                 resume,
                 settings,
-                stats,
+                JobSpend(budget, stats),
                 display,
                 num_generations,
                 batch_size,
@@ -179,20 +204,22 @@ class Pipeline:
         self,
         resume: Resume,
         settings: Dict[str, Dict[str, Any]],
-        stats: JobStats,
+        spend: JobSpend,
         display: Optional[ProgressDisplay],
         num_generations: int,
         batch_size: int,
         **options: bool,
     ) -> List[Dict[str, Any]]:
         """Builds the stages and runs the rows `resume` leaves to do, showing progress on
-        `display` and counting in `stats`; returns the finished rows."""
+        `display` and counting in `spend.stats`, within `spend.budget`; returns the finished
+        rows."""
         note = resume.resuming_note()
         if note is not None and display is not None:
             display.console.print(note, highlight=False, markup=False)
         stages = build_stages(self.generator, self.labeller, settings, display, len(resume.todo))
+        spend.show = stages.spend_display()
         # Timed from here, the models loaded: the job's time is the generation's.
-        with _timed(stats, self.generator), _shown(display):
+        with _timed(spend.stats, self.generator), _shown(display):
             return run_job(
                 resume.todo,
                 stages.generator,
@@ -200,7 +227,8 @@ class Pipeline:
                 num_generations,
                 batch_size,
                 resume.save,
-                stats,
+                spend.stats,
+                spend=spend,
                 **options,
             )
 
@@ -222,13 +250,22 @@ class Pipeline:
             )
         }
 
-    def _dry_run(self, row: Dict[str, Any], settings: Dict[str, Dict[str, Any]]) -> None:
-        """Runs the models on `row` alone; raises if that fails, before the job starts."""
+    def _dry_run(
+        self, row: Dict[str, Any], settings: Dict[str, Dict[str, Any]], spend: JobSpend
+    ) -> None:
+        """Runs the models on `row` alone, within the job's budget; raises if that fails,
+        before the job starts."""
         stages = build_stages(self.generator, self.labeller, settings)
         try:
             (result,) = run_job(
-                [row], stages.generator, stages.labeller, 1, 1, _discard, JobStats()
+                [row], stages.generator, stages.labeller, 1, 1, _discard, spend.stats, spend=spend
             )
+        except BudgetExhaustedError as error:
+            raise BudgetError(
+                f"The budget of {format_usd(error.max_budget)} cannot cover the worst case of "
+                "the dry run on the first row, so the job did not start: give it a larger "
+                "`max_budget`, or skip the dry run."
+            ) from None
         except PipelineError as error:
             raise PipelineError(f"The dry run on the first row failed: {error}", []) from error
         if result[ERROR_COLUMN] is not None:

@@ -6,6 +6,11 @@ while a batch is collected and written), and the labeller rates batch i while th
 works on batch i + 1, so neither waits on the other when both can run at once. Finished
 batches are handed to `on_rows_done` in input order, which is what keeps the checkpoint a
 prefix of the input.
+
+With a budget, a batch is sent only once its worst case is reserved (see `spend`). One the
+budget cannot cover waits for the batches in flight to settle, then is halved until it fits;
+when a single row does not fit, the job stops sending, finishes what is in flight and raises
+`BudgetExhaustedError`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Union
 
 from distilabel_llm.errors import (
+    BudgetExhaustedError,
     GenerationSettingsError,
     JobInterrupted,
     ModelUnavailableError,
@@ -39,6 +45,7 @@ from distilabel_llm.pipeline.rows import (
     no_text_error,
     shuffle_generations,
 )
+from distilabel_llm.pipeline.spend import JobSpend, Reservation
 from distilabel_llm.pipeline.stages import BatchProgress, _Stage, no_progress
 from distilabel_llm.pipeline.stats import JobStats
 
@@ -60,6 +67,7 @@ class _Batch:
     progress: BatchProgress
     send: List[int] = field(default_factory=list)  # positions of the rows sent to the model
     future: Optional[Future[Outputs]] = None
+    reservation: Reservation = field(default_factory=lambda: Reservation(0.0))
 
 
 def run_job(
@@ -73,16 +81,21 @@ def run_job(
     *,
     include_prompts: bool = True,
     shuffle_before_labelling: bool = False,
+    spend: Optional[JobSpend] = None,
 ) -> List[Dict[str, Any]]:
     """Runs `inputs` through the stages; returns the finished rows, in input order.
 
     Args:
         include_prompts: keep the prompts as sent (`generation_prompt`, `labelling_prompt`).
         shuffle_before_labelling: put each row's generations in a random order first.
+        spend: counts what the job spends and holds it to its budget; by default, only
+            counts it (in `stats`).
 
     Raises:
         JobInterrupted: on Ctrl-C, after the rows finished so far went to `on_rows_done`.
         PipelineError: when the generator fails on several whole batches in a row.
+        BudgetExhaustedError: when the budget cannot cover the next batch, after the batches
+            in flight finished and went to `on_rows_done`.
     """
     job = _Job(
         generator,
@@ -92,6 +105,7 @@ def run_job(
         stats,
         include_prompts=include_prompts,
         shuffle=random.Random() if shuffle_before_labelling else None,
+        spend=spend if spend is not None else JobSpend(None, stats),
     )
     batches = [inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)]
     try:
@@ -117,6 +131,7 @@ class _Job:
         stats: JobStats,
         include_prompts: bool = True,
         shuffle: Optional[random.Random] = None,
+        spend: Optional[JobSpend] = None,
     ) -> None:
         self.generator = generator
         self.labeller = labeller
@@ -129,6 +144,8 @@ class _Job:
         self._failed_in_a_row = 0
         self.include_prompts = include_prompts
         self.shuffle = shuffle  # None keeps each row's generations in their order
+        self.spend = spend if spend is not None else JobSpend(None, stats)
+        self._rows_total = 0
 
     def run(self, batches: List[List[Dict[str, Any]]]) -> None:
         """Runs `batches` through the stages and writes them, in input order."""
@@ -139,18 +156,96 @@ class _Job:
         labelling: Deque[_Batch] = collections.deque()
         generating_ahead = self.generator.llm.calls_ahead if self.generator else 1
         labelling_ahead = 2 if self.labeller else 1
-        for index in range(len(batches)):
-            while len(generating) < generating_ahead and index + len(generating) < len(batches):
-                generating.append(self._submit_generation(batches[index + len(generating)]))
+        self._rows_total = sum(len(batch) for batch in batches)
+        index = 0
+        while index < len(batches):  # `_top_up` may split a batch the budget cannot cover
+            self._top_up(generating, labelling, batches, index, generating_ahead)
             batch = generating.popleft()
             self._collect_generation(batch)
-            labelling.append(self._submit_labelling(batch.rows))
+            labelling.append(self._label_within_budget(batch.rows, generating, labelling))
             while len(labelling) >= labelling_ahead:
                 self._finish(labelling.popleft())
+            index += 1
         while labelling:
             self._finish(labelling.popleft())
         if self._held:
             self._write(self._held)
+
+    def _top_up(
+        self,
+        generating: Deque[_Batch],
+        labelling: Deque[_Batch],
+        batches: List[List[Dict[str, Any]]],
+        index: int,
+        ahead: int,
+    ) -> None:
+        """Keeps `ahead` batches from `batches[index]` on submitted to the generator, as far
+        as the budget covers them. With none in flight, the labelling in flight finishes
+        first (settling it may give budget back), then a batch that still does not fit is
+        halved until it does, so that the budget's last dollars are used too; the job stops
+        when a single row does not fit."""
+        while len(generating) < ahead and index + len(generating) < len(batches):
+            batch = self._submit_generation(batches[index + len(generating)])
+            if batch is None:
+                break
+            generating.append(batch)
+        if generating:
+            return
+        while labelling:
+            self._finish(labelling.popleft())
+        batch = self._submit_generation(batches[index])
+        while batch is None:
+            rows = batches[index]
+            # An offline LLM sends one batch job for every row left: a rerun fetches it whole.
+            if len(rows) == 1 or self.generator is None or self.generator.llm.offline:
+                self._stop_for_budget(generating)
+            half = (len(rows) + 1) // 2
+            batches[index : index + 1] = [rows[:half], rows[half:]]
+            batch = self._submit_generation(batches[index])
+        generating.append(batch)
+
+    def _label_within_budget(
+        self, rows: List[Dict[str, Any]], generating: Deque[_Batch], labelling: Deque[_Batch]
+    ) -> _Batch:
+        """Submits `rows` to the labeller once the budget covers them, after what is in flight
+        settled if need be (the labelling, then the generation); else stops the job, whose
+        rows generated and not labelled are left pending."""
+        batch = self._submit_labelling(rows)
+        if batch is None:
+            while labelling:
+                self._finish(labelling.popleft())
+            batch = self._submit_labelling(rows)
+        if batch is None:
+            self._settle_generating(generating)
+            batch = self._submit_labelling(rows)
+        if batch is None:
+            self._stop_for_budget(generating)
+        return batch  # type: ignore[return-value]
+
+    def _settle_generating(self, generating: Deque[_Batch]) -> None:
+        """Waits for the batches generating, and settles what they cost; they stay queued."""
+        for batch in generating:
+            if batch.future is not None:
+                with contextlib.suppress(Exception):  # a failure is the batch's collector's
+                    self.spend.settle(batch.reservation, batch.future.result())
+
+    def _stop_for_budget(self, generating: Deque[_Batch]) -> None:
+        """Stops the job for want of budget: waits for the batches still generating (sent and
+        paid for), writes the rows held back, and raises."""
+        self._settle_generating(generating)
+        for batch in generating:
+            if batch.future is not None:
+                self._in_flight.remove(batch)
+        if self._held:
+            self._write(self._held)
+            self._held = []
+        succeeded = sum(row[ERROR_COLUMN] is None for row in self.finished)
+        raise BudgetExhaustedError(
+            self.spend.spent,
+            self.spend.budget.limit if self.spend.budget is not None else 0.0,
+            self.finished,
+            pending=self._rows_total - succeeded,
+        )
 
     def cancel(self) -> None:
         """Cancels the batches submitted and not collected yet."""
@@ -160,23 +255,36 @@ class _Job:
 
     # Generation.
 
-    def _submit_generation(self, inputs: List[Dict[str, Any]]) -> _Batch:
+    def _submit_generation(self, inputs: List[Dict[str, Any]]) -> Optional[_Batch]:
+        """Sends a batch to the generator; None, sending nothing, when the budget cannot
+        cover it now."""
         rows = [dict(row) for row in inputs]
         if self.generator is None:
             return _Batch(rows, BatchProgress(no_progress, 0))
         stage = self.generator
         batch = _Batch(rows, BatchProgress(stage.advance, len(rows), self.num_generations))
         batch.send = _sendable(stage.task, rows)
+        sent = [rows[i] for i in batch.send]
+        reservation = self._reserve(stage, sent, self.num_generations)
+        if reservation is None:
+            return None
+        batch.reservation = reservation
         self._fail_unsendable(stage.task, batch, generation_fields)
         if batch.send:
             batch.future = stage.submit(
-                [rows[i] for i in batch.send],
+                sent,
                 self.num_generations,
                 progress=batch.progress,
                 member_progress=stage.member_progress(self.stats, self.num_generations),
             )
+            self.spend.settle_when_done(batch.future, reservation)
             self._in_flight.append(batch)
         return batch
+
+    def _reserve(
+        self, stage: _Stage, rows: List[Dict[str, Any]], num_generations: int
+    ) -> Optional[Reservation]:
+        return self.spend.reserve(stage.llm, rows, num_generations, stage.generation_kwargs)
 
     def _collect_generation(self, batch: _Batch) -> None:
         if self.generator is None:
@@ -195,15 +303,22 @@ class _Job:
 
     # Labelling.
 
-    def _submit_labelling(self, rows: List[Dict[str, Any]]) -> _Batch:
+    def _submit_labelling(self, rows: List[Dict[str, Any]]) -> Optional[_Batch]:
+        """Sends the rows to the labeller; None, changing nothing, when the budget cannot
+        cover them now."""
         if self.labeller is None:
             return _Batch(rows, BatchProgress(no_progress, 0))
         stage = self.labeller
+        send = [i for i in _sendable(stage.task, rows) if rows[i].get(ERROR_COLUMN) is None]
+        # Reserved before the shuffle, which changes the order of a prompt's parts, not its size.
+        reservation = self._reserve(stage, [rows[i] for i in send], 1)
+        if reservation is None:
+            return None
         if self.shuffle is not None and self.generator is not None:
             for row in rows:
                 shuffle_generations(row, self.generator.task, self.shuffle)
-        batch = _Batch(rows, BatchProgress(stage.advance, len(rows)))
-        batch.send = [i for i in _sendable(stage.task, rows) if rows[i].get(ERROR_COLUMN) is None]
+        batch = _Batch(rows, BatchProgress(stage.advance, len(rows)), reservation=reservation)
+        batch.send = send
         sent = set(batch.send)
         for position, row in enumerate(rows):
             if position not in sent:
@@ -212,6 +327,7 @@ class _Job:
         batch.progress(len(rows) - len(batch.send))
         if batch.send:
             batch.future = stage.submit([rows[i] for i in batch.send], 1, progress=batch.progress)
+            self.spend.settle_when_done(batch.future, reservation)
             self._in_flight.append(batch)
         return batch
 
@@ -244,7 +360,10 @@ class _Job:
                 results = list(batch.future.result())
             except Exception as error:
                 self._stop_if_unusable(stage, error)
+                # The rows are sent again under the batch's reservation, which covers each once.
                 results = self._retry_rows(stage, batch, num_generations, error)
+            # Settled here too (once): the future's callback may not have run yet.
+            self.spend.settle(batch.reservation, results)
             # Only now: on Ctrl-C the batch must stay in flight so that `cancel` stops it.
             self._in_flight.remove(batch)
         batch.progress.finish()

@@ -13,7 +13,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Dict, List, Mapping, Optional, Set, Union
 
-from distilabel_llm.errors import JobInterrupted, OfflineBatchNotFinishedError, PipelineError
+from distilabel_llm.errors import (
+    BudgetExhaustedError,
+    JobInterrupted,
+    OfflineBatchNotFinishedError,
+    PipelineError,
+)
 from distilabel_llm.llm.core.contract import BaseLLM
 from distilabel_llm.pipeline.checkpoint import Checkpoint
 from distilabel_llm.pipeline.job_record import JobRecord
@@ -147,6 +152,11 @@ class Resume:
         """Completes the error a run stopped with: its rows, and how to resume."""
         if isinstance(error, (JobInterrupted, PipelineError)):
             error.rows = self.merged(error.rows)
+        if isinstance(error, BudgetExhaustedError):
+            # Left for a rerun: the rows not saved, and those saved with an error.
+            done = sum(row.get(ERROR_COLUMN) is None for row in error.rows)
+            error.pending = len(self.rows) - done
+            error.checkpoint = str(self.checkpoint) if self._store is not None else None
         if isinstance(error, JobInterrupted):
             where = (
                 f", saved in {self.checkpoint}; run the job again to resume"

@@ -94,6 +94,12 @@ class Stages:
     generator: Optional[_Stage]
     labeller: Optional[_Stage]
 
+    def spend_display(self) -> Optional[Callable[[str], None]]:
+        """Where the job's spend shows as it grows: beside its first stage's bar, if shown."""
+        stage = self.generator or self.labeller
+        bar = stage.advance if stage is not None else None
+        return bar.spend if isinstance(bar, ProgressBar) else None
+
 
 def build_stages(
     generator: Optional[BaseLLM],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from distilabel_llm.llm.core.outputs import LLMOutput, output_tokens
 
@@ -31,6 +31,9 @@ class JobStats:
     busy_s_by_member: Dict[str, float] = field(default_factory=dict)
     """Seconds each pool member had work in flight during the job: against `elapsed_s`, how
     busy it was (a member well under the others waited on the slowest)."""
+    cost_by_model: Dict[str, float] = field(default_factory=dict)
+    """USD each model cost (the generator's and the labeller's), from its outputs' `cost`;
+    a model whose prices are unknown is absent, not 0."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_outputs(self, outputs: List[LLMOutput]) -> None:
@@ -55,6 +58,16 @@ class JobStats:
             + self.output_tokens_by_model.get(model, 0)
         )
         return padding / computed if computed else 0.0
+
+    @property
+    def cost(self) -> Optional[float]:
+        """USD the job cost, over the models whose cost is known; None when none is."""
+        return sum(self.cost_by_model.values()) if self.cost_by_model else None
+
+    def count_cost(self, model: str, cost: float) -> None:
+        """Counts `cost` USD spent on `model` (from any thread)."""
+        with self._lock:
+            self.cost_by_model[model] = self.cost_by_model.get(model, 0.0) + cost
 
     def count_member(self, name: str, advance: int, tokens: int = 0) -> None:
         """Counts `advance` generations, of `tokens` output tokens, done by the pool member

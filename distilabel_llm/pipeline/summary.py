@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from distilabel_llm.llm.core.contract import BaseLLM
+from distilabel_llm.llm.core.cost import format_usd
 from distilabel_llm.pipeline.stats import JobStats
 
 __all__ = ["display_name", "summary_table"]
@@ -35,8 +36,9 @@ def summary_table(stats: JobStats, generator: Optional[BaseLLM] = None) -> Table
     Tokens per second are over the job's wall time, so a pool's lines add up to its total;
     each pool member's tokens are the ones it made, its "busy" share is the part of the wall
     time it had work in flight and "idle" the seconds it had none (waiting on the slowest
-    member, or on the job). The caption gives the share of the positions a batching backend
-    computed that were padding.
+    member, or on the job). A "Cost" column gives what each model cost, when its prices are
+    known ("?" where they are not). The caption gives the share of the positions a batching
+    backend computed that were padding, and the job's cost by model, the labeller's included.
 
     Args:
         stats: `Pipeline.stats` after the job.
@@ -59,6 +61,10 @@ def summary_table(stats: JobStats, generator: Optional[BaseLLM] = None) -> Table
     if busy:
         table.add_column("Busy", justify="right")
         table.add_column("Idle", justify="right")
+    # A pool's lines are its members, whose costs add up by model: those are in the caption.
+    costs = stats.cost_by_model if not busy and not _is_pool(generator) else {}
+    if costs:
+        table.add_column("Cost", justify="right")
     elapsed = max(stats.elapsed_s, 1e-9)
     for name, generations, tokens in _lines(stats, generator):
         cells = [
@@ -70,6 +76,8 @@ def summary_table(stats: JobStats, generator: Optional[BaseLLM] = None) -> Table
         if busy:
             busy_s = min(busy.get(name, 0.0), elapsed)
             cells += [f"{busy_s / elapsed:.0%}", f"{elapsed - busy_s:.1f}s"]
+        if costs:
+            cells.append(format_usd(costs[name]) if name in costs else "?")
         table.add_row(*cells)
     return table
 
@@ -82,7 +90,18 @@ def _caption(stats: JobStats) -> str:
     elif shares:  # name the models that batch, which are not all of them
         each = ", ".join(f"{display_name(m)} {share:.0%}" for m, share in shares.items())
         caption += f"; padding (share of the positions computed): {each}"
+    if stats.cost is not None:
+        caption += f"; cost {format_usd(stats.cost)}"
+        if len(stats.cost_by_model) > 1:
+            each = ", ".join(
+                f"{display_name(m)} {format_usd(cost)}" for m, cost in stats.cost_by_model.items()
+            )
+            caption += f" ({each})"
     return escape(caption)
+
+
+def _is_pool(generator: Optional[BaseLLM]) -> bool:
+    return generator is not None and bool(generator.members)
 
 
 def _lines(stats: JobStats, generator: Optional[BaseLLM]) -> List[Tuple[str, int, float]]:

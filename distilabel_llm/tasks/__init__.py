@@ -15,7 +15,9 @@ from distilabel_llm.tasks.preference import (
 )
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.tasks.text_generation import (
+    EvolComplexityTask,
     EvolInstructTask,
+    EvolQualityTask,
     SelfInstructTask,
     TextGenerationTask,
 )
@@ -24,7 +26,9 @@ __all__ = [
     "ChatMessages",
     "ComplexityScorerTask",
     "CritiqueTask",
+    "EvolComplexityTask",
     "EvolInstructTask",
+    "EvolQualityTask",
     "JudgeLMTask",
     "PrometheusTask",
     "Prompt",

@@ -1,4 +1,5 @@
-"""Reading a rating model's answer: the sections it writes per generation, numbers, JSON."""
+"""Reading a rating model's answer: the sections it writes per generation, numbers, indexed
+scores, JSON."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ from typing import Any, Callable, Dict, List, Optional
 
 from distilabel_llm.errors import OutputParsingError
 
-__all__ = ["json_answer", "numbered", "numbered_answers", "sections"]
+__all__ = [
+    "indexed_items",
+    "indexed_scores",
+    "json_answer",
+    "numbered",
+    "numbered_answers",
+    "sections",
+]
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# "[2] Score: 4" as our scorers ask, or "[Response 2] Score: 4" as legacy's quality scorer did.
+_SCORE_LINE = re.compile(
+    r"^\s*\[(?:Response\s*)?(\d+)\]\s*Score\s*:\s*(-?\d+(?:\.\d+)?)", re.MULTILINE | re.I
+)
 
 
 def sections(output: str, heading: str, owner: str) -> List[str]:
@@ -40,6 +52,27 @@ def numbered_answers(generations: List[str], label: str) -> str:
     return "\n\n".join(
         f"### {label} {i}\n{generation}" for i, generation in enumerate(generations, start=1)
     )
+
+
+def indexed_items(items: List[str]) -> str:
+    """The items one a line, each after its index: `[1] first`."""
+    return "\n".join(f"[{i}] {item}" for i, item in enumerate(items, start=1))
+
+
+def indexed_scores(output: str, owner: str) -> List[float]:
+    """The scores of items 1..N from lines `[N] Score: <score>`, N the highest item scored.
+
+    Raises:
+        OutputParsingError: if there is no such line, or an item below N has none.
+    """
+    found = {int(index): float(score) for index, score in _SCORE_LINE.findall(output)}
+    missing = [i for i in range(1, max(found, default=0) + 1) if i not in found]
+    if not found or missing:
+        raise OutputParsingError(
+            f"{owner} expected a line '[N] Score: <score>' for every item"
+            f"{f' (none for {missing})' if missing else ''} in the model's output: {output!r}"
+        )
+    return [found[i] for i in range(1, len(found) + 1)]
 
 
 def json_answer(

@@ -14,9 +14,13 @@ import os
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Dict, List, Optional, Union
 
+from distilabel_llm.tasks._not_available import module_getattr
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt
 
 __all__ = ["PromptTemplate", "Task"]
+
+# Legacy names this module had and that have no counterpart here say what to use instead.
+__getattr__ = module_getattr(__name__)
 
 PromptTemplate = Union[str, Callable[..., str]]
 """A user turn: a `str.format` template filled with the task's fields, or a function that

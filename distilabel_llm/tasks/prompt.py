@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Literal, Union, get_args
 
+from distilabel_llm.tasks._not_available import module_getattr
+
 __all__ = ["ChatMessages", "Prompt", "SupportedFormats"]
+
+# Legacy names this module had and that have no counterpart here say what to use instead.
+__getattr__ = module_getattr(__name__)
 
 SupportedFormats = Literal["default", "openai", "llama2", "chatml", "zephyr", "notus"]
 """The names `Prompt.format_as` accepts."""

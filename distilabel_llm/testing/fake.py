@@ -26,6 +26,10 @@ class FakeLLM(LLM):
     the call's generation settings follow, as `" [name=value, ...]"`. Token counts are the
     prompt's and the text's whitespace-separated words.
 
+    A transient failure comes back as an API backend reports a request its client's retries
+    could not save: in the row's outputs, with `raw_output=None`, an `error` and
+    `transient=True` (what an `LLMPool` cools a member down for).
+
     Args:
         task: the task that builds prompts and parses outputs.
         model_name: the name reported in outputs.
@@ -35,7 +39,13 @@ class FakeLLM(LLM):
         exit_on: rows whose `input` contains this text end the process with `os._exit(3)`,
             as a segfault or an OOM kill would.
         show_settings: add the call's generation settings to each output's text.
+        transient_on: rows whose `input` contains this text fail for a transient reason (a
+            rate limit); may be changed between calls.
+        transient_calls: its first `transient_calls` calls fail for a transient reason on
+            every row (a model down for a while, then back).
         num_threads, prompt_format, prompt_formatting_fn, generation_kwargs: as for `LLM`.
+        input_cost_per_million_tokens, output_cost_per_million_tokens: prices, as for `LLM`;
+            each output's statistics then carry its `cost` (of the counted words).
     """
 
     supported_generation_kwargs = ("max_new_tokens", "temperature", "top_p", "stop", "seed")
@@ -53,14 +63,29 @@ class FakeLLM(LLM):
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
         show_settings: bool = False,
         generation_kwargs: Optional[Dict[str, Any]] = None,
+        transient_on: Optional[str] = None,
+        transient_calls: int = 0,
+        *,
+        input_cost_per_million_tokens: Optional[float] = None,
+        output_cost_per_million_tokens: Optional[float] = None,
     ) -> None:
-        super().__init__(task, num_threads, prompt_format, prompt_formatting_fn, generation_kwargs)
+        super().__init__(
+            task,
+            num_threads,
+            prompt_format,
+            prompt_formatting_fn,
+            generation_kwargs,
+            input_cost_per_million_tokens=input_cost_per_million_tokens,
+            output_cost_per_million_tokens=output_cost_per_million_tokens,
+        )
         self.show_settings = show_settings
         self._model_name = model_name
         self.latency = latency
         self.latency_per_generation = latency_per_generation
         self.raise_on = raise_on
         self.exit_on = exit_on
+        self.transient_on = transient_on
+        self.transient_calls = transient_calls
         self.calls = 0
 
     @property
@@ -94,6 +119,9 @@ class FakeLLM(LLM):
         prompts = self._generate_prompts(inputs)
         rows = []
         for row, prompt, offset in zip(inputs, prompts, offsets):
+            if self._fails_transiently(row):
+                rows.append([self._transient_output(prompt) for _ in range(num_generations)])
+                continue
             outputs = []
             for k in range(num_generations):
                 text = f"{self._model_name} #{offset + k}: {row.get('input', '')}{shown}"
@@ -103,3 +131,15 @@ class FakeLLM(LLM):
                 outputs.append(self._output(prompt, text, statistics))
             rows.append(outputs)
         return rows
+
+    def _fails_transiently(self, row: Dict[str, Any]) -> bool:
+        if self.calls <= self.transient_calls:  # `calls` counts this call already
+            return True
+        return self.transient_on is not None and self.transient_on in str(row.get("input", ""))
+
+    def _transient_output(self, prompt: Any) -> LLMOutput:
+        output = self._output(
+            prompt, None, error=f"{self._model_name}: 429 Too Many Requests (after retries)"
+        )
+        output["transient"] = True
+        return output

@@ -7,12 +7,15 @@ with `usage` counting whitespace-separated words. Faults are scripted per reques
 - `script(*faults)`: the next chat requests, in arrival order, get these faults;
 - `rule(text, fault)`: every chat request whose last user message contains `text` gets `fault`;
 - `max_choices`: answer at most this many choices whatever `n` asks (as llama.cpp's server);
-- `hold_until_concurrent(parties)`: each chat request waits until `parties` are in flight.
+- `hold_until_concurrent(parties)`: each chat request waits until `parties` are in flight;
+- `limit(requests, ...)`: a rate limit it enforces, with 429s, `Retry-After` and optionally
+  OpenAI's `x-ratelimit-*` headers (see `fault_limits.py`); it applies before any fault.
 
 It also serves a fake Batch API (`batches`, see `fault_batches.py`): `POST /v1/files`,
 `POST /v1/batches`, `GET /v1/batches/<id>` and `GET /v1/files/<id>/content`.
 
-Every request is recorded (path, body, arrival and answer times) so tests can count retries.
+Every request is recorded (path, body, arrival and answer times, status) so tests can count
+retries and 429s.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from fault_batches import BatchAPI
+from fault_limits import Limit, WindowLimiter
 
-__all__ = ["Fault", "FaultServer", "RecordedRequest"]
+__all__ = ["Fault", "FaultServer", "Limit", "RecordedRequest"]
 
 _CHAT_PATH = "/v1/chat/completions"
 _MODELS_PATH = "/v1/models"
@@ -76,6 +80,8 @@ class RecordedRequest:
     received_at: float
     fault: Optional[Fault]
     answered_at: Optional[float] = None
+    status: Optional[int] = None
+    """The HTTP status answered; None while unanswered, or for a dropped connection."""
 
 
 @dataclass
@@ -89,6 +95,7 @@ class _State:
     in_flight: int = 0
     max_in_flight: int = 0
     barrier: Optional[threading.Barrier] = None
+    limiter: Optional[WindowLimiter] = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
     batches: BatchAPI = field(
@@ -146,6 +153,21 @@ class FaultServer:
             action: called each time they are, before any is answered.
         """
         self._state.barrier = threading.Barrier(parties, action=action, timeout=_BARRIER_TIMEOUT_S)
+
+    def limit(
+        self,
+        requests: int,
+        tokens: Optional[int] = None,
+        window: float = 1.0,
+        retry_after: bool = True,
+        headers: bool = False,
+    ) -> None:
+        """Enforces a rate limit on chat requests from now on; see `fault_limits.Limit`."""
+        self._state.limiter = WindowLimiter(Limit(requests, tokens, window, retry_after, headers))
+
+    def rate_limited(self) -> int:
+        """The chat requests answered with a 429 so far."""
+        return sum(request.status == 429 for request in self.requests())
 
     def requests(self, path: str = _CHAT_PATH) -> List[RecordedRequest]:
         """The requests received on `path` so far, in arrival order."""
@@ -254,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._state.in_flight += 1
             self._state.max_in_flight = max(self._state.max_in_flight, self._state.in_flight)
         try:
-            if self._authorised() and self._wait_for_peers():
+            if self._authorised() and self._within_limit(body) and self._wait_for_peers():
                 self._answer_chat(body, fault or Fault())
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. timed out) before the answer
@@ -286,6 +308,23 @@ class _Handler(BaseHTTPRequestHandler):
         completion["usage"].update(fault.usage or {})
         self._send_json(200, completion)
 
+    def _within_limit(self, body: Dict[str, Any]) -> bool:
+        """Whether the rate limit, if any, accepts this request; a 429 answered if not. The
+        answer's `x-ratelimit-*` headers wait in `self._limit_headers` otherwise."""
+        self._limit_headers: Dict[str, str] = {}
+        limiter = self._state.limiter
+        if limiter is None:
+            return True
+        tokens = _completion(body, None)["usage"]["total_tokens"]
+        accepted, self._limit_headers = limiter.admit(tokens, time.monotonic())
+        if not accepted:
+            self._send_json(
+                429,
+                {"error": {"message": "Rate limit reached", "type": "requests", "code": None}},
+                self._limit_headers,
+            )
+        return accepted
+
     def _choice_limit(self, fault: Fault) -> Optional[int]:
         limits = [limit for limit in (fault.choices, self._state.max_choices) if limit is not None]
         return min(limits) if limits else None
@@ -302,6 +341,8 @@ class _Handler(BaseHTTPRequestHandler):
         record = RecordedRequest(self.path, body, time.monotonic(), fault)
         with self._state.lock:
             self._state.requests.append(record)
+        self._recorded = record
+        self._limit_headers = {}
         return record
 
     def _authorised(self) -> bool:
@@ -350,10 +391,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
+        for name, value in {**self._limit_headers, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+        self._recorded.status = status
 
 
 def _last_user_message(body: Dict[str, Any]) -> str:

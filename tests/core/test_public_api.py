@@ -84,6 +84,8 @@ def test_tasks_package_exports() -> None:
         "SelfInstructTask",
         "UltraFeedbackTask",
         "JudgeLMTask",
+        "EvolComplexityTask",
+        "EvolQualityTask",
     }
     assert expected <= set(tasks.__all__)
     for name in expected:

@@ -8,6 +8,9 @@ import pytest
 
 from distilabel_llm.errors import DistilabelLLMError, OutputParsingError
 from distilabel_llm.tasks import (
+    EvolComplexityTask,
+    EvolInstructTask,
+    EvolQualityTask,
     JudgeLMTask,
     Prompt,
     SelfInstructTask,
@@ -94,6 +97,48 @@ def test_self_instruct_parses_one_instruction_per_line(output: str, expected: Li
 def test_self_instruct_rejects_output_without_instructions(output: str) -> None:
     with pytest.raises(OutputParsingError, match="no instruction"):
         SelfInstructTask().parse_output(output)
+
+
+# Evol-Instruct, Evol-Complexity, Evol-Quality
+
+
+def test_evol_prompts_name_the_method_in_words_and_keep_the_system_turn() -> None:
+    task = EvolComplexityTask(evolution="reasoning")
+    prompt = task.generate_prompt(input="Sort a list.")
+    assert prompt.system_prompt == task.system_prompt
+    assert "Sort a list." in prompt.formatted_prompt
+    assert EvolComplexityTask.evolution_methods["reasoning"] in prompt.formatted_prompt
+    assert "rewritten instruction only" in prompt.formatted_prompt
+
+
+def test_evol_templates_get_the_method_by_name_and_in_words() -> None:
+    # A template rendering legacy's wording branches on the method's name.
+    instruct = EvolInstructTask(template="{evolution_method}|{method}|{input}")
+    text = instruct.generate_prompt(input="Sort a list.", evolution_method="breadth")
+    assert text.formatted_prompt == (
+        f"breadth|{EvolInstructTask.evolution_methods['breadth']}|Sort a list."
+    )
+    quality = EvolQualityTask(template="{evolution_method}: {input} -> {generation}")
+    text = quality.generate_prompt(input="q", generation="a", evolution_method="depth")
+    assert text.formatted_prompt == "depth: q -> a"
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("Sort a list of 10 numbers.", "Sort a list of 10 numbers."),
+        ("Rewritten instruction: Sort it twice.", "Sort it twice."),
+        ("## Evolved prompt ##\nSort it by hand.", "Sort it by hand."),
+    ],
+)
+def test_evol_instruct_keeps_the_rewrite_without_its_label(output: str, expected: str) -> None:
+    assert EvolInstructTask().parse_output(output) == {"instructions": expected}
+
+
+@pytest.mark.parametrize("output", ["", "Sorry, that cannot be made harder.", "As an AI, no."])
+def test_evol_instruct_eliminates_empty_and_refused_rewrites(output: str) -> None:
+    with pytest.raises(OutputParsingError, match="no usable instruction"):
+        EvolInstructTask().parse_output(output)
 
 
 # UltraFeedbackTask

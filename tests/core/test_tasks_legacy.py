@@ -1,5 +1,5 @@
 """The tasks legacy users rely on, written anew: prompts, parsing of recorded outputs,
-templates, saving and loading, and the legacy module paths."""
+templates, saving and loading, legacy's constructor arguments, and the legacy module paths."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from typing import Any, Dict, List
 
 import pytest
 
-from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.errors import NotAvailableError, OutputParsingError
 from distilabel_llm.tasks import (
     ComplexityScorerTask,
     CritiqueTask,
+    EvolComplexityTask,
     EvolInstructTask,
+    EvolQualityTask,
     JudgeLMTask,
     PrometheusTask,
     QualityScorerTask,
@@ -29,6 +31,7 @@ from distilabel_llm.tasks import (
 ROW: Dict[str, Any] = {
     "input": "How do I boil an egg?",
     "generations": ["Boil it for 8 minutes.", "Put it in the microwave."],
+    "generation": "Boil it for 8 minutes.",
     "instructions": ["Say hi.", "Prove Fermat's last theorem."],
     "ref_completion": "Simmer it in water for 7 to 9 minutes.",
 }
@@ -37,6 +40,8 @@ ALL_TASKS = [
     TextGenerationTask,
     SelfInstructTask,
     EvolInstructTask,
+    EvolComplexityTask,
+    EvolQualityTask,
     UltraFeedbackTask,
     JudgeLMTask,
     UltraJudgeTask,
@@ -111,13 +116,93 @@ def test_self_instruct_criteria_reach_the_prompt() -> None:
 def test_evol_instruct_methods_and_elimination() -> None:
     task = EvolInstructTask(evolution="constraints")
     assert "constraint" in _prompt_text(task) and ROW["input"] in _prompt_text(task)
+    # One instruction per generation, as legacy wrote the column, not a list of one.
     assert task.parse_output("#Rewritten Prompt#: Boil an egg in under 5 minutes.") == {
-        "instructions": ["Boil an egg in under 5 minutes."]
+        "instructions": "Boil an egg in under 5 minutes."
     }
     with pytest.raises(OutputParsingError):
         task.parse_output("Sorry, I cannot rewrite that.")
     with pytest.raises(ValueError, match="evolution"):
-        EvolInstructTask(evolution="shrink")  # type: ignore[arg-type]
+        EvolInstructTask(evolution="shrink")
+
+
+def _method_text(task: EvolInstructTask, **fields: Any) -> str:
+    seen: Dict[str, Any] = {}
+
+    def record(**values: Any) -> str:
+        seen.update(values)
+        return ""
+
+    dataclasses.replace(task, template=record).generate_prompt(**fields)
+    return seen["evolution_method"]
+
+
+@pytest.mark.parametrize(
+    ("cls", "methods"),
+    [
+        (EvolInstructTask, {"breadth", "constraints", "deepen", "concretizing", "reasoning"}),
+        (EvolComplexityTask, {"constraints", "deepen", "concretizing", "reasoning"}),
+        (EvolQualityTask, {"helpfulness", "relevance", "depth", "creativity", "details"}),
+    ],
+)
+def test_evol_tasks_take_legacys_per_prompt_evolution_method(cls: Any, methods: set) -> None:
+    # Legacy chose the method per prompt (`evolution_method`, also a row's column) and drew
+    # one at random without it; its names are the methods' names here.
+    task = cls()
+    fields = {name: ROW[name] for name in task.input_args_names}
+    assert set(cls.evolution_methods) == methods
+    for method in methods:
+        assert _method_text(task, **fields, evolution_method=method) == method
+        assert (
+            cls.evolution_methods[method]
+            in task.generate_prompt(**fields, evolution_method=method).formatted_prompt
+        )
+    drawn = {_method_text(task, **fields) for _ in range(200)}
+    assert drawn == methods
+    assert _method_text(cls(evolution=sorted(methods)[0]), **fields) == sorted(methods)[0]
+    with pytest.raises(ValueError, match="no evolution method 'fake'"):
+        task.generate_prompt(**fields, evolution_method="fake")
+
+
+def test_evol_complexity_is_evol_instruct_without_breadth() -> None:
+    task = EvolComplexityTask()
+    assert isinstance(task, EvolInstructTask) and isinstance(task, TextGenerationTask)
+    assert (task.input_args_names, task.output_args_names) == (["input"], ["instructions"])
+    with pytest.raises(ValueError, match="no evolution method 'breadth'"):
+        task.generate_prompt(input="Hi", evolution_method="breadth")
+    with pytest.raises(ValueError, match="no evolution method 'breadth'"):
+        EvolComplexityTask(evolution="breadth")
+
+
+def test_evol_quality_rewrites_a_response_into_generations() -> None:
+    task = EvolQualityTask()
+    assert (task.input_args_names, task.output_args_names) == (
+        ["input", "generation"],
+        ["generations"],
+    )
+    text = task.generate_prompt(
+        input="How do I boil an egg?", generation="Boil it.", evolution_method="details"
+    ).formatted_prompt
+    assert "How do I boil an egg?" in text and "Boil it." in text
+    assert task.parse_output("Rewritten response: Simmer it for 8 minutes.") == {
+        "generations": "Simmer it for 8 minutes."
+    }
+    for eliminated in ("", "  ", "Sorry, I can't improve this response."):
+        with pytest.raises(OutputParsingError, match="no usable response"):
+            task.parse_output(eliminated)
+
+
+@pytest.mark.parametrize("cls", [SelfInstructTask, EvolInstructTask, EvolComplexityTask])
+def test_generation_tasks_take_legacys_principles(cls: Any) -> None:
+    # Legacy's instruction tasks were text generation tasks, with its principles arguments.
+    task = cls(
+        principles={"honesty": ["Say when you are unsure."]},
+        principles_distribution={"honesty": 1.0},
+    )
+    assert isinstance(task, TextGenerationTask)
+    prompt = task.generate_prompt(**{name: ROW[name] for name in task.input_args_names})
+    assert prompt.system_prompt.endswith("Say when you are unsure.")
+    assert cls().generate_prompt(input="Hi").system_prompt == cls().system_prompt
 
 
 def test_scorers_read_one_score_per_item() -> None:
@@ -130,6 +215,18 @@ def test_scorers_read_one_score_per_item() -> None:
     }
     with pytest.raises(OutputParsingError, match=r"none for \[1\]"):
         quality.parse_output("[2] Score: 3")
+    # Legacy's quality scorer asked for "[Response N] Score:" lines; they read too.
+    assert quality.parse_output("[Response 1] Score: 2\n[Response 2] Score: 3") == {
+        "rating": [2.0, 3.0]
+    }
+    assert (complexity.input_args_names, complexity.output_args_names) == (
+        ["instructions"],
+        ["rating"],
+    )
+    assert (quality.input_args_names, quality.output_args_names) == (
+        ["input", "generations"],
+        ["rating"],
+    )
 
 
 def test_ultrajudge_reads_each_area() -> None:
@@ -165,13 +262,15 @@ def test_critiques_read_review_and_score(cls: Any) -> None:
         cls().parse_output("#### Critique of Answer 1\nGood.")
 
 
-def test_prometheus_reads_feedback_and_result_for_each_answer() -> None:
+def test_prometheus_reads_critique_and_result_for_each_answer() -> None:
     task = PrometheusTask()
     text = _prompt_text(task)
     assert ROW["ref_completion"] in text and "Score 5:" in text and "[RESULT]" in text
     output = "Answer 1: Matches the reference. [RESULT] 5\nAnswer 2: Unsafe advice. [RESULT] 1"
+    # Legacy's column names: a critique task writes `critique` and `score`.
+    assert task.output_args_names == ["critique", "score"] and isinstance(task, CritiqueTask)
     assert task.parse_output(output) == {
-        "feedback": ["Matches the reference.", "Unsafe advice."],
+        "critique": ["Matches the reference.", "Unsafe advice."],
         "score": [5.0, 1.0],
     }
     single = task.generate_prompt(
@@ -183,18 +282,139 @@ def test_prometheus_reads_feedback_and_result_for_each_answer() -> None:
         task.parse_output("Good answer.")
 
 
+def test_prometheus_is_built_as_legacy_builds_it() -> None:
+    # Legacy required both arguments, and its examples grade on a scale from 0.
+    task = PrometheusTask(
+        scoring_criteria="Is the advice safe and correct?",
+        score_descriptions={0: "unsafe", 1: "risky", 2: "fine", 3: "good", 4: "ideal"},
+    )
+    text = _prompt_text(task)
+    assert "Is the advice safe and correct?" in text and "Score 0: unsafe" in text
+    assert "from 0 to 4" in text and "(a score of 4)" in text
+    with pytest.raises(ValueError, match="at least one score"):
+        PrometheusTask(score_descriptions={})
+
+
+def test_ultrafeedback_takes_legacys_rating_dicts() -> None:
+    from distilabel_llm.tasks.preference.ultrafeedback import Rating
+
+    scale = [Rating(value=1, description="Off topic."), Rating(value=2, description="On topic.")]
+    task = UltraFeedbackTask.for_helpfulness(ratings=scale, output_format="json")
+    assert task.ratings == ["1: Off topic.", "2: On topic."]
+    assert "2: On topic." in _prompt_text(task)
+    assert task.structured_output is not None
+    rating = task.structured_output["properties"]["ratings"]["items"]["properties"]["rating"]
+    assert rating["enum"] == [1, 2]
+
+
+# Each task built as a legacy script builds it (some with fields of ours too): each must save
+# and load back equal, and prompt alike after loading.
+LEGACY_BUILT = [
+    TextGenerationTask(principles_distribution="balanced"),
+    SelfInstructTask(application_description="A cooking assistant.", num_instructions=3),
+    EvolInstructTask(principles_distribution={"honesty": 1.0}),
+    EvolComplexityTask(evolution="deepen"),
+    EvolQualityTask(evolution="details", system_prompt=""),
+    UltraFeedbackTask.for_instruction_following(),
+    JudgeLMTask(output_format="json"),
+    UltraJudgeTask(areas=["Clarity", "Relevance"]),
+    ComplexityScorerTask(system_prompt=""),
+    QualityScorerTask(template="{input}\n{items}"),
+    CritiqueTask(),
+    UltraCMTask(),
+    PrometheusTask(
+        scoring_criteria="Overall quality of the answers.",
+        score_descriptions={0: "false", 1: "partly false", 2: "average", 3: "true"},
+    ),
+]
+
+
+def test_every_task_class_is_built_as_legacy_builds_it() -> None:
+    assert {type(task) for task in LEGACY_BUILT} == set(ALL_TASKS)
+
+
+@pytest.mark.parametrize("task", LEGACY_BUILT, ids=lambda task: type(task).__name__)
+def test_every_task_round_trips_through_save_and_load(task: Task, tmp_path: Path) -> None:
+    path = tmp_path / "task.json"
+    task.save(path)
+    loaded = Task.load(path)
+    assert loaded == task and type(loaded) is type(task)
+    fields = {name: ROW[name] for name in task.input_args_names}
+    if isinstance(task, EvolInstructTask):  # else a method is drawn at random per prompt
+        fields["evolution_method"] = task.evolution or sorted(task.evolution_methods)[0]
+    before, after = task.generate_prompt(**fields), loaded.generate_prompt(**fields)
+    assert after.formatted_prompt == before.formatted_prompt
+    # A principle, when asked for, is drawn at random per prompt.
+    drawn = getattr(task, "principles_distribution", None) is not None
+    assert drawn or after.system_prompt == before.system_prompt
+
+
+# Every module of legacy 0.6's `distilabel/tasks` and the names each defined: each name is
+# here at the same path, or raises NotAvailableError, which says what to use instead.
+LEGACY_TASK_MODULES: Dict[str, List[str]] = {
+    "tasks": ["Task", "Prompt", "TextGenerationTask", "EvolComplexityTask", "EvolQualityTask"],
+    "tasks.base": ["Task", "get_template"],
+    "tasks.prompt": ["Prompt", "SupportedFormats", "ChatCompletion"],
+    "tasks.mixins": ["RatingToArgillaMixin", "TaskProtocol"],
+    "tasks.critique": ["CritiqueTask", "PrometheusTask", "UltraCMTask"],
+    "tasks.critique.base": ["CritiqueTask", "CritiqueTaskOutput"],
+    "tasks.critique.prometheus": ["PrometheusTask"],
+    "tasks.critique.ultracm": ["UltraCMTask"],
+    "tasks.preference": ["ComplexityScorerTask", "QualityScorerTask", "UltraFeedbackTask"],
+    "tasks.preference.base": ["PreferenceTask", "PreferenceTaskNoRationale"],
+    "tasks.preference.complexity_scorer": ["ComplexityScorerTask"],
+    "tasks.preference.quality_scorer": ["QualityScorerTask"],
+    "tasks.preference.judgelm": ["JudgeLMTask", "JudgeLMOutput"],
+    "tasks.preference.ultrafeedback": ["UltraFeedbackTask", "Rating", "UltraFeedbackOutput"],
+    "tasks.preference.ultrajudge": ["UltraJudgeTask", "Area", "UltraJudgeOutput"],
+    "tasks.text_generation": ["TextGenerationTask", "EvolComplexityTask", "EvolQualityTask"],
+    "tasks.text_generation.base": ["TextGenerationTask"],
+    "tasks.text_generation.evol_instruct": ["EvolInstructTask", "EvolutionMethod"],
+    "tasks.text_generation.evol_complexity": ["EvolComplexityTask", "EvolutionMethod"],
+    "tasks.text_generation.evol_quality": ["EvolQualityTask", "EvolutionMethod"],
+    "tasks.text_generation.mixins": ["InstructTaskMixin"],
+    "tasks.text_generation.principles": ["UltraFeedbackPrinciples"],
+    "tasks.text_generation.self_instruct": ["SelfInstructTask"],
+}
+NOT_HERE = {
+    "get_template",
+    "ChatCompletion",
+    "RatingToArgillaMixin",
+    "TaskProtocol",
+    "CritiqueTaskOutput",
+    "JudgeLMOutput",
+    "UltraFeedbackOutput",
+    "Area",
+    "UltraJudgeOutput",
+    "InstructTaskMixin",
+}
+
+
+@pytest.mark.parametrize("module", sorted(LEGACY_TASK_MODULES))
+def test_every_legacy_task_module_is_here(module: str) -> None:
+    imported = importlib.import_module(f"distilabel_llm.{module}")
+    for name in LEGACY_TASK_MODULES[module]:
+        if name in NOT_HERE:
+            with pytest.raises(NotAvailableError, match=r"'Coming from distilabel 0\.x'"):
+                getattr(imported, name)
+        else:
+            assert getattr(imported, name) is not None
+
+
+def test_preference_tasks_keep_legacys_base_classes() -> None:
+    from distilabel_llm.tasks.preference.base import PreferenceTask, PreferenceTaskNoRationale
+
+    for cls in (UltraFeedbackTask, JudgeLMTask, UltraJudgeTask):
+        assert issubclass(cls, PreferenceTask)
+    for cls in (ComplexityScorerTask, QualityScorerTask):
+        assert issubclass(cls, PreferenceTaskNoRationale)
+    for cls in (UltraCMTask, PrometheusTask):
+        assert issubclass(cls, CritiqueTask)
+
+
 @pytest.mark.parametrize(
     ("module", "name"),
     [
-        ("distilabel_llm.tasks.text_generation.base", "TextGenerationTask"),
-        ("distilabel_llm.tasks.text_generation.self_instruct", "SelfInstructTask"),
-        ("distilabel_llm.tasks.text_generation.evol_instruct", "EvolInstructTask"),
-        ("distilabel_llm.tasks.preference.ultrafeedback", "UltraFeedbackTask"),
-        ("distilabel_llm.tasks.preference.judgelm", "JudgeLMTask"),
-        ("distilabel_llm.tasks.preference.ultrajudge", "UltraJudgeTask"),
-        ("distilabel_llm.tasks.critique.ultracm", "UltraCMTask"),
-        ("distilabel_llm.tasks.critique.prometheus", "PrometheusTask"),
-        ("distilabel_llm.tasks.prompt", "Prompt"),
         ("distilabel_llm.llm.base", "ProcessLLM"),
         ("distilabel_llm.llm.base", "LLMPool"),
         ("distilabel_llm.llm.utils", "LLMOutput"),

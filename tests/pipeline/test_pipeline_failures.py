@@ -133,7 +133,7 @@ def test_outputs_declare_statistics_and_error_optional_at_runtime() -> None:
         "raw_output",
         "parsed_output",
     }
-    assert LLMOutput.__optional_keys__ == {"statistics", "error"}
+    assert LLMOutput.__optional_keys__ == {"statistics", "error", "transient"}
 
 
 def test_cli_refuses_a_device_as_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

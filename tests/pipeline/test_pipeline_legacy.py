@@ -14,8 +14,15 @@ import pytest
 from pipeline_helpers import LengthRatingTask, fault_server_module
 
 from distilabel_llm.dataset import DatasetCheckpoint
-from distilabel_llm.pipeline import Pipeline, PipelineError, pipeline
-from distilabel_llm.tasks import CritiqueTask, TextGenerationTask, UltraFeedbackTask
+from distilabel_llm.errors import DistilabelLLMError
+from distilabel_llm.pipeline import Pipeline, PipelineArgumentError, PipelineError, pipeline
+from distilabel_llm.tasks import (
+    CritiqueTask,
+    EvolComplexityTask,
+    EvolQualityTask,
+    TextGenerationTask,
+    UltraFeedbackTask,
+)
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(60)
@@ -124,6 +131,34 @@ def test_a_failing_dry_run_stops_before_the_job(make_llm: MakeLLM, tmp_path: Pat
             _prompts(5), checkpoint=checkpoint, skip_dry_run=False, display_progress_bar=False
         )
     assert not checkpoint.exists() or checkpoint.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{}, {"generator": "not an LLM"}, {"labeller": TextGenerationTask()}],
+    ids=["neither", "generator", "labeller"],
+)
+def test_construction_errors_are_caught_as_legacy_and_new_code_catch_them(
+    arguments: Dict[str, Any],
+) -> None:
+    # Legacy raised ValueError for all three; a TypeError suits the wrong type: both catch it.
+    for caught in (ValueError, TypeError, DistilabelLLMError):
+        with pytest.raises(caught) as raised:
+            Pipeline(**arguments)
+        assert isinstance(raised.value, PipelineArgumentError)
+
+
+def test_deitas_evolution_tasks_write_legacys_columns() -> None:
+    # One evolved text per generation, in legacy's column: `instructions` for Evol-Complexity,
+    # `generations` for Evol-Quality (which reads a row's single `generation`).
+    complexity = Pipeline(generator=FakeLLM(EvolComplexityTask(), model_name="evolver"))
+    rows = complexity.generate(_prompts(2), num_generations=2, display_progress_bar=False)
+    assert rows[1]["instructions"] == ["evolver #0: q1", "evolver #1: q1"]
+    quality = Pipeline(generator=FakeLLM(EvolQualityTask(), model_name="evolver"))
+    rows = quality.generate(
+        [{"input": "q0", "generation": "a0"}], num_generations=2, display_progress_bar=False
+    )
+    assert rows[0]["generations"] == ["evolver #0: q0", "evolver #1: q0"]
 
 
 def test_legacy_arguments_without_a_counterpart_are_explained(make_llm: MakeLLM) -> None:

@@ -14,7 +14,7 @@ import pytest
 from distilabel_llm import TextGenerationTask
 from distilabel_llm.errors import PoolExhaustedError
 from distilabel_llm.llm import LLMPool, ProcessLLM
-from distilabel_llm.tasks import JudgeLMTask, UltraFeedbackTask
+from distilabel_llm.tasks import UltraFeedbackTask
 from distilabel_llm.testing import FakeLLM
 
 pytestmark = pytest.mark.timeout(90)
@@ -48,7 +48,7 @@ def test_pool_arguments_are_validated(task) -> None:
     with pytest.raises(ValueError, match="must contain only `ProcessLLM`s"):
         LLMPool([FakeLLM(task), "not an llm"])
     with pytest.raises(ValueError, match="must share the same task"):
-        LLMPool([FakeLLM(JudgeLMTask()), FakeLLM(UltraFeedbackTask())])
+        LLMPool([FakeLLM(TextGenerationTask()), FakeLLM(UltraFeedbackTask())])
     with pytest.raises(ValueError, match="strategy"):
         LLMPool([FakeLLM(task), FakeLLM(task)], strategy="fastest")
     LLMPool([FakeLLM(_Task()), FakeLLM(_Sibling())])  # siblings of one parent
@@ -226,3 +226,32 @@ def test_tearing_down_mid_call_fails_the_call_without_failover(task, caplog) -> 
     assert "failed for good" not in caplog.text
     with pytest.raises(RuntimeError, match="torn down"):
         pool.generate(INPUTS)
+
+
+@pytest.mark.timeout(60)
+def test_a_pool_torn_down_at_once_fails_its_calls_as_torn_down() -> None:
+    """In-process members stop taking work at once: the calls in flight and those queued on
+    the pool fail saying so, never with generations left unfilled."""
+    started, release = threading.Event(), threading.Event()
+
+    class Gated(FakeLLM):
+        def _generate(self, inputs, num_generations=1, generation_kwargs=None):  # type: ignore[no-untyped-def]
+            started.set()
+            release.wait(10)
+            return super()._generate(inputs, num_generations, generation_kwargs)
+
+    task = TextGenerationTask()
+    pool = LLMPool([Gated(task), Gated(task)], strategy="balance")
+    futures = [
+        pool.submit([{"input": f"r{i}"} for i in range(4)]) for _ in range(pool.calls_ahead + 2)
+    ]
+    assert started.wait(10)
+    pool.teardown(wait=False)
+    release.set()
+    failures = []
+    for future in futures:
+        try:
+            assert len(future.result(timeout=10)) == 4
+        except RuntimeError as error:
+            failures.append(str(error))
+    assert failures and all("torn down" in failure for failure in failures), failures

@@ -1,5 +1,6 @@
 """What `OpenAILLM` needs around the `openai` client: building the async client, reading a
-completion's choices, and keeping a password in a base URL out of every message."""
+completion's choices, saying how a failed request's retries went, and keeping a password in a
+base URL out of every message."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from distilabel_llm.llm.backends._rate_limits import MAX_PAUSE_S
+from distilabel_llm.llm.backends._retries import Retries
 from distilabel_llm.llm.core.outputs import TokenStatistics, token_count
 from distilabel_llm.tasks.prompt import ChatMessages
 
@@ -16,6 +19,7 @@ __all__ = [
     "redact",
     "redact_url",
     "retries_made",
+    "retries_spent",
     "seconds",
 ]
 
@@ -119,8 +123,10 @@ def _why(choice: Any) -> Optional[str]:
 
 
 def retries_made(error: Exception, max_retries: int) -> str:
-    """How a failed request's retries went, for its error message: "after 2 retries", or why
-    the client made fewer than `max_retries` (a `Retry-After` longer than it waits)."""
+    """How the `openai` client's own retries of a failed request went (an offline batch job's
+    requests: chat requests are retried by `AsyncLLM`'s loop, see `retries_spent`), for its
+    error message: "after 2 retries", or why the client made fewer than `max_retries` (a
+    `Retry-After` longer than it waits)."""
     request_headers = getattr(getattr(error, "request", None), "headers", None) or {}
     try:  # the client numbers each attempt's retries in this header
         made = int(request_headers.get("x-stainless-retry-count"))
@@ -135,6 +141,19 @@ def retries_made(error: Exception, max_retries: int) -> str:
     return (
         f"(the server asked {wait} with Retry-After, longer than the openai client waits, so "
         f"{stopped})"
+    )
+
+
+def retries_spent(retries: Retries) -> str:
+    """How our retry loop's retries of a failed request went, for its error message: "after 2
+    retries", or why it stopped early (a `Retry-After` longer than it waits)."""
+    if retries.refused_wait is None:
+        return f"after {retries.made} retries"
+    made = retries.made
+    stopped = "no retry was made" if made == 0 else f"it stopped after {made} retries"
+    return (
+        f"(the server asked to wait {retries.refused_wait:g} s with Retry-After, longer than "
+        f"the {MAX_PAUSE_S:g} s waited at most, so {stopped})"
     )
 
 

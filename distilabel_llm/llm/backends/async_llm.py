@@ -2,16 +2,26 @@
 
 `generate` stays a plain call: the rows' coroutines run together on the LLM's own event loop,
 in a thread of its own, so it works the same from plain code, from inside a running event loop
-(a notebook cell) and inside a `ProcessLLM` child or a Ray actor.
+(a notebook cell) and inside a `ProcessLLM` child or a Ray actor. Every request goes through one
+retry loop and the LLM's `RateLimiter` (`_rate_limits.py`), shared by all its calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Union
 
+from distilabel_llm.llm.backends._rate_limits import MAX_PAUSE_S, RateLimiter, estimate_tokens
+from distilabel_llm.llm.backends._retries import (
+    GaveUp,
+    Retries,
+    Transient,
+    backoff,
+    is_transient_by_default,
+)
 from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn
 from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics, token_count
 from distilabel_llm.llm.core.settings import GenerationSettings
@@ -23,7 +33,7 @@ from distilabel_llm.utils.event_loop import EventLoopThread
 if TYPE_CHECKING:
     from distilabel_llm.tasks.base import Task
 
-__all__ = ["AsyncLLM", "AsyncResult", "agenerate_kwargs"]
+__all__ = ["AsyncLLM", "AsyncResult", "Retries", "Transient", "agenerate_kwargs"]
 
 logger = logging.getLogger("distilabel_llm")
 
@@ -46,13 +56,34 @@ class AsyncLLM(LLM):
     cannot make several generations in one request sets `supports_n = False` and gets one
     request per generation. Generation slot `k` of a row is asked for with `seed + k`, so
     samples are distinct and reproducible. A row whose request fails comes back with
-    `raw_output=None` and the reason in `error` (the error is raised instead with `fail_fast`).
+    `raw_output=None` and the reason in `error` (the error is raised instead with `fail_fast`),
+    and with `transient: True` when the failure may pass (see Retries), so that a pool may send
+    the row to another member.
+
+    Limits: requests are paced to `max_requests_per_minute` and `max_tokens_per_minute` (evenly,
+    at 95% of each, not in bursts), or to the lower limits a server states in `x-ratelimit-*`
+    headers (a backend hands them to `self.limits.learn`). A request reserves its prompt's
+    tokens and `max_new_tokens` per generation before it goes; the prompt's are estimated
+    without a tokenizer (UTF-8 bytes / 3, rounded up, plus a few per message: an overcount),
+    and the answer's token statistics correct the reservation.
+
+    Retries: a failure that `_transient` says may pass (here timeouts and lost connections; a
+    backend adds its own, such as HTTP 429 and 5xx) is retried up to `max_retries` times, after
+    the wait the server asked for or a backoff of 0.5 s doubling to 8 s. A 429 halves the
+    requests in flight, once per burst of them, and successes grow them back by one per
+    window's worth; a `Retry-After` pauses every request of the LLM until then (one over 60 s
+    ends that request's retries instead).
 
     Args:
         task: the task that builds prompts and parses outputs; `TextGenerationTask` if None.
         max_concurrency: the most requests in flight at once.
         fail_fast: raise the first failed row's error instead of returning it in the row.
+        max_requests_per_minute: the most requests sent in any minute; None: no limit of ours.
+        max_tokens_per_minute: the most tokens (prompts and answers) in any minute; None: no
+            limit of ours.
+        max_retries: retries per request that failed transiently.
         num_threads, prompt_format, prompt_formatting_fn, generation_kwargs: as for `LLM`.
+        input_cost_per_million_tokens, output_cost_per_million_tokens: prices, as for `LLM`.
     """
 
     supports_n: ClassVar[bool] = True
@@ -68,20 +99,43 @@ class AsyncLLM(LLM):
         *,
         max_concurrency: Optional[int] = None,
         fail_fast: bool = False,
+        max_requests_per_minute: Optional[float] = None,
+        max_tokens_per_minute: Optional[float] = None,
+        max_retries: int = 0,
+        input_cost_per_million_tokens: Optional[float] = None,
+        output_cost_per_million_tokens: Optional[float] = None,
     ) -> None:
         if max_concurrency is not None:
             check_positive_int("max_concurrency", max_concurrency)
+        _check_limits(max_requests_per_minute, max_tokens_per_minute, max_retries)
         super().__init__(
             task,
             num_threads=num_threads,
             prompt_format=prompt_format,
             prompt_formatting_fn=prompt_formatting_fn,
             generation_kwargs=generation_kwargs,
+            input_cost_per_million_tokens=input_cost_per_million_tokens,
+            output_cost_per_million_tokens=output_cost_per_million_tokens,
         )
         self.max_concurrency = max_concurrency
         self.fail_fast = fail_fast
+        self.max_requests_per_minute = max_requests_per_minute
+        self.max_tokens_per_minute = max_tokens_per_minute
+        self._max_retries = max_retries
         self._loop = EventLoopThread(f"{type(self).__name__}-loop")
-        self._shared_limiter: Optional[asyncio.Semaphore] = None
+        self._limits = RateLimiter(max_requests_per_minute, max_tokens_per_minute, max_concurrency)
+
+    @property
+    def max_retries(self) -> int:
+        """Retries per request that failed transiently."""
+        return self._max_retries
+
+    @property
+    def limits(self) -> RateLimiter:
+        """The limits the LLM's requests keep, shared by all its calls: the per-minute ones in
+        force (`limit("requests")`, `limit("tokens")`), how many requests may be in flight
+        (`concurrency`), and the 429s met (`rate_limited`)."""
+        return self._limits
 
     @abstractmethod
     async def agenerate(
@@ -128,9 +182,24 @@ class AsyncLLM(LLM):
         """Errors every row would hit too: raised even without `fail_fast`."""
         return ()
 
-    def _explain(self, error: Exception) -> Exception:
-        """The error to report for a failed request."""
+    def _transient(self, error: Exception) -> Optional[Transient]:
+        """How a failed request's `error` may pass; None if it will not (it is not retried).
+        Here timeouts and lost connections; a backend adds its own (OpenAILLM: 429, 5xx)."""
+        return Transient() if is_transient_by_default(error) else None
+
+    def _explain(self, error: Exception, retries: Optional[Retries] = None) -> Exception:
+        """The error to report for a failed request; `retries` says how its retries went when
+        it failed transiently."""
         return error
+
+    def _token_estimate(
+        self, prompt: Union[str, ChatMessages], count: int, settings: Dict[str, Any]
+    ) -> int:
+        """The tokens a request may spend, reserved before it goes: the prompt's (estimated,
+        see `estimate_tokens`) and `max_new_tokens` for each of its `count` generations."""
+        bound = settings.get("max_new_tokens")
+        answer = bound * count if isinstance(bound, int) and not isinstance(bound, bool) else 0
+        return estimate_tokens(prompt) + answer
 
     # Coroutines, all run on `self._loop`.
 
@@ -141,11 +210,13 @@ class AsyncLLM(LLM):
         num_generations: int,
         settings: GenerationSettings,
     ) -> List[List[LLMOutput]]:
-        limiter = self._limiter()
+        # Without `max_concurrency` a call's rows go one after another; the limiter's window is
+        # then unbounded but for what 429s teach it.
+        turn = asyncio.Semaphore(1) if self.max_concurrency is None else None
         kwargs = agenerate_kwargs(settings)
         tasks = [
             asyncio.ensure_future(
-                self._generate_row(prompt, offset, num_generations, kwargs, settings, limiter)
+                self._generate_row(prompt, offset, num_generations, kwargs, settings, turn)
             )
             for prompt, offset in zip(prompts, offsets)
         ]
@@ -157,13 +228,6 @@ class AsyncLLM(LLM):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _limiter(self) -> asyncio.Semaphore:
-        if self.max_concurrency is None:
-            return asyncio.Semaphore(1)
-        if self._shared_limiter is None:  # made here so that it belongs to the private loop
-            self._shared_limiter = asyncio.Semaphore(self.max_concurrency)
-        return self._shared_limiter
-
     async def _generate_row(
         self,
         prompt: Union[str, ChatMessages],
@@ -171,9 +235,10 @@ class AsyncLLM(LLM):
         num_generations: int,
         kwargs: Dict[str, Any],
         settings: GenerationSettings,
-        limiter: asyncio.Semaphore,
+        turn: Optional[asyncio.Semaphore],
     ) -> List[LLMOutput]:
         outputs: List[LLMOutput] = []
+        raising: Optional[Tuple[Exception, Exception]] = None
         try:
             while len(outputs) < num_generations:
                 wanted = num_generations - len(outputs)
@@ -181,7 +246,7 @@ class AsyncLLM(LLM):
                 first = offset + len(outputs)
                 answers = await asyncio.gather(
                     *(
-                        self._request(prompt, count, kwargs, first + slot, limiter)
+                        self._request(prompt, count, kwargs, first + slot, turn)
                         for slot, count in enumerate(counts)
                     )
                 )
@@ -192,23 +257,31 @@ class AsyncLLM(LLM):
                     self._output(prompt, text, stats, error=why, settings=settings)
                     for text, stats, why in made[:wanted]
                 )
-        except Exception as error:
-            failure = self._explain(error)
+        except Exception as raised:
+            error, retries = _unwrap(raised)
+            failure = self._explain(error, retries)
             if self.fail_fast or isinstance(error, self._fatal_errors()):
-                if failure is error:
-                    raise
-                raise failure from error
-            logger.error(
-                "%s: %d of %d outputs of a row have raw_output=None: %s",
-                type(self).__name__,
-                num_generations - len(outputs),
-                num_generations,
-                failure,
-            )
-            outputs.extend(
-                self._output(prompt, None, error=str(failure))
-                for _ in range(num_generations - len(outputs))
-            )
+                raising = (failure, error)
+            else:
+                logger.error(
+                    "%s: %d of %d outputs of a row have raw_output=None: %s",
+                    type(self).__name__,
+                    num_generations - len(outputs),
+                    num_generations,
+                    failure,
+                )
+                for _ in range(num_generations - len(outputs)):
+                    output = self._output(prompt, None, error=str(failure))
+                    if retries is not None:  # a transient failure the retry loop gave up on
+                        output["transient"] = True
+                    outputs.append(output)
+        if raising is not None:
+            # Raised out of the `except` block, so that the error keeps its own context rather
+            # than gaining the retry loop's wrapper as one.
+            failure, error = raising
+            if failure is error:
+                raise error
+            raise failure from error
         return outputs
 
     async def _request(
@@ -217,14 +290,50 @@ class AsyncLLM(LLM):
         count: int,
         settings: Dict[str, Any],
         slot: int,
-        limiter: asyncio.Semaphore,
+        turn: Optional[asyncio.Semaphore],
     ) -> List[_Generation]:
         request = dict(settings)
         if "seed" in request:  # the seed of the first slot this request fills
             request["seed"] += slot
-        async with limiter:
-            answer = await self._agenerate_alone(prompt, count, request)
-        return _read(type(self).__name__, answer)
+        tokens = self._token_estimate(prompt, count, request)
+        async with turn or contextlib.nullcontext():
+            return await self._send(prompt, count, request, tokens)
+
+    async def _send(
+        self, prompt: Union[str, ChatMessages], count: int, request: Dict[str, Any], tokens: int
+    ) -> List[_Generation]:
+        """One request through the limiter, retried while it fails transiently.
+
+        Raises:
+            GaveUp: around a transient failure it stopped retrying.
+        """
+        made = 0
+        while True:
+            gave_up: Optional[GaveUp] = None
+            ticket = await self._limits.admit(tokens)
+            try:
+                answer = await self._agenerate_alone(prompt, count, request)
+                generations = _read(type(self).__name__, answer)
+            except Exception as error:
+                transient = self._transient(error)
+                if transient is None:
+                    raise
+                self._limits.failed(ticket, transient.rate_limited, transient.retry_after)
+                wait = transient.retry_after
+                if wait is not None and wait > MAX_PAUSE_S:
+                    gave_up = GaveUp(error, Retries(made, self.max_retries, refused_wait=wait))
+                elif made >= self.max_retries:
+                    gave_up = GaveUp(error, Retries(made, self.max_retries))
+                made += 1
+            else:
+                self._limits.succeeded(ticket, _tokens_used(generations))
+                return generations
+            finally:
+                self._limits.released(ticket)  # failed otherwise, or cancelled
+            if gave_up is not None:
+                raise gave_up
+            if wait is None:  # after a `Retry-After`, `admit` holds every request until then
+                await asyncio.sleep(backoff(made))
 
     async def _agenerate_alone(
         self, prompt: Union[str, ChatMessages], count: int, request: Dict[str, Any]
@@ -252,6 +361,40 @@ class AsyncLLM(LLM):
                 "exception from agenerate for a request that fails."
             )
         return call.result()
+
+
+def _check_limits(
+    max_requests_per_minute: Optional[float],
+    max_tokens_per_minute: Optional[float],
+    max_retries: int,
+) -> None:
+    for name, limit in (
+        ("max_requests_per_minute", max_requests_per_minute),
+        ("max_tokens_per_minute", max_tokens_per_minute),
+    ):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0
+        ):
+            raise ValueError(f"`{name}` must be a positive number or None, not {limit!r}.")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"`max_retries` must be a non-negative integer, not {max_retries!r}.")
+
+
+def _unwrap(raised: Exception) -> Tuple[Exception, Optional[Retries]]:
+    """The error a request failed with, and how its retries went if it was retried."""
+    if isinstance(raised, GaveUp):
+        return raised.error, raised.retries
+    return raised, None
+
+
+def _tokens_used(generations: List[_Generation]) -> Optional[int]:
+    """The tokens an answer spent by its statistics: its prompt's (the same for each of its
+    generations) and every generation's; None when it reported none."""
+    counts = [stats for _, stats, _ in generations if stats]
+    if not counts:
+        return None
+    prompt = max(stats.get("input_tokens", 0) for stats in counts)
+    return prompt + sum(stats.get("output_tokens", 0) for stats in counts)
 
 
 def _read(owner: str, answer: Any) -> List[_Generation]:

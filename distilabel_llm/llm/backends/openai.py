@@ -35,11 +35,14 @@ from distilabel_llm.llm.backends._openai_client import (
     redact,
     redact_url,
     retries_made,
+    retries_spent,
     seconds,
 )
-from distilabel_llm.llm.backends.async_llm import AsyncLLM, AsyncResult
+from distilabel_llm.llm.backends._rate_limits import retry_after_seconds
+from distilabel_llm.llm.backends.async_llm import AsyncLLM, AsyncResult, Retries, Transient
 from distilabel_llm.llm.core.catalogue import check_generation_kwargs
 from distilabel_llm.llm.core.contract import MemberProgressCallback, Outputs, ProgressCallback
+from distilabel_llm.llm.core.cost import Prices
 from distilabel_llm.llm.core.llm import PromptFormattingFn
 from distilabel_llm.llm.core.outputs import LLMOutput
 from distilabel_llm.llm.core.settings import GenerationRequest, GenerationSettings
@@ -86,11 +89,15 @@ class OpenAILLM(AsyncLLM):
     distilabel did; with it, up to that many requests are in flight at once, shared by every
     call and thread, without a thread per request.
 
-    Retries (exponential backoff with jitter on 408, 409, 429, 5xx, connection errors and
-    timeouts, honouring `Retry-After` up to the client's cap) are the `openai` client's own. A row
-    that still fails comes back with `raw_output=None` and the error logged, unless
-    `fail_fast` is set; errors no row can survive (a rejected key: 401, 403, or an unknown
-    model: 404) always raise.
+    Limits and retries are `AsyncLLM`'s: requests are paced to `max_requests_per_minute` and
+    `max_tokens_per_minute`, or to the limits the server states in its `x-ratelimit-*` headers;
+    one retry loop (the `openai` client's own retries are off for chat requests) retries 408,
+    409, 429, 5xx, connection errors and timeouts up to `max_retries` times, after the server's
+    `Retry-After` (which pauses every request of this LLM) or a backoff with jitter; a 429 also
+    lowers the requests in flight until successes raise them again. A row that still fails
+    comes back with `raw_output=None`, the error logged and `transient: True` in its outputs,
+    unless `fail_fast` is set; errors no row can survive (a rejected key: 401, 403, or an
+    unknown model: 404) always raise.
 
     `num_generations` is asked for with `n`. Servers that return fewer choices than `n`
     (llama-cpp-python's returns one) are topped up with further requests; servers that reject
@@ -117,6 +124,10 @@ class OpenAILLM(AsyncLLM):
             one at a time.
         max_retries: retries per request; defaults to 5 (or a given client's own setting).
         timeout: seconds per request attempt; defaults to 120 (or a given client's own).
+        max_requests_per_minute: the most requests sent in any minute (paced at 95% of it);
+            None: only the limits the server states, if it does.
+        max_tokens_per_minute: the most tokens in any minute, each request reserving its
+            prompt's (estimated) and `max_new_tokens` per choice, corrected from its `usage`.
         fail_fast: raise the first failed row's error instead of returning `None` outputs.
         structured_output_mode: how the `structured_output` setting reaches the server:
             "response_format" (`{"type": "json_schema", ...}`, as OpenAI, vLLM and llama.cpp's
@@ -136,6 +147,10 @@ class OpenAILLM(AsyncLLM):
             Batch API (about half the price, results within 24 hours) instead of one by one.
         offline_batch_generation_block_until_done: seconds between checks of an unfinished
             job; None raises `OfflineBatchNotFinishedError` (with the job's ids) instead.
+        input_cost_per_million_tokens, output_cost_per_million_tokens: the model's prices in
+            USD, as the provider lists them (both or neither; for offline batch generation,
+            the Batch API's). Each output's statistics then carry its `cost`, and a `Pipeline`
+            can hold a job to `max_budget`; without them its cost is unknown, never 0.
         jobs_ids: the ids of a job submitted earlier, from `OfflineBatchNotFinishedError` or
             `jobs_ids`: the next call fetches its results instead of submitting again. Each
             result goes to the row whose request it answers (matched by the request's
@@ -181,6 +196,8 @@ class OpenAILLM(AsyncLLM):
         max_concurrency: Optional[int] = None,
         max_retries: Optional[int] = None,
         timeout: Optional[float] = None,
+        max_requests_per_minute: Optional[float] = None,
+        max_tokens_per_minute: Optional[float] = None,
         fail_fast: bool = False,
         extra_body: Optional[Dict[str, Any]] = None,
         validate_model: bool = True,
@@ -191,6 +208,8 @@ class OpenAILLM(AsyncLLM):
         use_offline_batch_generation: bool = False,
         offline_batch_generation_block_until_done: Optional[float] = None,
         jobs_ids: Optional[Sequence[str]] = None,
+        input_cost_per_million_tokens: Optional[float] = None,
+        output_cost_per_million_tokens: Optional[float] = None,
     ) -> None:
         openai_module = _import_openai()
         if structured_output_mode not in _STRUCTURED_MODES:
@@ -237,6 +256,7 @@ class OpenAILLM(AsyncLLM):
             self.supported_generation_kwargs,
             type(self).__name__,
         )
+        Prices.from_arguments(input_cost_per_million_tokens, output_cost_per_million_tokens)
         self._client, self._owns_client = async_client(
             openai_module, client, api_key, base_url, max_retries, timeout
         )
@@ -248,8 +268,16 @@ class OpenAILLM(AsyncLLM):
             generation_kwargs=settings,
             max_concurrency=max_concurrency,
             fail_fast=fail_fast,
+            max_requests_per_minute=max_requests_per_minute,
+            max_tokens_per_minute=max_tokens_per_minute,
+            max_retries=int(self._client.max_retries) if max_retries is None else max_retries,
+            input_cost_per_million_tokens=input_cost_per_million_tokens,
+            output_cost_per_million_tokens=output_cost_per_million_tokens,
         )
         self._openai = openai_module
+        # Chat requests go through AsyncLLM's retry loop alone: the client's own retries would
+        # multiply the requests of a 429 storm. (Its HTTP connections are shared.)
+        self._chat = self._client.with_options(max_retries=0)
         self.model = model
         self._use_n = True
         if validate_model:
@@ -267,11 +295,6 @@ class OpenAILLM(AsyncLLM):
     def base_url(self) -> str:
         """The server's URL, with any password in it masked."""
         return redact_url(str(self._client.base_url))
-
-    @property
-    def max_retries(self) -> int:
-        """Retries per request."""
-        return int(self._client.max_retries)
 
     @property
     def offline(self) -> bool:
@@ -388,13 +411,24 @@ class OpenAILLM(AsyncLLM):
         kwargs = {**body, "model": self.model, "messages": messages}
         if n > 1 and self._use_n:
             try:
-                return await self._client.chat.completions.create(n=n, **kwargs)
+                return await self._create(n=n, **kwargs)
             except self._openai.BadRequestError as error:
                 if getattr(error, "param", None) != "n":
                     raise
                 logger.info("%s does not accept `n`; asking once per generation.", self.base_url)
                 self._use_n = False
-        return await self._client.chat.completions.create(**kwargs)
+        return await self._create(**kwargs)
+
+    async def _create(self, **kwargs: Any) -> Any:
+        """One chat completion request, once; the limits its response's headers state are
+        learnt, refused or not."""
+        try:
+            response = await self._chat.chat.completions.with_raw_response.create(**kwargs)
+        except self._openai.APIStatusError as error:
+            self._limits.learn(error.response.headers)
+            raise
+        self._limits.learn(response.headers)
+        return response.parse()
 
     async def _check_model(self) -> None:
         client = self._client.with_options(
@@ -436,7 +470,19 @@ class OpenAILLM(AsyncLLM):
             self._openai.NotFoundError,
         )
 
-    def _explain(self, error: Exception) -> OpenAIRequestError:
+    def _transient(self, error: Exception) -> Optional[Transient]:
+        """Timeouts, lost connections, and statuses 408, 409, 429 and 5xx."""
+        if isinstance(error, self._openai.APIConnectionError):  # timeouts included
+            return Transient()
+        if not isinstance(error, self._openai.APIStatusError):
+            return None
+        status = error.status_code
+        if status in (408, 409, 429) or status >= 500:
+            wait = retry_after_seconds(error.response.headers)
+            return Transient(rate_limited=status == 429, retry_after=wait)
+        return None
+
+    def _explain(self, error: Exception, retries: Optional[Retries] = None) -> OpenAIRequestError:
         if isinstance(error, OpenAIRequestError):
             return error
         where = f"A request to {self.base_url} for model {self.model!r}"
@@ -447,7 +493,9 @@ class OpenAILLM(AsyncLLM):
             isinstance(error, self._openai.APIStatusError)
             and (error.status_code in (408, 409, 429) or error.status_code >= 500)
         )
-        if retried:
-            retries = retries_made(error, self.max_retries)
-            return OpenAIRequestError(f"{where} failed {retries}: {what}")
+        if retries is not None:  # our retry loop's
+            return OpenAIRequestError(f"{where} failed {retries_spent(retries)}: {what}")
+        if retried:  # the client's own (an offline batch's requests)
+            made = retries_made(error, self.max_retries)
+            return OpenAIRequestError(f"{where} failed {made}: {what}")
         return OpenAIRequestError(f"{where} failed: {what}")

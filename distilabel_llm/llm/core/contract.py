@@ -26,6 +26,7 @@ from typing import (
 )
 
 from distilabel_llm.llm.core.conversations import Conversation, generate_outputs
+from distilabel_llm.llm.core.cost import Prices
 from distilabel_llm.llm.core.outputs import GenerateOutput, LLMOutput
 from distilabel_llm.llm.core.settings import GenerationRequest, GenerationSettings
 from distilabel_llm.utils.checks import check_positive_int
@@ -143,6 +144,35 @@ class BaseLLM(StoppingContext, ABC):
         """How many calls it pays a caller to keep submitted: one running and one queued
         behind it, so that the model never waits for the caller between two."""
         return 2
+
+    @property
+    def prices(self) -> Optional[Prices]:
+        """The model's prices, when it was given them; None: its cost is unknown (never 0)."""
+        return None
+
+    def max_cost(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Optional[float]:
+        """The most, in USD, that `generate(inputs, num_generations, ...)` can cost: every
+        prompt at a bound on its tokens and every generation `max_new_tokens` long; None when
+        that cannot be bounded (see `cost_bound_problem`). A budget reserves it before
+        sending the call."""
+        return None
+
+    def cost_bound_problem(
+        self, generation_kwargs: Optional[Dict[str, Any]] = None
+    ) -> Optional[str]:
+        """Why `max_cost` cannot bound a call with `generation_kwargs`, naming the fix; None
+        when it can."""
+        return (
+            f"{type(self).__name__} cannot bound what a call costs before sending it: a budget "
+            "needs API models in this process that were given their prices, such as "
+            "OpenAILLM(..., input_cost_per_million_tokens=..., output_cost_per_million_tokens=...)"
+            " or an LLMPool of them."
+        )
 
     # The calls, written once.
 

@@ -30,6 +30,7 @@ from distilabel_llm.llm.core.contract import (
     ProgressCallback,
 )
 from distilabel_llm.llm.core.conversations import CONVERSATION
+from distilabel_llm.llm.core.cost import Prices, max_call_cost
 from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics
 from distilabel_llm.llm.core.settings import GenerationRequest, GenerationSettings
 from distilabel_llm.llm.core.structured import STRUCTURED, parse_structured, task_structured_output
@@ -67,9 +68,13 @@ class LLM(BaseLLM):
         prompt_format: render `Prompt`s in this format instead of the backend's default.
         prompt_formatting_fn: render `Prompt`s with this function; wins over `prompt_format`.
         generation_kwargs: default generation settings, e.g. `{"temperature": 0.7}`.
+        input_cost_per_million_tokens, output_cost_per_million_tokens: the model's prices in
+            USD (both or neither): each output's statistics then carry its `cost`, and a
+            `Pipeline` can hold a job to a budget. Without them the cost is unknown, never 0.
 
     Raises:
         GenerationSettingsError: (a `ValueError`) for a setting this LLM does not take.
+        ValueError: for one price without the other, or a price that is not 0 or more.
     """
 
     supported_generation_kwargs: ClassVar[Tuple[str, ...]] = ()  # type: ignore[assignment]
@@ -82,8 +87,14 @@ class LLM(BaseLLM):
         prompt_format: Optional[SupportedFormats] = None,
         prompt_formatting_fn: Optional[PromptFormattingFn] = None,
         generation_kwargs: Optional[Dict[str, Any]] = None,
+        *,
+        input_cost_per_million_tokens: Optional[float] = None,
+        output_cost_per_million_tokens: Optional[float] = None,
     ) -> None:
         check_positive_int("num_threads", num_threads, allow_none=True)
+        self._prices = Prices.from_arguments(
+            input_cost_per_million_tokens, output_cost_per_million_tokens
+        )
         if prompt_format is not None:
             Prompt("", "").format_as(prompt_format)  # fail now, naming the supported formats
         if task is None:  # distilabel 1.x's LLMs take no task: prompts pass through as given
@@ -135,6 +146,46 @@ class LLM(BaseLLM):
     def return_futures(self) -> bool:
         """Whether `generate` returns a `Future` rather than the outputs."""
         return self._num_threads is not None
+
+    @property
+    def prices(self) -> Optional[Prices]:
+        """The prices this LLM was given; None when its cost is unknown."""
+        return self._prices
+
+    def cost_bound_problem(
+        self, generation_kwargs: Optional[Dict[str, Any]] = None
+    ) -> Optional[str]:
+        if self._prices is None and not _takes_prices(type(self)):
+            return (
+                f"{type(self).__name__} {self.model_name!r} takes no prices: it runs a model "
+                "of its own, not a paid API; a budget is for API models such as OpenAILLM."
+            )
+        if self._prices is None:
+            return (
+                f"{type(self).__name__} {self.model_name!r} has no prices, so what it spends "
+                "is unknown: create it with input_cost_per_million_tokens=... and "
+                "output_cost_per_million_tokens=... (USD per million tokens, as the provider "
+                "lists them)."
+            )
+        if self._max_new_tokens(generation_kwargs) is None:
+            return (
+                f"{type(self).__name__} {self.model_name!r} has no `max_new_tokens`, so an "
+                "output's length, and its cost, has no bound: set it in `generation_kwargs`."
+            )
+        return None
+
+    def max_cost(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Optional[float]:
+        max_new_tokens = self._max_new_tokens(generation_kwargs)
+        if self._prices is None or max_new_tokens is None:
+            return None
+        inputs, valid = self._check_generate_args(inputs, num_generations)
+        prompts = [self._render(inputs[position]) for position in valid]
+        return max_call_cost(self._prices, prompts, num_generations, max_new_tokens)
 
     def load(self) -> None:
         """Loads the model, if it is not loaded yet. Generating calls it first, so calling it
@@ -251,6 +302,11 @@ class LLM(BaseLLM):
         """Renders a `Prompt` when the user chose no format; backends override this."""
         return prompt.format_as("default")
 
+    def _max_new_tokens(self, generation_kwargs: Optional[Dict[str, Any]]) -> Optional[int]:
+        """The `max_new_tokens` a call with `generation_kwargs` runs with, if any."""
+        value = {**self.generation_kwargs, **(generation_kwargs or {})}.get("max_new_tokens")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     def _output(
         self,
         prompt_used: Union[str, ChatMessages, None],
@@ -287,10 +343,19 @@ class LLM(BaseLLM):
             parsed_output=parsed,
         )
         if statistics is not None:
-            output["statistics"] = statistics
+            output["statistics"] = self._with_cost(statistics)
         if error is not None or why is not None:
             output["error"] = error or why  # type: ignore[typeddict-item]
         return output
+
+    def _with_cost(self, statistics: TokenStatistics) -> TokenStatistics:
+        """`statistics` with their `cost` when this LLM has prices and both counts are there."""
+        input_tokens = statistics.get("input_tokens")
+        output_tokens = statistics.get("output_tokens")
+        if self._prices is None or input_tokens is None or output_tokens is None:
+            return statistics
+        # A copy: a backend may share one statistics dict between outputs.
+        return {**statistics, "cost": self._prices.cost(input_tokens, output_tokens)}
 
     # Internals.
 
@@ -498,6 +563,15 @@ class LLM(BaseLLM):
                     thread_name_prefix=f"{type(self).__name__}-generate",
                 )
             return self._thread_pool
+
+
+@functools.cache
+def _takes_prices(cls: type) -> bool:
+    """Whether `cls` can be given prices at construction (`LLM`'s own keyword arguments)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    return "input_cost_per_million_tokens" in parameters or any(
+        parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()
+    )
 
 
 @functools.cache

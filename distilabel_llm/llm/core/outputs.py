@@ -16,6 +16,12 @@ class TokenStatistics(TypedDict, total=False):
     """Positions computed for this generation that are neither its prompt nor its output: its
     prompt padded to its batch's longest, and steps run after it ended while its batch went on.
     Only backends that batch report it; distilabel 1.x's statistics leave it out."""
+    cost: float
+    """USD: `input_tokens` and `output_tokens` at the model's prices, for an LLM given prices
+    (`input_cost_per_million_tokens`, `output_cost_per_million_tokens`) whose backend reported
+    both counts; absent, never 0, when it is not known. Each generation counts its prompt, so
+    where one request made several generations (`n`) and the provider bills the prompt once,
+    their sum is above the bill, never below."""
 
 
 class LLMOutput(TypedDict):
@@ -32,17 +38,22 @@ class LLMOutput(TypedDict):
     parsed_output: Optional[Any]  # the task's fields (a dict), or the structured output
     statistics: NotRequired[TokenStatistics]
     error: NotRequired[str]
+    transient: NotRequired[bool]
+    """With `error`: True when the failure may pass (a rate limit, a server error, a timeout, a
+    lost connection), so that the same request may succeed later or elsewhere (a pool sends
+    it to another member)."""
 
 
 class GenerateOutput(TypedDict):
     """One conversation's generations as distilabel 1.x returns them (`generate_outputs`).
 
     `generations` holds a text per generation, `None` where it failed, and then `errors` says
-    why at the same position; `statistics` the token counts, a list per kind.
+    why at the same position; `statistics` the token counts, a list per kind (and `cost`, in
+    USD, when known).
     """
 
     generations: List[Optional[str]]
-    statistics: Dict[str, List[Optional[int]]]
+    statistics: Dict[str, List[Any]]
     errors: List[Optional[str]]
 
 
@@ -77,16 +88,25 @@ def token_count(value: Any) -> Optional[int]:
     return None
 
 
-def token_counts(outputs: Sequence[LLMOutput]) -> Dict[str, List[Optional[int]]]:
+def token_counts(outputs: Sequence[LLMOutput]) -> Dict[str, List[Any]]:
     """One row's token counts as distilabel 1.x writes them: `{"input_tokens": [...],
-    "output_tokens": [...]}`, one entry per generation (None where the backend reported none)."""
+    "output_tokens": [...]}`, one entry per generation (None where the backend reported none),
+    and `"cost": [...]` (USD) too when any generation's cost is known."""
     statistics = [output.get("statistics") or {} for output in outputs]
-    return {
+    counts: Dict[str, List[Any]] = {
         "input_tokens": [stats.get("input_tokens") for stats in statistics],
         "output_tokens": [stats.get("output_tokens") for stats in statistics],
     }
+    if any("cost" in stats for stats in statistics):
+        counts["cost"] = [stats.get("cost") for stats in statistics]
+    return counts
 
 
 def output_tokens(outputs: Sequence[LLMOutput]) -> int:
     """The output tokens the backend reported for `outputs` (0 where it reported none)."""
     return sum((output.get("statistics") or {}).get("output_tokens") or 0 for output in outputs)
+
+
+def output_cost(output: LLMOutput) -> Optional[float]:
+    """The USD cost of one output, if known (see `TokenStatistics.cost`)."""
+    return (output.get("statistics") or {}).get("cost")

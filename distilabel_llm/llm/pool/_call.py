@@ -1,12 +1,16 @@
 """How one `LLMPool` call runs: its rows cut into units, handed to members, gathered back.
 
-Beyond handing out work, a pool call keeps three promises:
+Beyond handing out work, a pool call keeps these promises:
 
 - A member that dies or hangs does not lose work: its units are re-run on the others, and an
   idle member backs up a unit still running elsewhere (first answer wins).
 - A row that crashes its member cannot take the pool down: the rows of a unit whose member died
   are re-run one at a time, each on a member running nothing else, so the row at fault is
   singled out; a row in flight at two deaths is not sent again and comes back with an `error`.
+- A member that fails for a transient reason (outputs marked `transient`) is cooled down
+  (`Cooldowns`), and the rows it failed are re-run on a member not yet tried, under "balance"
+  and "fallback" on any, under "spread" on one of the same model; a row tried on
+  `_MAX_TRANSIENT_TRIES` members, or with none left to try, keeps its error.
 - Every slot of the result holds an output, or the call raises: never a silent `None`.
 """
 
@@ -19,7 +23,8 @@ import queue
 import random
 import time
 from concurrent.futures import CancelledError, Future
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from distilabel_llm.errors import PoolExhaustedError, ProcessLLMError
 from distilabel_llm.llm.core._callbacks import report_progress
@@ -27,8 +32,16 @@ from distilabel_llm.llm.core.contract import BaseLLM, MemberProgressCallback, Pr
 from distilabel_llm.llm.core.outputs import LLMOutput, output_tokens
 from distilabel_llm.llm.core.settings import GenerationRequest
 from distilabel_llm.llm.pool._busy_clock import BusyClock
+from distilabel_llm.llm.pool._cooldowns import Cooldowns, transient_error
 from distilabel_llm.llm.pool._isolation import Isolation
-from distilabel_llm.llm.pool._units import Unit, balanced_units, spread_units
+from distilabel_llm.llm.pool._queues import Queues
+from distilabel_llm.llm.pool._units import (
+    PoolStrategy,
+    Unit,
+    balanced_units,
+    retry_units,
+    spread_units,
+)
 
 Submit = Callable[[int, GenerationRequest], "Future[Any]"]
 
@@ -39,6 +52,8 @@ logger = logging.getLogger("distilabel_llm")
 _UNITS_IN_FLIGHT = 2
 # A row in flight on this many members that died is not sent again.
 _MAX_CRASHES_PER_ROW = 2
+# A row that failed for a transient reason on this many members keeps its error.
+_MAX_TRANSIENT_TRIES = 3
 
 
 class PoolCall:
@@ -49,10 +64,12 @@ class PoolCall:
         submit: starts a request on member `m` and returns its future.
         request: the call's rows, outputs per row and settings; each unit sends its rows with
             their first generation slots.
-        balanced: "balance" (units pulled by any member) rather than "spread".
+        strategy: "spread" (each member its share of every row), "balance" (units pulled by
+            any member) or "fallback" (units to the first member, in order, able to take them).
         rng: the pool's random source (the order of extra generations under "spread").
         isolation: the work in flight on each member across the pool's calls, and the
             members reserved for a suspect row.
+        cooldowns: the members cooling down after a transient failure, across the calls.
         closed: whether the pool has been torn down.
         stall_timeout: under "spread", seconds after which a unit still running may be backed
             up by a member of another model; None: only by members of its own model.
@@ -68,9 +85,10 @@ class PoolCall:
         submit: Submit,
         request: GenerationRequest,
         *,
-        balanced: bool,
+        strategy: PoolStrategy,
         rng: random.Random,
         isolation: Isolation,
+        cooldowns: Cooldowns,
         busy: BusyClock,
         closed: Callable[[], bool],
         stall_timeout: Optional[float],
@@ -84,9 +102,11 @@ class PoolCall:
         self.settings = request.settings
         self.first_slots = request.settings.row_offsets(len(inputs))  # usually all 0
         self.stopped = False
-        self.balanced = balanced
+        self.balanced = strategy == "balance"
+        self.fallback = strategy == "fallback"
         self.rng = rng
         self.isolation = isolation
+        self.cooldowns = cooldowns
         self.busy = busy
         self.closed = closed
         self.stall_timeout = stall_timeout
@@ -100,9 +120,9 @@ class PoolCall:
         if not any(self.alive):
             raise PoolExhaustedError(self._exhausted(len(inputs)))
         self.rows: List[List[Optional[LLMOutput]]] = [[None] * num_generations for _ in inputs]
-        self.shared: Deque[Unit] = collections.deque()
-        self.own: List[Deque[Unit]] = [collections.deque() for _ in members]
-        self.suspects: Deque[Unit] = collections.deque()
+        self.load = [0] * len(members)
+        self.queues = Queues(strategy, self.members, self.alive, self.load, cooldowns)
+        self.pulled = self.queues.pulled
         # Members this call reserved for a suspect: the suspect running there, or None while
         # the member drains the work other calls sent it.
         self.reserved: Dict[int, Optional[Unit]] = {}
@@ -111,24 +131,24 @@ class PoolCall:
         self.crashes: Dict[int, Set[Tuple[int, BaseException]]] = collections.defaultdict(set)
         self.given_up: Set[int] = set()
         self.in_flight: Dict[Future[Any], Tuple[Unit, int]] = {}
-        self.load = [0] * len(members)
+        self.dispatched_at = 0.0  # when `_dispatch` last began
         self.events: queue.SimpleQueue[Optional[Future[Any]]] = queue.SimpleQueue()
-        if balanced:
-            self.shared.extend(balanced_units(len(inputs), num_generations, len(members)))
+        if self.pulled:
+            self.queues.shared.extend(balanced_units(len(inputs), num_generations, len(members)))
         else:
             for unit in spread_units(len(inputs), num_generations, len(members), rng):
                 unit.origin = unit.member
-                self._requeue(unit)
+                self.queues.requeue(unit)
 
     def run(self) -> List[List[LLMOutput]]:
         self.isolation.listen(self.events)
         try:
             while True:
                 self._dispatch()
-                if not self.in_flight and not self._queued():
+                if not self.in_flight and not self.queues.waiting():
                     break
                 try:
-                    event = self.events.get(timeout=self._next_stall_check())
+                    event = self.events.get(timeout=self._next_check())
                 except queue.Empty:
                     continue
                 if self.stopped:
@@ -163,18 +183,28 @@ class PoolCall:
     # Handing out work.
 
     def _dispatch(self) -> None:
+        self.dispatched_at = time.monotonic()
         self._place_suspects()
         for member in range(len(self.members)):
             if not self._usable(member) or self.isolation.busy(member):
                 continue
-            while not self.balanced or self.load[member] < _UNITS_IN_FLIGHT:
+            if not self.cooldowns.available(member):
+                continue
+            while not self.pulled or self.load[member] < _UNITS_IN_FLIGHT:
                 unit = self._next_unit(member)
                 if unit is None:
                     break
                 if not self.isolation.enter(member):  # reserved by another call meanwhile
                     self._put_back(unit)
                     break
-                self._start(unit, member)
+                probe = self.cooldowns.admit(member)
+                if probe is None:  # another call sent it the probe meanwhile
+                    self.isolation.leave(member)
+                    self._put_back(unit)
+                    break
+                self._start(unit, member, probe)
+                if probe:
+                    break  # one request only until it answers
 
     def _place_suspects(self) -> None:
         """Runs each suspect row alone on a member: one reserved for it, once drained.
@@ -182,20 +212,22 @@ class PoolCall:
         A reserved member takes no new work from any call on the pool, so that the suspect,
         once started, shares its process with nothing: a death then is the suspect's own.
         """
-        if not self.suspects and not self.reserved:
+        if not self.queues.suspects and not self.reserved:
             return  # the usual case: nothing to place
         running = self._rows_in_flight()
         waiting = [m for m, unit in self.reserved.items() if unit is None]
-        for unit in list(self.suspects):
+        for unit in list(self.queues.suspects):
             if running[unit.rows[0]]:  # never two runs of a suspect row at once
                 continue
-            member = next((m for m in waiting if self._usable(m) and self._suits(unit, m)), None)
+            member = next(
+                (m for m in waiting if self._ready(m) and self.queues.suits(unit, m)), None
+            )
             if member is not None:
                 waiting.remove(member)
             else:
                 member = self._reserve_for(unit)
             if member is not None and self.isolation.enter_alone(member):
-                self.suspects.remove(unit)
+                self.queues.suspects.remove(unit)
                 self.reserved[member] = unit
                 self._start(unit, member)
                 running[unit.rows[0]] += 1
@@ -215,12 +247,16 @@ class PoolCall:
                 self._fail_member(member, failure)
         return self.alive[member]
 
+    def _ready(self, member: int) -> bool:
+        """Whether `member` is usable and not cooling down."""
+        return self._usable(member) and self.cooldowns.available(member)
+
     def _reserve_for(self, unit: Unit) -> Optional[int]:
         """Reserves the live member with least in flight that suits `unit`, if one is free."""
         candidates = [
             m
             for m in range(len(self.members))
-            if self._usable(m) and m not in self.reserved and self._suits(unit, m)
+            if self._ready(m) and m not in self.reserved and self.queues.suits(unit, m)
         ]
         for member in sorted(candidates, key=self.isolation.running):
             if self.isolation.reserve(member):
@@ -229,10 +265,9 @@ class PoolCall:
         return None
 
     def _next_unit(self, member: int) -> Optional[Unit]:
-        if self.own[member]:
-            return self.own[member].popleft()
-        if self.balanced and self.shared:
-            return self.shared.popleft()
+        unit = self.queues.take(member)
+        if unit is not None or self.fallback:  # no backups: they would spend the reserves
+            return unit
         # A member working for another call on this pool is not idle: no backup for it.
         if self.load[member] == 0 and not self.isolation.running(member):
             return self._backup_for(member)
@@ -253,26 +288,31 @@ class PoolCall:
         for unit, owner in self.in_flight.values():
             if owner == member or unit.done or unit.backed_up or unit.suspect:
                 continue
+            if member in unit.avoid:
+                continue  # it failed these rows already
             if self.members[owner].failure is not None:
                 continue  # its owner died: the crash path decides what becomes of it
             if any(placed[row] > 1 or self.crashes.get(row) for row in unit.rows):
                 continue  # never spread a row that may crash its member
             stalled = self.stall_timeout is not None and now - unit.started >= self.stall_timeout
-            if self.balanced or stalled or (model is not None and self._model(unit) == model):
+            if self.balanced or stalled or (model is not None and self.queues.model(unit) == model):
                 unit.backed_up = True
                 return unit
         return None
 
-    def _start(self, unit: Unit, member: int) -> None:
-        """Sends `unit` to `member`, whose slot in `isolation` the caller has entered."""
+    def _start(self, unit: Unit, member: int, probe: Optional[bool] = None) -> None:
+        """Sends `unit` to `member`, whose slot in `isolation` the caller has entered (and,
+        with `probe`, whose probe after a cooldown this is)."""
         if self.given_up.intersection(unit.rows):
             kept = [(r, o) for r, o in zip(unit.rows, unit.offsets) if r not in self.given_up]
             unit.rows, unit.offsets = [r for r, _ in kept], [o for _, o in kept]
             if not unit.rows:
                 unit.done = True
                 self.isolation.leave(member)
+                self.cooldowns.release(member, probe)
                 return
         slots = [self.first_slots[row] + offset for row, offset in zip(unit.rows, unit.offsets)]
+        unit.started = time.monotonic()  # before sending: the cooldowns date its outcome by it
         try:
             future = self.submit(
                 member,
@@ -284,35 +324,40 @@ class PoolCall:
             )
         except BaseException:
             self.isolation.leave(member)
+            self.cooldowns.release(member, probe)
             raise
-        unit.started = time.monotonic()
         self.in_flight[future] = (unit, member)
         self.load[member] += 1
         self.busy.start(member)
-        # Counted out when the request ends, even if this call has returned by then.
+        # Counted out when the request ends, even if this call has returned by then; its
+        # cooldown is settled before this call hears of it, so never sends it more work first.
         future.add_done_callback(lambda _: self.isolation.leave(member))
+        future.add_done_callback(partial(self.cooldowns.settle, member, unit.started, probe))
         future.add_done_callback(self.events.put)
 
     def _put_back(self, unit: Unit) -> None:
         """Returns a unit just taken by `_next_unit` and not started."""
         if any(twin is unit for twin, _ in self.in_flight.values()):
             unit.backed_up = False  # a backup not made
-        elif self.balanced:
-            self.shared.appendleft(unit)
         else:
-            self.own[unit.member].appendleft(unit)  # type: ignore[index]
+            self.queues.put_back(unit)
 
     def _rows_in_flight(self) -> Dict[int, int]:
         """How many units in flight hold each row."""
         return collections.Counter(row for unit, _ in self.in_flight.values() for row in unit.rows)
 
-    def _queued(self) -> bool:
-        return bool(self.shared or self.suspects or any(self.own))
+    def _next_check(self) -> Optional[float]:
+        """Seconds until there is something to do that no answer announces (a unit in flight
+        counts as stalled, a cooldown ends while work waits); None to wait for an answer."""
+        waiting = self.queues.waiting()
+        cooldown = self.cooldowns.seconds_to_next(self.dispatched_at) if waiting else None
+        waits = [wait for wait in (self._next_stall_check(), cooldown) if wait is not None]
+        return max(0.01, min(waits)) if waits else None
 
     def _next_stall_check(self) -> Optional[float]:
         """Seconds until a unit in flight counts as stalled, when an idle member could then
-        back it up; None to wait for the next answer instead."""
-        if self.balanced or self.stall_timeout is None:
+        back it up; None if none can."""
+        if self.pulled or self.stall_timeout is None:
             return None
         idle = any(
             alive
@@ -328,7 +373,7 @@ class PoolCall:
         ]
         if not idle or not starts:
             return None
-        return max(0.01, min(starts) + self.stall_timeout - time.monotonic())
+        return min(starts) + self.stall_timeout - time.monotonic()
 
     # Gathering results.
 
@@ -339,7 +384,12 @@ class PoolCall:
         if self.reserved.get(member) is unit:
             del self.reserved[member]
             self.isolation.release(member)
-        if future.cancelled() or unit.done:
+        if unit.done:
+            return
+        if future.cancelled():  # a member torn down at once cancels the work it had queued
+            if self.closed():
+                raise CancelledError("the pool's teardown cancelled this call's work")
+            self.queues.requeue(unit)
             return
         error = future.exception()
         if error is None:
@@ -352,15 +402,21 @@ class PoolCall:
             if loaded:
                 self._crashed(unit, member, error)
             else:  # it never loaded: its units are not to blame
-                self._requeue(unit)
+                self.queues.requeue(unit)
         elif _is_crash(error):  # the member died and came back (`max_restarts`)
             self._crashed(unit, member, error)
         else:
             raise error
 
     def _complete(self, unit: Unit, member: int, rows: List[List[LLMOutput]]) -> None:
+        retries = retry_units(unit, rows, member) if transient_error(rows) else []
+        if retries and any(twin is unit for twin, _ in self.in_flight.values()):
+            unit.avoid.add(member)  # the backup running elsewhere is its re-run
+            return
         unit.done = True
         filled = 0
+        # Outputs that failed for a transient reason fill their slots too: they stay the
+        # row's answer unless a re-run elsewhere succeeds.
         for row, offset, outputs in zip(unit.rows, unit.offsets, rows):
             slots = slice(offset, offset + unit.num_generations)
             filled += sum(output is None for output in self.rows[row][slots])
@@ -368,6 +424,9 @@ class PoolCall:
         for other, (twin, _) in list(self.in_flight.items()):
             if twin is unit:
                 other.cancel()
+        for retry in retries:
+            if len(retry.avoid) < _MAX_TRANSIENT_TRIES:
+                self.queues.requeue(retry)
         self._advance(filled, member, sum(output_tokens(outputs) for outputs in rows))
 
     def _advance(self, advance: int, member: Optional[int], tokens: int = 0) -> None:
@@ -402,14 +461,15 @@ class PoolCall:
             if len(self.crashes[row]) >= _MAX_CRASHES_PER_ROW:
                 self._give_up(row, member, error)
             else:
-                self.suspects.append(
+                self.queues.suspects.append(
                     Unit([row], [offset], unit.num_generations, origin=unit.origin, suspect=True)
                 )
 
     def _give_up(self, row: int, member: int, error: BaseException) -> None:
         """Fills the row's empty slots with an output that says why it was not sent again."""
         self.given_up.add(row)
-        self.suspects = collections.deque(u for u in self.suspects if u.rows != [row])
+        suspects = self.queues.suspects
+        self.queues.suspects = collections.deque(u for u in suspects if u.rows != [row])
         model = self.members[member].model_name_now or "unknown model"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         message = (
@@ -445,44 +505,7 @@ class PoolCall:
             str(error).splitlines()[0] if str(error) else type(error).__name__,
             survivors,
         )
-        units = list(self.own[member])
-        self.own[member].clear()
-        for unit in units:
-            self._requeue(unit)
-
-    def _requeue(self, unit: Unit) -> None:
-        """Queues `unit` again: for any member, or for a live member of its model if one is
-        left (else the live member with least work queued)."""
-        if unit.done:
-            return
-        unit.backed_up = False
-        if unit.suspect:
-            self.suspects.appendleft(unit)
-        elif self.balanced:
-            self.shared.appendleft(unit)
-        else:
-            live = [m for m, alive in enumerate(self.alive) if alive]
-            if unit.member is not None and self.alive[unit.member]:
-                target = unit.member
-            else:
-                model = self._model(unit)
-                same = [m for m in live if model and self.members[m].model_name_now == model]
-                target = min(same or live, key=lambda m: (len(self.own[m]), self.load[m]))
-            unit.member = target
-            self.own[target].append(unit)
-
-    def _model(self, unit: Unit) -> Optional[str]:
-        """The model whose share `unit` is, under "spread", once known."""
-        return None if unit.origin is None else self.members[unit.origin].model_name_now
-
-    def _suits(self, unit: Unit, member: int) -> bool:
-        """Under "spread", a suspect goes to a member of its model while one is alive."""
-        model = self._model(unit)
-        if self.balanced or model is None or self.members[member].model_name_now == model:
-            return True
-        return not any(
-            alive and self.members[m].model_name_now == model for m, alive in enumerate(self.alive)
-        )
+        self.queues.member_lost(member)
 
     def _rows_left(self) -> int:
         return sum(any(output is None for output in row) for row in self.rows)

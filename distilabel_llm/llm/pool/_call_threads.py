@@ -48,15 +48,16 @@ class CallThreads:
         self._queue.put((future, work))
         return future
 
-    def shutdown(self) -> None:
-        """Cancels the calls not started yet; the threads end after their current ones."""
+    def shutdown(self, reason: BaseException) -> None:
+        """Fails the calls not started yet with `reason`; the threads end after their
+        current ones."""
         while True:
             try:
                 work = self._queue.get_nowait()
             except queue.Empty:
                 break
             if work is not None:
-                work[0].cancel()
+                settle(work[0], exception=reason)
         with self._lock:
             for _ in self._threads:
                 self._queue.put(None)

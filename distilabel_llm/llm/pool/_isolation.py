@@ -68,13 +68,13 @@ class Isolation:
             self._running[member] -= 1
             drained = member in self._reserved and not self._running[member]
         if drained:
-            self._wake()
+            self.wake()
 
     def release(self, member: int) -> None:
         """Ends the reservation of `member`, waking every call: one may be waiting for it."""
         with self._lock:
             self._reserved.discard(member)
-        self._wake()
+        self.wake()
 
     def listen(self, listener: queue.SimpleQueue[Any]) -> None:
         with self._lock:
@@ -84,7 +84,9 @@ class Isolation:
         with self._lock:
             self._listeners.remove(listener)
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wakes every listening call: something that may let one go on has changed (also
+        elsewhere: a member's cooldown)."""
         with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:

@@ -1,17 +1,20 @@
 """How an `LLMPool` call is cut into units of work: rows, and which generation slots of them.
 
-`balanced_units` cuts equal small units for members to pull ("balance"); `spread_units` gives
-each member its share of every row's generations ("spread").
+`balanced_units` cuts equal small units for members to pull ("balance", "fallback");
+`spread_units` gives each member its share of every row's generations ("spread");
+`retry_units` cuts, from a unit's answer, what to re-run on another member.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Optional, Sequence, Set, Tuple
 
-__all__ = ["Unit", "balanced_units", "spread_units"]
+__all__ = ["PoolStrategy", "Unit", "balanced_units", "retry_units", "spread_units"]
+
+PoolStrategy = Literal["spread", "balance", "fallback"]
 
 # Under "balance", aim for this many units per member: enough that a fast member can take
 # more of them and the last ones are short, few enough that the bridge's cost stays negligible.
@@ -33,6 +36,8 @@ class Unit:
         origin: under "spread", the member whose share of the rows this is: the rows keep
             its model's share when it fails, on another member of that model.
         suspect: a single row re-run alone after its member died.
+        avoid: the members on which these rows failed for a transient reason: a re-run goes
+            to another one.
         done: set once one member has returned it.
         backed_up: set while a second member also runs it.
         started: when its latest run began (`time.monotonic()`).
@@ -44,6 +49,7 @@ class Unit:
     member: Optional[int] = None
     origin: Optional[int] = None
     suspect: bool = False
+    avoid: Set[int] = field(default_factory=set)
     done: bool = False
     backed_up: bool = False
     started: float = 0.0
@@ -91,3 +97,26 @@ def spread_units(
                 unit.offsets.append(offset)
             offset += count
     return list(groups.values())
+
+
+def retry_units(unit: Unit, rows: Sequence[Sequence[Any]], member: int) -> List[Unit]:
+    """The units that re-run the outputs of `unit` marked `transient` in `rows` (its answer
+    from `member`), to be sent to a member not yet tried.
+
+    Each row re-runs the span of its slots from its first transient output to its last (an
+    API backend fails a request's generations together), and rows with the same span share
+    a unit.
+    """
+    spans: Dict[Tuple[int, int], Unit] = {}
+    for row, offset, outputs in zip(unit.rows, unit.offsets, rows):
+        failed = [k for k, output in enumerate(outputs) if output.get("transient")]
+        if not failed:
+            continue
+        first, count = failed[0], failed[-1] - failed[0] + 1
+        retry = spans.get((first, count))
+        if retry is None:
+            retry = Unit([], [], count, origin=unit.origin, avoid=unit.avoid | {member})
+            spans[(first, count)] = retry
+        retry.rows.append(row)
+        retry.offsets.append(offset + first)
+    return list(spans.values())

@@ -1,10 +1,13 @@
 """`LLMPool`: one generation job spread over several LLMs, processes or devices.
 
-Two strategies. `"spread"` (legacy distilabel's) gives every member a share of each row's
+Three strategies. `"spread"` (legacy distilabel's) gives every member a share of each row's
 generations, so each row mixes the models: the choice for preference datasets. `"balance"` cuts
 the job into small units that members pull when free, so faster members do more and N replicas
-finish about N times faster: the choice for data-parallel replicas. Either way, the work of a
-member that fails for good is re-run on the others.
+finish about N times faster: the choice for data-parallel replicas. `"fallback"` sends every
+unit to the first member, in the given order, able to take it: a primary model, and the ones to
+use while it is unavailable. Whatever the strategy, the work of a member that fails for good is
+re-run on the others, and a member that fails for a transient reason (a rate limit, a server
+error) is cooled down for a while, its failed rows re-run on another member.
 
 A pool keeps the contract of every LLM kind (`BaseLLM`): `submit` returns a future at once
 (each call runs on a thread of the pool's, waiting on its members), and `generate` waits for
@@ -23,7 +26,6 @@ from typing import (
     Callable,
     Dict,
     List,
-    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -45,7 +47,9 @@ from distilabel_llm.llm.members.remote import RemoteLLM
 from distilabel_llm.llm.pool._busy_clock import BusyClock
 from distilabel_llm.llm.pool._call import PoolCall
 from distilabel_llm.llm.pool._call_threads import CallThreads
+from distilabel_llm.llm.pool._cooldowns import Cooldowns
 from distilabel_llm.llm.pool._isolation import Isolation
+from distilabel_llm.llm.pool._units import PoolStrategy
 from distilabel_llm.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -53,10 +57,16 @@ if TYPE_CHECKING:
 
 __all__ = ["LLMPool", "PoolStrategy"]
 
-PoolStrategy = Literal["spread", "balance"]
 Member = Union[RemoteLLM, LLM]
 
+STRATEGIES = ("spread", "balance", "fallback")
 DEFAULT_STALL_TIMEOUT = 600.0
+# A member's first cooldown after a transient failure, and the longest. An API member reports
+# one only after its client's own retries (OpenAILLM: 5, over tens of seconds), so the provider
+# has refused for a while already: a few seconds' rest, doubling while probes fail, lets a rate
+# limit's window pass without leaving a member out of a long job for long once it is back.
+DEFAULT_COOLDOWN = 5.0
+DEFAULT_MAX_COOLDOWN = 120.0
 
 
 # Calls a pool runs at once, per member: enough that every member always holds queued units
@@ -74,16 +84,26 @@ class LLMPool(BaseLLM):
         llms: two or more `ProcessLLM`s, `RayLLM`s or plain `LLM`s, mixed as you like, whose
             tasks are the same class or siblings of one parent class.
         strategy: `"spread"` to give each member a share of every row's generations (rows mix
-            the models); `"balance"` to let members pull small units of work when free.
+            the models); `"balance"` to let members pull small units of work when free;
+            `"fallback"` to send every unit to the first member, in the order of `llms`, that
+            is alive and not cooling down (a primary, then its backups).
         seed: seeds the random choice of which members make a row's extra generations.
         stall_timeout: under "spread", seconds a unit may run without an answer before an
             idle member of another model re-runs it (first answer wins, so those rows lose
             their mix of models rather than wait forever on a hung member); None never does.
             Members of the same model back each other up at once, as under "balance".
+        cooldown: seconds a member gets no new work after a request failed there for a
+            transient reason (outputs marked `transient`: a rate limit after the client's
+            retries, a server error, a timeout, a lost connection); each further failure in a
+            row doubles it. Then one request probes the member; a success ends its cooldowns.
+            The failed rows are re-run on another member (under "spread", one of the same
+            model) up to 3 members in all, then keep their `error`. 0 never cools a member.
+        max_cooldown: the longest cooldown, in seconds.
 
     Raises:
         ValueError: if `llms` has fewer than two members, a member that is not an LLM, or
-            members with unrelated tasks, or `strategy` is unknown.
+            members with unrelated tasks, or `strategy` is unknown, or `stall_timeout`,
+            `cooldown` or `max_cooldown` out of range.
     """
 
     def __init__(
@@ -92,6 +112,8 @@ class LLMPool(BaseLLM):
         strategy: PoolStrategy = "spread",
         seed: Optional[int] = None,
         stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
+        cooldown: float = DEFAULT_COOLDOWN,
+        max_cooldown: float = DEFAULT_MAX_COOLDOWN,
     ) -> None:
         llms = list(llms)
         if len(llms) < 2:
@@ -107,15 +129,21 @@ class LLMPool(BaseLLM):
         for llm in llms:
             if llm.offline:
                 raise ValueError(OFFLINE_ELSEWHERE.format(name=type(llm).__qualname__))
-        if strategy not in ("spread", "balance"):
-            raise ValueError(f"`strategy` must be 'spread' or 'balance', not {strategy!r}.")
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"`strategy` must be 'spread', 'balance' or 'fallback', not {strategy!r}."
+            )
         if stall_timeout is not None and not stall_timeout > 0:
             raise ValueError(f"`stall_timeout` must be positive or None, not {stall_timeout!r}.")
+        for name, seconds in (("cooldown", cooldown), ("max_cooldown", max_cooldown)):
+            if not isinstance(seconds, (int, float)) or not seconds >= 0:
+                raise ValueError(f"`{name}` must be 0 or more seconds, not {seconds!r}.")
         self.llms: List[Member] = llms
         self.strategy: PoolStrategy = strategy
         self._random = random.Random(seed)
         self.stall_timeout = stall_timeout
         self._isolation = Isolation()
+        self._cooldowns = Cooldowns(len(llms), cooldown, max_cooldown, self._isolation.wake)
         self._busy = BusyClock(len(llms))
         self._calls = CallThreads("LLMPool-call", self.calls_ahead)
         self._executors: Dict[int, ThreadPoolExecutor] = {}
@@ -272,6 +300,26 @@ class LLMPool(BaseLLM):
         """Calls worth keeping submitted: enough that every member always has queued work."""
         return max(_MIN_CALLS, _CALLS_PER_MEMBER * len(self.llms))
 
+    def max_cost(
+        self,
+        inputs: Sequence[Dict[str, Any]],
+        num_generations: int = 1,
+        generation_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Optional[float]:
+        """The most a call can cost: as if its dearest member made every generation (each is
+        made by one member); None when any member's cost cannot be bounded."""
+        costs = [llm.max_cost(inputs, num_generations, generation_kwargs) for llm in self.llms]
+        return None if any(cost is None for cost in costs) else max(costs)  # type: ignore[type-var]
+
+    def cost_bound_problem(
+        self, generation_kwargs: Optional[Dict[str, Any]] = None
+    ) -> Optional[str]:
+        for index, llm in enumerate(self.llms):
+            problem = llm.cost_bound_problem(generation_kwargs)
+            if problem is not None:
+                return f"The pool's member #{index}: {problem}"
+        return None
+
     def generation_settings(
         self, generation_kwargs: Optional[Dict[str, Any]]
     ) -> GenerationSettings:
@@ -313,9 +361,10 @@ class LLMPool(BaseLLM):
             self.llms,
             self._submit_to,
             request,
-            balanced=self.strategy == "balance",
+            strategy=self.strategy,
             rng=self._random,
             isolation=self._isolation,
+            cooldowns=self._cooldowns,
             busy=self._busy,
             closed=lambda: self._closed,
             stall_timeout=self.stall_timeout,
@@ -334,7 +383,7 @@ class LLMPool(BaseLLM):
                 members stop at once and their in-flight work fails.
         """
         self._closed = True
-        self._calls.shutdown()
+        self._calls.shutdown(RuntimeError("The LLMPool was torn down before this call started."))
         for executor in self._executors.values():
             executor.shutdown(wait=wait, cancel_futures=not wait)
         self._executors.clear()

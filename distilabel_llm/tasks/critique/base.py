@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.tasks._not_available import module_getattr
 from distilabel_llm.tasks._parsing import numbered, numbered_answers, sections
 from distilabel_llm.tasks.base import PromptTemplate, Task
 from distilabel_llm.tasks.prompt import Prompt
 
 __all__ = ["CritiqueTask"]
+
+# Legacy names this module had and that have no counterpart here say what to use instead.
+__getattr__ = module_getattr(__name__)
 
 _DEFAULT_SYSTEM_PROMPT = (
     "You review answers written by AI assistants. You are specific: you quote what is wrong "

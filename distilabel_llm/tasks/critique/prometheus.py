@@ -1,4 +1,5 @@
-"""Prometheus-style grading: feedback against a rubric and a reference answer, then a score."""
+"""Prometheus-style grading: a critique against a rubric and a reference answer, then a
+score."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import Any, Dict, List, Optional, Union
 
 from distilabel_llm.errors import OutputParsingError
 from distilabel_llm.tasks._parsing import numbered, numbered_answers
-from distilabel_llm.tasks.base import PromptTemplate, Task
+from distilabel_llm.tasks.base import PromptTemplate
+from distilabel_llm.tasks.critique.base import CritiqueTask
 from distilabel_llm.tasks.prompt import Prompt
 
 __all__ = ["PrometheusTask"]
 
 _DEFAULT_SYSTEM_PROMPT = (
-    "You grade answers strictly against the rubric you are given. Your feedback cites the "
+    "You grade answers strictly against the rubric you are given. Your critique cites the "
     "rubric, compares each answer with the reference answer and never grades on length."
 )
 _RESULT = re.compile(r"\[RESULT\]", re.IGNORECASE)
@@ -23,24 +25,30 @@ _ANSWER_LABEL = re.compile(r"^\s*Answer\s*\d+\s*:\s*", re.IGNORECASE)
 
 
 @dataclass
-class PrometheusTask(Task):
+class PrometheusTask(CritiqueTask):
     """Grades each of a row's `generations` (or its single `generation`) against a rubric and
-    the row's `ref_completion`, with feedback and a score from 1 to 5.
+    the row's `ref_completion`, with a critique and a score from the rubric.
 
-    The grader writes, for each answer, its feedback and then `[RESULT] <score>`. Outputs
-    `feedback` and `score`, lists with one item per answer.
+    The grader writes, for each answer, its critique and then `[RESULT] <score>`. Outputs
+    `critique` and `score`, lists with one item per answer. Legacy's
+    `PrometheusTask(scoring_criteria=..., score_descriptions=...)` builds one as it did.
 
     Args:
         system_prompt: the system turn sent with every prompt.
         template: the user turn (see `Task`), from the fields `input`, `generations`,
-            `answers`, `ref_completion`, `criteria` and `rubric` (the scores, what they mean).
-        criteria: the question the rubric answers, e.g. "Is the answer factually correct?".
-        score_descriptions: what each score from 1 to 5 means.
+            `answers`, `ref_completion`, `scoring_criteria` and `rubric` (the scores, what
+            they mean).
+        scoring_criteria: the question the rubric answers, e.g. "Is the answer factually
+            correct?".
+        score_descriptions: what each score means, lowest to highest (1 to 5 by default; a
+            scale such as 0 to 4 works too).
     """
 
     system_prompt: str = _DEFAULT_SYSTEM_PROMPT
     template: Optional[PromptTemplate] = None
-    criteria: str = "Does the answer respond to the request correctly, completely and clearly?"
+    scoring_criteria: str = (
+        "Does the answer respond to the request correctly, completely and clearly?"
+    )
     score_descriptions: Dict[int, str] = field(
         default_factory=lambda: {
             1: "Wrong, off topic or unusable.",
@@ -54,6 +62,8 @@ class PrometheusTask(Task):
     def __post_init__(self) -> None:
         # Scores are ints; a task loaded from JSON has them as strings.
         self.score_descriptions = {int(k): v for k, v in self.score_descriptions.items()}
+        if not self.score_descriptions:
+            raise ValueError("`score_descriptions` needs at least one score.")
 
     def generate_prompt(
         self,
@@ -69,11 +79,13 @@ class PrometheusTask(Task):
             f"Score {score}: {meaning}"
             for score, meaning in sorted(self.score_descriptions.items())
         )
+        lowest, highest = min(self.score_descriptions), max(self.score_descriptions)
         default = (
-            f"### Request\n{input}\n\n{answers}\n\n### Reference answer (a score of 5)\n"
-            f"{ref_completion}\n\n### Rubric\n{self.criteria}\n{rubric}\n\n"
-            "For each answer in order, write your feedback on it, then `[RESULT]` and its "
-            "score from 1 to 5, e.g.:\nAnswer 1: <feedback> [RESULT] 4"
+            f"### Request\n{input}\n\n{answers}\n\n"
+            f"### Reference answer (a score of {highest})\n{ref_completion}\n\n"
+            f"### Rubric\n{self.scoring_criteria}\n{rubric}\n\n"
+            "For each answer in order, write your critique of it, then `[RESULT]` and its "
+            f"score from {lowest} to {highest}, e.g.:\nAnswer 1: <critique> [RESULT] {highest}"
         )
         return self._prompt(
             default,
@@ -81,7 +93,7 @@ class PrometheusTask(Task):
             generations=answers_list,
             answers=answers,
             ref_completion=ref_completion,
-            criteria=self.criteria,
+            scoring_criteria=self.scoring_criteria,
             rubric=rubric,
         )
 
@@ -92,7 +104,7 @@ class PrometheusTask(Task):
                 f"{type(self).__name__} found no '[RESULT] <score>' in the model's output: "
                 f"{output!r}"
             )
-        feedback: List[str] = []
+        critiques: List[str] = []
         scores: List[Union[float, None]] = []
         for before, after in zip(pieces, pieces[1:]):
             score = numbered(after.strip().split("\n", 1)[0])
@@ -102,18 +114,14 @@ class PrometheusTask(Task):
                     f"output: {output!r}"
                 )
             # After the first, each piece starts with the previous answer's score.
-            text = _LEADING_SCORE.sub("", before, count=1) if feedback else before
-            feedback.append(_ANSWER_LABEL.sub("", text.strip()))
+            text = _LEADING_SCORE.sub("", before, count=1) if critiques else before
+            critiques.append(_ANSWER_LABEL.sub("", text.strip()))
             scores.append(score)
-        return {"feedback": feedback, "score": scores}
+        return {"critique": critiques, "score": scores}
 
     @property
     def input_args_names(self) -> List[str]:
         return ["input", "generations", "ref_completion"]
-
-    @property
-    def output_args_names(self) -> List[str]:
-        return ["feedback", "score"]
 
     def missing_input_args(self, row: Dict[str, Any]) -> List[str]:
         """`generations` or a single `generation` will do."""

@@ -6,11 +6,16 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Literal, Optional
 
 from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.tasks._not_available import module_getattr
 from distilabel_llm.tasks._parsing import json_answer
-from distilabel_llm.tasks.base import PromptTemplate, Task
+from distilabel_llm.tasks.base import PromptTemplate
+from distilabel_llm.tasks.preference.base import PreferenceTask
 from distilabel_llm.tasks.prompt import Prompt
 
 __all__ = ["JudgeLMTask"]
+
+# Legacy names this module had and that have no counterpart here say what to use instead.
+__getattr__ = module_getattr(__name__)
 
 _DEFAULT_SYSTEM_PROMPT = (
     "You are an impartial judge of AI assistants' answers. You compare answers on "
@@ -19,7 +24,7 @@ _DEFAULT_SYSTEM_PROMPT = (
 
 
 @dataclass
-class JudgeLMTask(Task):
+class JudgeLMTask(PreferenceTask):
     """Scores each of a row's `generations` for its `input` from 1 to 10.
 
     The judge answers with the scores on its first line, separated by spaces, then an

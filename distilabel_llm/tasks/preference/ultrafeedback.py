@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
 from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.tasks._not_available import module_getattr
 from distilabel_llm.tasks._parsing import json_answer
-from distilabel_llm.tasks.base import PromptTemplate, Task
+from distilabel_llm.tasks.base import PromptTemplate
+from distilabel_llm.tasks.preference.base import PreferenceTask
 from distilabel_llm.tasks.prompt import Prompt
 
-__all__ = ["UltraFeedbackTask"]
+__all__ = ["Rating", "UltraFeedbackTask"]
+
+# Legacy names this module had and that have no counterpart here say what to use instead.
+__getattr__ = module_getattr(__name__)
 
 _DEFAULT_SYSTEM_PROMPT = (
     "You are a fair and rigorous evaluator of AI assistants. You judge each answer on its own "
@@ -57,8 +62,15 @@ _RATINGS = [
 ]
 
 
+class Rating(TypedDict):
+    """One score of a rating scale given as legacy distilabel's `ratings` took it."""
+
+    value: int
+    description: str
+
+
 @dataclass
-class UltraFeedbackTask(Task):
+class UltraFeedbackTask(PreferenceTask):
     """Rates each of a row's `generations` for its `input`, on one aspect.
 
     Outputs `rating` (a list of numbers) and `rationale` (a list of strings), one of each per
@@ -70,7 +82,8 @@ class UltraFeedbackTask(Task):
             (the generations numbered and delimited), `task_description` and `ratings` (the
             scale, one score a line). Its answer format must stay the one `parse_output` reads.
         task_description: what the evaluator is asked to judge.
-        ratings: the rating scale, one line per score.
+        ratings: the rating scale, one line per score ("1: very poor"); a legacy `Rating`
+            (`{"value": 1, "description": "very poor"}`) becomes such a line.
         output_format: "text" (sections the task reads) or "json": the answer is a JSON object
             and `structured_output` its schema, which a backend that constrains decoding
             enforces by default, so that every rating parses.
@@ -80,7 +93,14 @@ class UltraFeedbackTask(Task):
     template: Optional[PromptTemplate] = None
     output_format: Literal["text", "json"] = "text"
     task_description: str = _ASPECTS["overall_quality"]
-    ratings: List[str] = field(default_factory=lambda: list(_RATINGS))
+    ratings: List[Union[str, Rating]] = field(default_factory=lambda: list(_RATINGS))
+
+    def __post_init__(self) -> None:
+        # One form, the lines the prompt shows, whichever form was given.
+        self.ratings = [
+            f"{item['value']}: {item['description']}" if isinstance(item, dict) else item
+            for item in self.ratings
+        ]
 
     def generate_prompt(self, input: str, generations: List[str], **_: Any) -> Prompt:
         texts = "\n\n".join(

@@ -7,11 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from distilabel_llm.errors import OutputParsingError
+from distilabel_llm.tasks._not_available import module_getattr
 from distilabel_llm.tasks._parsing import numbered, numbered_answers, sections
-from distilabel_llm.tasks.base import PromptTemplate, Task
+from distilabel_llm.tasks.base import PromptTemplate
+from distilabel_llm.tasks.preference.base import PreferenceTask
 from distilabel_llm.tasks.prompt import Prompt
 
 __all__ = ["UltraJudgeTask"]
+
+# Legacy names this module had and that have no counterpart here say what to use instead.
+__getattr__ = module_getattr(__name__)
 
 _DEFAULT_SYSTEM_PROMPT = (
     "You compare answers by AI assistants area by area. You score every area from 1 to 10 and "
@@ -20,7 +25,7 @@ _DEFAULT_SYSTEM_PROMPT = (
 
 
 @dataclass
-class UltraJudgeTask(Task):
+class UltraJudgeTask(PreferenceTask):
     """Scores each of a row's `generations` for its `input` on several areas, 1 to 10.
 
     Outputs `rating` (each generation's mean over the areas) and `areas` (per generation, a

@@ -59,11 +59,7 @@ class TextGenerationTask(Task):
             )
 
     def generate_prompt(self, input: str, **_: Any) -> Prompt:
-        prompt = self._prompt(input, input=input)
-        principle = self._draw_principle()
-        if principle:
-            prompt.system_prompt = f"{prompt.system_prompt}\n\n{principle}".strip()
-        return prompt
+        return self._steered(self._prompt(input, input=input))
 
     def parse_output(self, output: str) -> Dict[str, Any]:
         return {"generations": output}
@@ -75,6 +71,13 @@ class TextGenerationTask(Task):
     @property
     def output_args_names(self) -> List[str]:
         return ["generations"]
+
+    def _steered(self, prompt: Prompt) -> Prompt:
+        """`prompt` with a principle drawn for it at the end of its system turn, if any."""
+        principle = self._draw_principle()
+        if principle:
+            prompt.system_prompt = f"{prompt.system_prompt}\n\n{principle}".strip()
+        return prompt
 
     def _draw_principle(self) -> Optional[str]:
         if self.principles_distribution is None:

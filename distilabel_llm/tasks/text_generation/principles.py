@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-__all__ = ["PRINCIPLES"]
+__all__ = ["PRINCIPLES", "UltraFeedbackPrinciples"]
 
 PRINCIPLES: Dict[str, List[str]] = {
     "helpfulness": [
@@ -29,3 +29,14 @@ PRINCIPLES: Dict[str, List[str]] = {
         "End your answer with your confidence in it, as a percentage.",
     ],
 }
+
+
+class UltraFeedbackPrinciples:
+    """`PRINCIPLES` group by group, as attributes, where legacy distilabel kept its own
+    principles, so that `principles={"honesty": UltraFeedbackPrinciples.honesty}` works."""
+
+    helpfulness: List[str] = PRINCIPLES["helpfulness"]
+    harmlessness: List[str] = PRINCIPLES["harmlessness"]
+    honesty: List[str] = PRINCIPLES["honesty"]
+    truthfulness: List[str] = PRINCIPLES["truthfulness"]
+    verbalized_calibration: List[str] = PRINCIPLES["verbalized_calibration"]

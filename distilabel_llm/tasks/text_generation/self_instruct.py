@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from distilabel_llm.errors import OutputParsingError
-from distilabel_llm.tasks.base import PromptTemplate, Task
+from distilabel_llm.tasks.base import PromptTemplate
 from distilabel_llm.tasks.prompt import Prompt
+from distilabel_llm.tasks.text_generation.base import TextGenerationTask
 
 __all__ = ["SelfInstructTask"]
 
@@ -22,7 +23,7 @@ _LIST_MARKER = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*")
 
 
 @dataclass
-class SelfInstructTask(Task):
+class SelfInstructTask(TextGenerationTask):
     """Writes `num_instructions` new instructions about the row's `input` topic.
 
     Args:
@@ -30,6 +31,8 @@ class SelfInstructTask(Task):
         template: the user turn (see `Task`), from the fields `input`,
             `application_description`, `num_instructions` and
             `criteria_for_query_generation`.
+        principles: groups of principles, by name (see `TextGenerationTask`).
+        principles_distribution: how often each group is drawn; None draws none.
         application_description: the application the instructions are for.
         num_instructions: how many instructions to ask for.
         criteria_for_query_generation: what every instruction must satisfy, e.g. "Each
@@ -56,12 +59,14 @@ class SelfInstructTask(Task):
             f"{criteria}"
             "Write one instruction per line, with no numbering and nothing else."
         )
-        return self._prompt(
-            default,
-            input=input,
-            application_description=self.application_description,
-            num_instructions=self.num_instructions,
-            criteria_for_query_generation=self.criteria_for_query_generation or "",
+        return self._steered(
+            self._prompt(
+                default,
+                input=input,
+                application_description=self.application_description,
+                num_instructions=self.num_instructions,
+                criteria_for_query_generation=self.criteria_for_query_generation or "",
+            )
         )
 
     def parse_output(self, output: str) -> Dict[str, Any]:
@@ -72,10 +77,6 @@ class SelfInstructTask(Task):
                 f"{type(self).__name__} found no instruction in the model's output: {output!r}"
             )
         return {"instructions": instructions}
-
-    @property
-    def input_args_names(self) -> List[str]:
-        return ["input"]
 
     @property
     def output_args_names(self) -> List[str]:
