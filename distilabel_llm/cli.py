@@ -135,6 +135,15 @@ def _parser() -> argparse.ArgumentParser:
         help="requests in flight at once to the server (openai backend; default: 1, one "
         "after another)",
     )
+    for unit in ("requests", "tokens"):
+        generate.add_argument(
+            f"--max-{unit}-per-minute",
+            type=_positive,
+            metavar="N",
+            help=f"the provider's {unit} per minute: requests are paced to it rather than "
+            "sent in bursts and bounced with 429s (openai backend; learnt from the server's "
+            "x-ratelimit headers when it sends them)",
+        )
     generate.add_argument(
         "--continuous-batching",
         action="store_true",
@@ -234,6 +243,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Flags that shape how requests reach a server, and so only the openai backend takes.
+_OPENAI_LIMITS = ("max_concurrency", "max_requests_per_minute", "max_tokens_per_minute")
+
+
 def _cost_flags(generate: argparse.ArgumentParser) -> None:
     cost = generate.add_argument_group(
         "cost and budget",
@@ -283,8 +296,9 @@ def _model_options(
     if backend != "openai":
         return {}
     options: Dict[str, Any] = _prices(args, role)
-    if args.max_concurrency:
-        options["max_concurrency"] = args.max_concurrency
+    for name in _OPENAI_LIMITS:
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     return options
 
 
@@ -338,10 +352,12 @@ def _generate_args_problem(args: argparse.Namespace) -> Optional[str]:
             )
     if args.threads is not None and backends == {"openai"}:
         return "--threads sets a local model's CPU threads; the openai backend runs none"
-    if args.max_concurrency is not None and "openai" not in backends:
+    given = [name for name in _OPENAI_LIMITS if getattr(args, name) is not None]
+    if given and "openai" not in backends:
+        flag = "--" + given[0].replace("_", "-")
         return (
-            "--max-concurrency applies to the openai backend; a local backend batches rows "
-            "instead (--batch-size, and --processes or --devices for replicas)"
+            f"{flag} applies to the openai backend; a local backend batches rows instead "
+            "(--batch-size, and --processes or --devices for replicas)"
         )
     return _cost_args_problem(args)
 

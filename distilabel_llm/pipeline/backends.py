@@ -68,6 +68,8 @@ def load_llm(
     api_key: Optional[str] = None,
     continuous_batching: bool = False,
     max_concurrency: Optional[int] = None,
+    max_requests_per_minute: Optional[int] = None,
+    max_tokens_per_minute: Optional[int] = None,
     input_cost_per_million_tokens: Optional[float] = None,
     output_cost_per_million_tokens: Optional[float] = None,
 ) -> LLM:
@@ -85,14 +87,19 @@ def load_llm(
         continuous_batching: transformers decodes with continuous batching
             (`TransformersLLM(continuous_batching=True)`).
         max_concurrency: the most requests in flight at once (openai); one at a time if None.
+        max_requests_per_minute, max_tokens_per_minute: the provider's limits, which requests
+            are paced to (openai).
         input_cost_per_million_tokens, output_cost_per_million_tokens: the model's prices in
             USD (openai).
     """
-    prices = {
+    api_options = {
+        "max_concurrency": max_concurrency,
+        "max_requests_per_minute": max_requests_per_minute,
+        "max_tokens_per_minute": max_tokens_per_minute,
         "input_cost_per_million_tokens": input_cost_per_million_tokens,
         "output_cost_per_million_tokens": output_cost_per_million_tokens,
     }
-    _check_options(backend, continuous_batching, max_concurrency, prices)
+    _check_options(backend, continuous_batching, api_options)
     if backend == "transformers":
         return _load_transformers(task, model, max_new_tokens, threads, gpu, continuous_batching)
     if backend == "llama-cpp":
@@ -114,30 +121,24 @@ def load_llm(
             base_url=base_url,
             api_key=api_key,
             max_new_tokens=max_new_tokens,
-            max_concurrency=max_concurrency,
-            **prices,
+            **api_options,
         )
     raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
 
 
 def _check_options(
-    backend: str,
-    continuous_batching: bool,
-    max_concurrency: Optional[int],
-    prices: Dict[str, Optional[float]],
+    backend: str, continuous_batching: bool, api_options: Dict[str, Optional[float]]
 ) -> None:
     """Refuses an option that `backend` does not have, rather than ignore it."""
     if continuous_batching and backend != "transformers":
         raise ValueError(
             f"continuous_batching is a transformers setting; the {backend} backend has none."
         )
-    if max_concurrency is not None and backend != "openai":
+    given = [name for name, value in api_options.items() if value is not None]
+    if given and backend != "openai":
         raise ValueError(
-            f"max_concurrency is an openai setting; the {backend} backend batches rows instead."
-        )
-    if backend != "openai" and any(price is not None for price in prices.values()):
-        raise ValueError(
-            f"Prices are for API models (openai); the {backend} backend runs a local one."
+            f"{given[0]} is an openai setting, for API models; the {backend} backend runs a "
+            "local model (it batches rows instead)."
         )
 
 

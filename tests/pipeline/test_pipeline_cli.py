@@ -15,6 +15,7 @@ from typing import Callable, List
 import pytest
 from pipeline_helpers import fault_server_module, read_rows, wait_for_rows
 
+from distilabel_llm import TextGenerationTask
 from distilabel_llm.cli import main
 from distilabel_llm.errors import MissingExtraError
 from distilabel_llm.pipeline import backends
@@ -333,9 +334,29 @@ def test_flags_the_backend_would_ignore_are_refused(tmp_path: Path, capsys) -> N
     error = _usage_error([*openai_job, "--threads", "2"], capsys)
     assert "--threads sets a local model's CPU threads" in error
     local_job = [*base, "--backend", "llama-cpp", "--model", "m.gguf"]
-    error = _usage_error([*local_job, "--max-concurrency", "4"], capsys)
-    assert "--max-concurrency applies to the openai backend" in error
+    for flag in ("--max-concurrency", "--max-requests-per-minute", "--max-tokens-per-minute"):
+        error = _usage_error([*local_job, flag, "4"], capsys)
+        assert f"{flag} applies to the openai backend" in error
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_rate_limit_flags_reach_the_openai_llm() -> None:
+    fault_server = fault_server_module()
+    with fault_server.FaultServer() as server:
+        llm = backends.build_llm(
+            TextGenerationTask(),
+            backend="openai",
+            model="fault-model",
+            base_url=server.url,
+            api_key="none",
+            max_requests_per_minute=600,
+            max_tokens_per_minute=90_000,
+        )
+        try:
+            assert llm.max_requests_per_minute == 600
+            assert llm.max_tokens_per_minute == 90_000
+        finally:
+            llm.close()
 
 
 def test_max_concurrency_keeps_that_many_requests_in_flight(tmp_path: Path, capsys) -> None:
