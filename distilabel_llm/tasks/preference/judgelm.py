@@ -104,11 +104,3 @@ class JudgeLMTask(PreferenceTask):
                 f"the model's output: {output!r}"
             )
         return {"rating": ratings, "rationale": rationale.strip()}
-
-    @property
-    def input_args_names(self) -> List[str]:
-        return ["input", "generations"]
-
-    @property
-    def output_args_names(self) -> List[str]:
-        return ["rating", "rationale"]

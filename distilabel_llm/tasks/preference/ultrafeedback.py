@@ -187,14 +187,6 @@ class UltraFeedbackTask(PreferenceTask):
             rationales.append(rationale.group(1).strip() if rationale else "")
         return {"rating": ratings, "rationale": rationales}
 
-    @property
-    def input_args_names(self) -> List[str]:
-        return ["input", "generations"]
-
-    @property
-    def output_args_names(self) -> List[str]:
-        return ["rating", "rationale"]
-
     @classmethod
     def for_helpfulness(cls, **kwargs: Any) -> UltraFeedbackTask:
         """Rates how helpful each generation is."""
