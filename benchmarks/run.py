@@ -5,12 +5,12 @@
 
 Each benchmark module (`futures`, `threads`, `process`, `pool`, `streaming`, `backends`,
 `startup`, `memory`, `scaling`, `e2e`, `sampling`, `structured`, `batching`, `ray_members`,
-`rate_limits`) runs in this process in turn; its rows become summary rows: our figure (median of
-several runs, with min and max), the ideal or the raw backend doing the same work with its ratio
-taken run by run, and legacy `distilabel==0.6.0`'s figure where it can run the same workload (in
-its own venv; `--legacy-setup` creates `<repo>/.venv-legacy`). A benchmark that cannot run (a
-missing extra, an error) gets a row saying why; the exit status is still 0. `--quick` fits in
-about 3 minutes on a 2-core machine, the full run in about 9.
+`rate_limits`, `api_pipeline`) runs in this process in turn; its rows become summary rows: our
+figure (median of several runs, with min and max), the ideal or the raw backend doing the same
+work with its ratio taken run by run, and legacy `distilabel==0.6.0`'s figure where it can run
+the same workload (in its own venv; `--legacy-setup` creates `<repo>/.venv-legacy`). A benchmark
+that cannot run (a missing extra, an error) gets a row saying why; the exit status is still 0.
+`--quick` fits in about 3 minutes on a 2-core machine, the full run in about 9.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ BENCHMARKS = (
     "batching",
     "ray_members",
     "rate_limits",
+    "api_pipeline",
 )
 
 

@@ -115,7 +115,9 @@ class Pipeline:
             num_generations: generator outputs per row.
             batch_size: rows per model call. A kill loses only the batches in flight, which
                 the next run redoes: two generating (with a pool, twice as many as it has
-                members, at least four) and two labelling.
+                members, at least four; with an `AsyncLLM` given `max_concurrency`, enough to
+                hold that many rows and one batch more) and two labelling (or, again, as many
+                as an `AsyncLLM`'s `max_concurrency` takes).
             checkpoint: a JSONL file that receives each finished row at once. Running the same
                 job again with it generates only the rows missing from it or saved with an
                 `error`, and the finished file holds every input row once, in input order.

@@ -2,10 +2,10 @@
 
 Batches go through in input order. The generator always has the next batch queued while it
 works on the current one (a pool: twice as many batches as it has members, so that none idles
-while a batch is collected and written), and the labeller rates batch i while the generator
-works on batch i + 1, so neither waits on the other when both can run at once. Finished
-batches are handed to `on_rows_done` in input order, which is what keeps the checkpoint a
-prefix of the input.
+while a batch is collected and written; an API model: as many as its `max_concurrency` rows
+fill, and one more), and the labeller rates batch i while the generator works on batch i + 1,
+so neither waits on the other when both can run at once. Finished batches are handed to
+`on_rows_done` in input order, which is what keeps the checkpoint a prefix of the input.
 
 With a budget, a batch is sent only once its worst case is reserved (see `spend`). One the
 budget cannot cover waits for the batches in flight to settle, then is halved until it fits;
@@ -109,7 +109,7 @@ def run_job(
     )
     batches = [inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)]
     try:
-        job.run(batches)
+        job.run(batches, batch_size)
     except KeyboardInterrupt:
         job.cancel()
         raise JobInterrupted(job.finished) from None
@@ -147,15 +147,22 @@ class _Job:
         self.spend = spend if spend is not None else JobSpend(None, stats)
         self._rows_total = 0
 
-    def run(self, batches: List[List[Dict[str, Any]]]) -> None:
-        """Runs `batches` through the stages and writes them, in input order."""
+    def run(self, batches: List[List[Dict[str, Any]]], batch_size: int) -> None:
+        """Runs `batches` (of `batch_size` rows, the last one fewer) through the stages and
+        writes them, in input order."""
         # The generator keeps as many batches submitted as its model asks (a pool: enough for
-        # every member); the labeller one running while the next is submitted (more measured
-        # no faster); batches are collected and written in input order.
+        # every member; an API model: enough to fill its request slots); the labeller one
+        # running while the next is submitted (more measured no faster), or as many as its API
+        # model's slots take; batches are collected and written in input order.
         generating: Deque[_Batch] = collections.deque()
         labelling: Deque[_Batch] = collections.deque()
-        generating_ahead = self.generator.llm.calls_ahead if self.generator else 1
-        labelling_ahead = 2 if self.labeller else 1
+        generating_ahead = 1
+        if self.generator is not None:
+            llm = self.generator.llm
+            generating_ahead = _ahead(llm.calls_ahead, llm.rows_ahead, batch_size)
+        labelling_ahead = 1
+        if self.labeller is not None:
+            labelling_ahead = _ahead(2, self.labeller.llm.rows_ahead, batch_size)
         self._rows_total = sum(len(batch) for batch in batches)
         index = 0
         while index < len(batches):  # `_top_up` may split a batch the budget cannot cover
@@ -479,6 +486,12 @@ def _interrupts_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if interrupted:
             raise KeyboardInterrupt
+
+
+def _ahead(calls: int, rows: int, batch_size: int) -> int:
+    """The batches worth keeping submitted to a model: `calls`, or more where its
+    `rows_ahead` (`rows`) takes more: those rows' worth of batches and one more behind them."""
+    return max(calls, -(-rows // batch_size) + 1)
 
 
 def _sendable(task: Any, rows: List[Dict[str, Any]]) -> List[int]:

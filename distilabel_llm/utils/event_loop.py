@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from typing import Any, Coroutine, Optional, TypeVar
@@ -39,22 +40,35 @@ class EventLoopThread:
             RuntimeError: if this is closed, was made in another process, or `run` is called
                 from the private loop itself (which would deadlock).
         """
-        try:
-            loop = self._started_loop()
-            if threading.current_thread() is self._thread:
-                raise RuntimeError(
-                    f"{self._name}: `run` was called from its own event loop and would wait "
-                    "for itself forever; await the coroutine instead."
-                )
-            future = asyncio.run_coroutine_threadsafe(coro, loop)
-        except BaseException:
-            coro.close()  # never scheduled: close it so Python does not warn it was not awaited
-            raise
+        future = self._schedule(coro, waits=True)
         try:
             return future.result()
         except BaseException:
             # Interrupted (e.g. Ctrl-C): stop the coroutine rather than leave it running.
             future.cancel()
+            raise
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Starts `coro` on the private loop and returns at once; its result comes in the
+        future, and cancelling the future cancels the coroutine.
+
+        Raises:
+            RuntimeError: if this is closed, or was made in another process.
+        """
+        return self._schedule(coro, waits=False)
+
+    def _schedule(self, coro: Coroutine[Any, Any, T], waits: bool) -> concurrent.futures.Future[T]:
+        """Schedules `coro` on the loop; `waits`: the caller will block on it."""
+        try:
+            loop = self._started_loop()
+            if waits and threading.current_thread() is self._thread:
+                raise RuntimeError(
+                    f"{self._name}: `run` was called from its own event loop and would wait "
+                    "for itself forever; await the coroutine instead."
+                )
+            return asyncio.run_coroutine_threadsafe(coro, loop)
+        except BaseException:
+            coro.close()  # never scheduled: close it so Python does not warn it was not awaited
             raise
 
     def close(

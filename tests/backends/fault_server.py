@@ -185,7 +185,7 @@ class FaultServer:
         return self._state.max_in_flight
 
     def start(self) -> FaultServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.state = self._state  # type: ignore[attr-defined]
         self._thread = threading.Thread(
@@ -215,6 +215,12 @@ class FaultServer:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    # Clients open many connections at once (64 requests in flight, say): socketserver's
+    # listen backlog of 5 would have the kernel drop or reset some of them.
+    request_queue_size = 256
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -126,6 +126,80 @@ def test_texts_and_statistics_that_are_not_what_they_should_be() -> None:
     assert all("error" not in output for output in row[1:])
 
 
+class HeldAsyncLLM(EchoAsyncLLM):
+    """Holds its first `parties` requests until they are all in flight together; one still
+    alone after 5 s fails its row (a timeout)."""
+
+    def __init__(self, parties: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.parties = parties
+        self._arrived = 0
+        self._met: Any = None  # made on the LLM's loop
+
+    async def agenerate(self, input: Any, num_generations: int = 1, **settings: Any) -> Any:
+        if self._met is None:
+            self._met = asyncio.Event()
+        self._arrived += 1
+        if self._arrived == self.parties:
+            self._met.set()
+        if self._arrived <= self.parties:
+            await asyncio.wait_for(self._met.wait(), 5)
+        return await super().agenerate(input, num_generations, **settings)
+
+
+@pytest.mark.timeout(20)
+def test_with_max_concurrency_calls_are_submitted_at_once_and_run_together() -> None:
+    with HeldAsyncLLM(parties=6, max_concurrency=6) as llm:
+        assert llm.rows_ahead == 6
+        advanced: list = []
+        # Each call holds 3 rows: they finish only if both calls' requests are in flight.
+        first = llm.submit(ROWS[:3], progress_callback_func=lambda **k: advanced.append(k))
+        assert not first.done()  # held until the second call's requests are in flight too
+        second = llm.submit(ROWS[3:6], num_generations=2)
+        assert _texts(first.result(timeout=10)) == [[f"echo 0: row {i}"] for i in range(3)]
+        assert _texts(second.result(timeout=10)) == [
+            [f"echo 0: row {i}", f"echo 1: row {i}"] for i in range(3, 6)
+        ]
+        assert advanced == [{"advance": 3}] and llm.most_in_flight == 6
+        # A row without the task's input is skipped, as in a call in this thread.
+        (skipped, row) = llm.submit([{"other": 1}, ROWS[0]]).result(timeout=10)
+        assert skipped[0]["raw_output"] is None and _texts([row]) == [["echo 0: row 0"]]
+    with HeldAsyncLLM(parties=100, max_concurrency=2) as llm:  # held for good
+        stuck = llm.submit(ROWS[:2])
+        assert stuck.cancel()  # cancels its requests on the loop
+    with EchoAsyncLLM() as llm:  # no max_concurrency: the call runs in the caller's thread
+        assert llm.rows_ahead == 0 and llm.submit(ROWS[:2]).done()
+
+
+@pytest.mark.timeout(20)
+def test_teardown_waits_for_the_calls_submitted_or_cancels_them() -> None:
+    class Slow(EchoAsyncLLM):
+        async def agenerate(self, input: Any, num_generations: int = 1, **settings: Any) -> Any:
+            await asyncio.sleep(0.3)
+            return await super().agenerate(input, num_generations, **settings)
+
+    with Slow(max_concurrency=2) as llm:
+        call = llm.submit(ROWS[:2])
+        assert llm.in_flight == 1
+    assert _texts(call.result(timeout=0)) == [["echo 0: row 0"], ["echo 0: row 1"]]
+    assert llm.in_flight == 0
+    llm = HeldAsyncLLM(parties=100, max_concurrency=2)  # held for 5 s
+    stuck = llm.submit(ROWS[:2])
+    llm.teardown(wait=False)  # as leaving a `with` block by an exception does
+    assert stuck.cancelled()
+
+
+@pytest.mark.timeout(30)
+def test_a_pipeline_keeps_max_concurrency_requests_in_flight_with_smaller_batches() -> None:
+    from distilabel_llm.pipeline import Pipeline
+
+    with HeldAsyncLLM(parties=8, max_concurrency=8) as llm:
+        rows = Pipeline(generator=llm).generate(ROWS, batch_size=2, display_progress_bar=False)
+        assert llm.most_in_flight == 8
+    assert [row["error"] for row in rows] == [None] * len(ROWS)
+    assert [row["generations"] for row in rows] == [[f"echo 0: row {i}"] for i in range(10)]
+
+
 def test_generate_works_from_inside_a_running_event_loop() -> None:
     async def notebook_cell() -> Any:  # a Jupyter cell runs inside the kernel's loop
         with EchoAsyncLLM(max_concurrency=2) as llm:

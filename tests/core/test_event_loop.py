@@ -40,6 +40,35 @@ def test_runs_coroutines_on_one_private_thread_from_any_caller(
 
 
 @pytest.mark.timeout(30)
+def test_submit_returns_at_once_and_cancelling_its_future_cancels_the_coroutine(
+    loop_thread: EventLoopThread,
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    cancelled = threading.Event()
+
+    async def wait_for_release() -> str:
+        started.set()
+        try:
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return threading.current_thread().name
+
+    future = loop_thread.submit(wait_for_release())
+    assert started.wait(10) and not future.done()
+    release.set()
+    assert future.result(timeout=10) == "test-loop"
+    release.clear()
+    started.clear()
+    future = loop_thread.submit(wait_for_release())
+    assert started.wait(10)
+    assert future.cancel()
+    assert cancelled.wait(10)
+
+
+@pytest.mark.timeout(30)
 def test_exceptions_propagate_to_the_caller(loop_thread: EventLoopThread) -> None:
     async def fail() -> None:
         raise KeyError("boom")

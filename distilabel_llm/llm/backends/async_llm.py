@@ -9,10 +9,13 @@ retry loop and the LLM's `RateLimiter` (`_rate_limits.py`), shared by all its ca
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import threading
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Union
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Set, Tuple, Union
 
 from distilabel_llm.llm.backends._rate_limits import MAX_PAUSE_S, RateLimiter, estimate_tokens
 from distilabel_llm.llm.backends._retries import (
@@ -22,9 +25,11 @@ from distilabel_llm.llm.backends._retries import (
     backoff,
     is_transient_by_default,
 )
+from distilabel_llm.llm.core._callbacks import report_progress
+from distilabel_llm.llm.core.contract import MemberProgressCallback, Outputs, ProgressCallback
 from distilabel_llm.llm.core.llm import LLM, PromptFormattingFn
 from distilabel_llm.llm.core.outputs import LLMOutput, TokenStatistics, token_count
-from distilabel_llm.llm.core.settings import GenerationSettings
+from distilabel_llm.llm.core.settings import GenerationRequest, GenerationSettings
 from distilabel_llm.llm.core.structured import STRUCTURED
 from distilabel_llm.tasks.prompt import ChatMessages, Prompt, SupportedFormats
 from distilabel_llm.utils.checks import check_positive_int
@@ -51,7 +56,9 @@ class AsyncLLM(LLM):
 
     Without a prompt format, prompts reach `agenerate` as chat messages. `generate` runs the
     rows' requests concurrently on the LLM's event loop, at most `max_concurrency` at once
-    across every call and thread (`None`: a call's rows one after another). A request that
+    across every call and thread (`None`: a call's rows one after another). With
+    `max_concurrency`, `submit` returns at once and the call runs on the loop beside the others
+    (a `Pipeline` keeps enough calls in flight to fill it: `rows_ahead`). A request that
     returns fewer generations than asked is topped up with further requests; a backend that
     cannot make several generations in one request sets `supports_n = False` and gets one
     request per generation. Generation slot `k` of a row is asked for with `seed + k`, so
@@ -123,6 +130,8 @@ class AsyncLLM(LLM):
         self.max_tokens_per_minute = max_tokens_per_minute
         self._max_retries = max_retries
         self._loop = EventLoopThread(f"{type(self).__name__}-loop")
+        self._calls: Set[Future[Outputs]] = set()  # submitted to run on the loop, not done
+        self._calls_lock = threading.Lock()
         self._limits = RateLimiter(max_requests_per_minute, max_tokens_per_minute, max_concurrency)
 
     @property
@@ -154,9 +163,21 @@ class AsyncLLM(LLM):
             the rest is asked for again.
         """
 
+    @property
+    def in_flight(self) -> int:
+        """The calls submitted to run on the event loop (see `_submit`) and not done yet."""
+        return len(self._calls)
+
     def teardown(self, wait: bool = True) -> None:
-        """Waits for running rows, closes what the backend opened (`aclose`) and the event
-        loop. Idempotent; `close()` and leaving a `with` block call it."""
+        """Waits for running rows (`wait=False`: cancels the calls submitted to run on the
+        event loop instead), closes what the backend opened (`aclose`) and the event loop.
+        Idempotent; `close()` and leaving a `with` block call it."""
+        with self._calls_lock:
+            calls = list(self._calls)
+        if not wait:
+            for call in calls:
+                call.cancel()
+        concurrent.futures.wait(calls)
         super().teardown(wait)
         self._loop.close(self.aclose())
 
@@ -175,6 +196,76 @@ class AsyncLLM(LLM):
         settings = self._settings(generation_kwargs)
         prompts, offsets = self._generate_prompts(inputs), settings.row_offsets(len(inputs))
         return self._loop.run(self._generate_rows(prompts, offsets, num_generations, settings))
+
+    @property
+    def rows_ahead(self) -> int:
+        """`max_concurrency` when calls overlap (see `_submit`): a caller keeping that many
+        rows submitted, and a call more, keeps every request slot busy, however its rows are
+        cut into calls; else 0."""
+        return self.max_concurrency if self._overlaps_calls() and self.max_concurrency else 0
+
+    def _overlaps_calls(self) -> bool:
+        """Whether `submit` returns at once, the call running on the event loop beside the
+        others: with `max_concurrency`, which bounds their requests together (without it a
+        call's rows go one at a time, and so do calls), and without `num_threads`."""
+        return self.max_concurrency is not None and not self.return_futures
+
+    def _submit(
+        self,
+        request: GenerationRequest,
+        progress: Optional[ProgressCallback] = None,
+        member_progress: Optional[MemberProgressCallback] = None,
+    ) -> Future[Outputs]:
+        """As `LLM._submit`; but with `max_concurrency` (and no `num_threads`) it returns at
+        once: the prompts are rendered in this thread and the requests run on the event loop,
+        so that a caller (a pipeline) keeps several calls in flight without a thread each, and
+        the requests of the next call start as soon as the last ones of this call leave room,
+        instead of after the slowest of them. The limiter admits requests in arrival order, so
+        an earlier call's requests still go first."""
+        if not self._overlaps_calls():
+            return super()._submit(request, progress, member_progress)
+        try:
+            inputs, valid, settings = self._prepare(request)
+            settings = settings.for_rows(valid)
+            rows = [inputs[position] for position in valid]
+            prompts, offsets = self._generate_prompts(rows), settings.row_offsets(len(rows))
+        except Exception as error:
+            failed: Future[Outputs] = Future()
+            failed.set_exception(error)
+            return failed
+        call = self._loop.submit(
+            self._generate_call(
+                len(inputs), valid, prompts, offsets, request.num_generations, settings, progress
+            )
+        )
+        with self._calls_lock:
+            self._calls.add(call)
+        call.add_done_callback(self._call_done)
+        return call
+
+    def _call_done(self, call: Future[Outputs]) -> None:
+        with self._calls_lock:
+            self._calls.discard(call)
+
+    async def _generate_call(
+        self,
+        num_rows: int,
+        valid: List[int],
+        prompts: List[Union[str, ChatMessages]],
+        offsets: List[int],
+        num_generations: int,
+        settings: GenerationSettings,
+        progress: Optional[ProgressCallback],
+    ) -> Outputs:
+        """One call submitted with `_submit`, on the event loop: `LLM._run`'s work after the
+        prompts."""
+        generated = (
+            await self._generate_rows(prompts, offsets, num_generations, settings) if valid else []
+        )
+        rows = self._assemble(num_rows, valid, generated, num_generations)
+        if progress is not None and num_rows:
+            report_progress(progress, advance=num_rows * num_generations)
+        return rows
 
     # Errors: how a backend explains its own (see OpenAILLM).
 

@@ -317,6 +317,10 @@ class OpenAILLM(AsyncLLM):
         finally:
             _SHOW_STATUS.reset(token)
 
+    def _overlaps_calls(self) -> bool:
+        """As `AsyncLLM`'s; never with offline batch generation, one batch job per call."""
+        return not self.use_offline_batch_generation and super()._overlaps_calls()
+
     async def agenerate(
         self, input: Union[str, ChatMessages], num_generations: int = 1, **generation_kwargs: Any
     ) -> AsyncResult:

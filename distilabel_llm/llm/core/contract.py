@@ -146,6 +146,14 @@ class BaseLLM(StoppingContext, ABC):
         return 2
 
     @property
+    def rows_ahead(self) -> int:
+        """How many rows, across calls, it pays a caller to keep submitted beyond the call it
+        waits on: an LLM whose calls run side by side on a bounded number of request slots
+        (an `AsyncLLM` with `max_concurrency`) asks for that many, so that however a job cuts
+        its rows into calls, no slot waits for the caller; 0: `calls_ahead` says it all."""
+        return 0
+
+    @property
     def prices(self) -> Optional[Prices]:
         """The model's prices, when it was given them; None: its cost is unknown (never 0)."""
         return None
