@@ -90,3 +90,21 @@ def test_every_server_down_ends_with_errors_not_a_hang(servers: List[FaultServer
     for server in servers:  # each row was tried on both members
         asked = [request.body["messages"][-1]["content"] for request in server.requests()]
         assert set(asked) >= {row["input"] for row in INPUTS}
+
+
+def test_a_member_with_max_concurrency_takes_several_units_at_once(
+    servers: List[FaultServer],
+) -> None:
+    """An API member runs its calls on its own event loop: the pool hands it a unit while
+    another is in flight, instead of one at a time on a thread of the pool's."""
+    primary, backup = servers
+    for server in servers:
+        server.hold_until_concurrent(2)  # a request waits for another to that server (else 500)
+    members = [
+        _member(primary, "primary", max_concurrency=4),
+        _member(backup, "backup", max_concurrency=4),
+    ]
+    with LLMPool(members, strategy="balance", cooldown=0) as pool:
+        rows = pool.generate([{"input": f"q{i}"} for i in range(8)])
+    assert [output.get("error") for row in rows for output in row] == [None] * 8
+    assert primary.max_in_flight >= 2 and backup.max_in_flight >= 2

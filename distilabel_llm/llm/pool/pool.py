@@ -397,9 +397,10 @@ class LLMPool(BaseLLM):
 
     def _submit_to(self, member: int, request: GenerationRequest) -> Future[Any]:
         """Starts `request` on a member and returns its future, for members of every kind: one
-        computing in this process runs on a thread of its own."""
+        computing in this process runs on a thread of its own, unless it runs its calls
+        concurrently itself (an API model with `max_concurrency`: `rows_ahead`)."""
         llm = self.llms[member]
-        if llm.return_futures:
+        if llm.return_futures or llm.rows_ahead:
             return llm._submit(request)
         with self._executors_lock:  # calls on the pool may run from several threads
             if member not in self._executors:
