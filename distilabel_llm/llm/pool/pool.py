@@ -384,9 +384,11 @@ class LLMPool(BaseLLM):
         """
         self._closed = True
         self._calls.shutdown(RuntimeError("The LLMPool was torn down before this call started."))
-        for executor in self._executors.values():
+        with self._executors_lock:  # a call's thread may be starting work meanwhile
+            executors = list(self._executors.values())
+            self._executors.clear()
+        for executor in executors:
             executor.shutdown(wait=wait, cancel_futures=not wait)
-        self._executors.clear()
         for llm in self.llms:
             llm.teardown(wait=wait)
         while self._on_teardown:
@@ -403,6 +405,8 @@ class LLMPool(BaseLLM):
         if llm.return_futures or llm.rows_ahead:
             return llm._submit(request)
         with self._executors_lock:  # calls on the pool may run from several threads
+            if self._closed:  # no thread may start once the teardown took them
+                raise RuntimeError("The LLMPool was torn down before this call finished.")
             if member not in self._executors:
                 self._executors[member] = ThreadPoolExecutor(
                     1, thread_name_prefix=f"LLMPool-{member}"
