@@ -10,6 +10,11 @@ same work) and with legacy `distilabel==0.6.0` where it can run the same workloa
 `ratio` is ours / reference, the median of the ratios taken run by run when the benchmark
 measured both sides in the same process (else the ratio of the medians). `legacy_ratio` is
 ours / legacy; legacy runs in its own venv, so that one is always a ratio of medians.
+
+Targets are judged in one place, `judge`: on the quantity the target names (the per-run
+ratios, or our own per-run figure), "met" only when the run-by-run spread supports it (the
+upper quartile within a "<=" bound, the lower quartile within a ">=" one), "within noise" when
+only the median is, else "MISSED".
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 __all__ = [
     "COLUMNS",
     "cells",
+    "judge",
     "markdown_table",
     "ratio_stats",
     "skipped_row",
@@ -48,7 +54,52 @@ def ratio_stats(ours: Sequence[float], reference: Sequence[float]) -> Dict[str, 
         "ratio": statistics.median(ratios),
         "ratio_min": min(ratios),
         "ratio_max": max(ratios),
+        "ratio_samples": ratios,
     }
+
+
+_OPERATORS = {
+    "<": lambda value, bound: value < bound,
+    "<=": lambda value, bound: value <= bound,
+    ">": lambda value, bound: value > bound,
+    ">=": lambda value, bound: value >= bound,
+}
+
+
+def _quartiles(values: Sequence[float]) -> Sequence[float]:
+    if len(values) < 2:
+        return [values[0]] * 3
+    return statistics.quantiles(values, n=4, method="inclusive")
+
+
+def judge(row: Dict[str, Any], operator: str, bound: float, on: str = "ratio") -> Dict[str, Any]:
+    """Judges `row`'s target from its per-run values; sets `verdict` and `met`; returns the row.
+
+    Args:
+        row: a summary row.
+        operator: "<", "<=", ">" or ">=": how the values must compare with `bound`.
+        bound: the target's figure, in the unit of the values judged.
+        on: "ratio" (the per-run ratios to the reference; the ratio alone when there are no
+            pairs), "ours" (our per-run figure) or "legacy_ratio" (one ratio of medians).
+    """
+    if on == "ratio":
+        values = row.get("ratio_samples") or [row["ratio"]]
+    elif on == "ours":
+        values = row.get("samples") or [row["ours"]]
+    else:
+        values = [row[on]]
+    low, median, high = _quartiles(sorted(values))
+    # The quartile on the side a miss lies: most runs must meet the target, not the median.
+    worst = high if operator.startswith("<") else low
+    holds = _OPERATORS[operator]
+    if holds(worst, bound):
+        verdict = "met"
+    elif holds(median, bound):
+        verdict = "within noise"
+    else:
+        verdict = "MISSED"
+    row.update(verdict=verdict, met=verdict == "met", judged_on=on, judged_runs=len(values))
+    return row
 
 
 def summary_row(
@@ -150,11 +201,14 @@ def cells(row: Dict[str, Any]) -> List[str]:
     ours = _number(row["ours"], unit)
     if row.get("runs", 1) > 1:
         ours += f" ({_number(row['ours_min'], unit)}..{_number(row['ours_max'], unit)})"
+    ours += f", {row.get('runs', 1)} run{'s' if row.get('runs', 1) != 1 else ''}"
     reference = "—"
     if row.get("reference") is not None:
         reference = f"{_number(row['reference'], unit)} ({row.get('reference_kind') or 'ref'})"
     target = row.get("target") or "—"
-    if row.get("met") is not None:
+    if row.get("verdict"):
+        target += f": {row['verdict']}"
+    elif row.get("met") is not None:  # judged by hand: every target should go through `judge`
         target += ": met" if row["met"] else ": MISSED"
     workload = row["workload"]
     if row.get("note"):

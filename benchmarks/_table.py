@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 from rich.console import Console
 from rich.table import Table
@@ -16,11 +16,12 @@ __all__ = ["Stats", "measure", "parse_quick", "print_table", "run_script"]
 
 @dataclass(frozen=True)
 class Stats:
-    """The median, fastest and slowest of repeated measurements, in seconds."""
+    """The median, fastest and slowest of repeated measurements, in seconds, and the runs."""
 
     median: float
     min: float
     max: float
+    samples: Tuple[float, ...] = field(default=(), compare=False)
 
     @classmethod
     def of(cls, samples: Iterable[float]) -> Stats:
@@ -28,7 +29,7 @@ class Stats:
         values = list(samples)
         if not values:
             raise ValueError("Stats.of needs at least one sample.")
-        return cls(statistics.median(values), min(values), max(values))
+        return cls(statistics.median(values), min(values), max(values), tuple(values))
 
 
 def measure(fn: Callable[[], Any], repeat: int) -> Stats:

@@ -34,7 +34,7 @@ import subprocess
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
-from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from distilabel_llm.tasks import TextGenerationTask
 
@@ -174,7 +174,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
             note=f"ideal {ideal:.2f} s: {math.ceil(count / CONCURRENCY)} waves of "
             f"{CONCURRENCY} requests; server in its own process",
         )
-        row["met"] = row["ratio"] <= TARGET
+        judge(row, "<=", TARGET)
         out.append(row)
     return out
 

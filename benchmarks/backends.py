@@ -10,10 +10,11 @@ llama, built offline), and must produce the same number of tokens:
   `LlamaCppLLM.generate`. Raw: `Llama.create_completion` per prompt.
 
 Runs of ours and raw alternate in pairs. Compute is single-threaded (torch and llama.cpp), and
-the overhead is the median over the pairs of ours / raw in CPU time of this process: on a busy
-machine, wall time also counts the time other programs held the CPU, which CPU time does not.
-Tokens per second are in wall time. The tiny model makes every
-generation step cheap, so any per-call cost of ours weighs more here than on a real model.
+the overhead is the median over the pairs of ours / raw in wall time, the figure the table
+shows (CPU time cannot see time lost waiting on locks or hand-offs, so it could never miss);
+alternating pairs share the machine's noise. The target is judged on the pairs' upper
+quartile. The tiny model makes every generation step cheap, so any per-call cost of ours weighs
+more here than on a real model.
 Targets: overhead under 5% (transformers, batch 8) and under 3% (llama.cpp).
 
 Run: `python -m benchmarks.backends [--quick]` or `python benchmarks/backends.py [--quick]`.
@@ -34,6 +35,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from benchmarks._summary import judge
 from benchmarks._table import Stats, print_table, run_script
 from benchmarks._tiny import PROMPTS
 from distilabel_llm.tasks import TextGenerationTask
@@ -49,21 +51,20 @@ Run = Callable[[], int]  # generates once; returns the number of tokens generate
 def _interleaved(ours: Run, raw: Run, repeat: int) -> Tuple[Stats, Stats, float, int]:
     """Times `ours` and `raw` in alternating pairs; checks both generate the same tokens.
 
-    Returns the wall-time stats of each, the median over the pairs of ours / raw in CPU time
-    of this process, and the tokens.
+    Returns the wall-time stats of each, the median over the pairs of ours / raw in wall time
+    (the figure the table shows; CPU time would not see time lost waiting on locks or
+    hand-offs), and the tokens.
     """
     tokens = {ours(), raw()}  # warm-up, and the work both must do
     if len(tokens) != 1:
         raise RuntimeError(f"ours and raw generated different token counts: {sorted(tokens)}")
     wall: Dict[Run, List[float]] = {ours: [], raw: []}
-    cpu: Dict[Run, List[float]] = {ours: [], raw: []}
     for index in range(repeat):
         for fn in (ours, raw) if index % 2 == 0 else (raw, ours):
-            start, start_cpu = time.perf_counter(), time.process_time()
+            start = time.perf_counter()
             fn()
-            cpu[fn].append(time.process_time() - start_cpu)
             wall[fn].append(time.perf_counter() - start)
-    ratio = statistics.median(a / b for a, b in zip(cpu[ours], cpu[raw]))
+    ratio = statistics.median(a / b for a, b in zip(wall[ours], wall[raw]))
     return Stats.of(wall[ours]), Stats.of(wall[raw]), ratio, tokens.pop()
 
 
@@ -184,6 +185,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
                 results.append(row)
                 continue
             ours, raw, ratio, tokens = _interleaved(*make_runs(models, max_new_tokens), repeat)
+            ratios = [a / b for a, b in zip(ours.samples, raw.samples)]
             overhead = 100.0 * (ratio - 1.0)
             row.update(
                 tokens=tokens,
@@ -195,8 +197,12 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
                 ours_s_max=ours.max,
                 raw_s_min=raw.min,
                 raw_s_max=raw.max,
+                ours_s_samples=list(ours.samples),
+                raw_s_samples=list(raw.samples),
                 overhead_pct=overhead,
-                met=overhead < TARGETS[backend],
+                met=judge(
+                    {"ratio_samples": ratios, "ratio": ratio}, "<", 1 + TARGETS[backend] / 100
+                )["met"],
             )
             results.append(row)
     return results
@@ -237,8 +243,8 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
         caption=(
             f"Medians of {rows[0]['repeat']} alternating runs, up to "
             f"{rows[0]['max_new_tokens']} new tokens per prompt, on the kit's tiny llama (CPU, "
-            "1 thread). Overhead: median over the run pairs of ours / raw - 1 in CPU time, for "
-            "the same tokens."
+            "1 thread). Overhead: median over the run pairs of ours / raw - 1 in wall time, for "
+            "the same tokens; met only if the pairs' upper quartile is within the target."
         ),
     )
 

@@ -29,7 +29,7 @@ import random
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from benchmarks._tiny import missing_transformers
 
@@ -146,7 +146,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
         note=f"padding: {100 * padding['grouped']:.0f}% of the positions computed grouped, "
         f"{100 * padding['arrival']:.0f}% in arrival order; same greedy outputs",
     )
-    grouped["met"] = grouped["ratio"] >= TARGET
+    judge(grouped, ">=", TARGET)
     if quick:
         return [grouped]
     continuous = summary_row(

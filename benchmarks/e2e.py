@@ -25,7 +25,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from benchmarks._tiny import load_tiny_transformers, missing_transformers, rows, tiny_model_path
 from distilabel_llm.tasks import TextGenerationTask
@@ -117,7 +117,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
         tokens=tokens.pop(),
         torch_threads=threads,
     )
-    row["met"] = row["ratio"] <= TARGET_OVERHEAD
+    judge(row, "<=", TARGET_OVERHEAD)
     return [row]
 
 

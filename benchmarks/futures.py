@@ -27,10 +27,11 @@ import time
 from concurrent.futures import Future, wait
 from typing import Any, Callable, Dict, List, Optional
 
+from benchmarks._summary import judge
 from benchmarks._table import Stats, print_table, run_script
 from distilabel_llm.utils.future_tools import when_all_complete
 
-__all__ = ["main", "run"]
+__all__ = ["judge_total", "main", "run"]
 
 SIZES = (1_000, 5_000, 10_000, 20_000)
 TARGET_SIZE, TARGET_MS = 20_000, 50.0
@@ -116,6 +117,8 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
                 "total_ms": 1e3 * total.median,
                 "total_ms_min": 1e3 * total.min,
                 "total_ms_max": 1e3 * total.max,
+                "total_ms_samples": [1e3 * value for value in total.samples],
+                "floor_total_ms_samples": [1e3 * value for value in floor.samples],
                 "per_future_us": 1e6 * total.median / n,
                 "floor_total_ms": 1e3 * floor.median,
                 "legacy_total_ms": None if legacy is None else 1e3 * legacy.median,
@@ -125,10 +128,18 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
     return rows
 
 
+def judge_total(row: Dict[str, Any]) -> str:
+    """The target's verdict on `row`'s per-run totals (combine + resolve), as the target says."""
+    samples = row.get("total_ms_samples") or [row["total_ms"]]
+    return judge({"samples": samples, "ours": row["total_ms"]}, "<", TARGET_MS, on="ours")[
+        "verdict"
+    ]
+
+
 def print_results(rows: List[Dict[str, Any]]) -> None:
     """Prints `run`'s results as a table, with the target verdict in the caption."""
     target = next(row for row in rows if row["futures"] == TARGET_SIZE)
-    verdict = "met" if target["resolve_ms"] < TARGET_MS else "MISSED"
+    verdict = judge_total(target)
     print_table(
         "when_all_complete: combine n pending futures, resolve them all",
         [
@@ -158,9 +169,10 @@ def print_results(rows: List[Dict[str, Any]]) -> None:
         ],
         caption=(
             f"Medians of {rows[0]['repeat']} runs. Target: {TARGET_SIZE:,} futures from the "
-            f"first result to the combined one in under {TARGET_MS:.0f} ms: {verdict} "
-            f"({target['resolve_ms']:.1f} ms; {target['total_ms']:.1f} ms with the combine "
-            "call, against a standard-library floor of "
+            f"combine call to the combined result in under {TARGET_MS:.0f} ms in total: {verdict} "
+            f"({target['total_ms']:.1f} ms, of which {target['resolve_ms']:.1f} ms from the "
+            "first result; judged on the runs' upper quartile), against a standard-library "
+            "floor of "
             f"{target['floor_total_ms']:.1f} ms). Legacy 0.6.0's algorithm is O(n^2), "
             "so it is timed at 1,000 futures only (5,000 take it seconds)."
         ),

@@ -102,6 +102,8 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
                     "strategy": strategy,
                     "ideal_s": ideal,
                     "wall_s": wall.median,
+                    "wall_s_samples": list(wall.samples),
+                    "repeat": repeats,
                     "wall_s_min": wall.min,
                     "wall_s_max": wall.max,
                     "ratio": wall.median / ideal,

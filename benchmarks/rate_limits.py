@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from distilabel_llm.tasks import TextGenerationTask
 
@@ -182,7 +182,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
         target=f">= {TARGET:g}x the limit",
         note=_notes(outcomes["configured"]),
     )
-    configured["met"] = configured["ratio"] >= TARGET
+    judge(configured, ">=", TARGET)
     return [
         configured,
         summary_row(

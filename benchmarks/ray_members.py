@@ -33,7 +33,7 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from benchmarks._tiny import (
     ONE_THREAD_ENV,
@@ -134,7 +134,7 @@ def _pools(task: TextGenerationTask, loader: Any, count: int, runs: int, workloa
         reference_kind="ProcessLLM pool",
         target=f"<= {POOL_TARGET:.2f}x",
     )
-    row["met"] = row["ratio"] <= POOL_TARGET
+    judge(row, "<=", POOL_TARGET)
     return row
 
 

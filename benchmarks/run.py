@@ -27,6 +27,7 @@ import importlib
 import json
 import os
 import platform
+import subprocess
 import time
 import traceback
 from importlib.metadata import PackageNotFoundError, version
@@ -39,7 +40,7 @@ from benchmarks._legacy import ensure_legacy_venv, legacy_versions
 from benchmarks._summary import COLUMNS, cells, markdown_table, skipped_row
 from benchmarks._table import print_table
 
-__all__ = ["BENCHMARKS", "machine", "main", "run_all"]
+__all__ = ["BENCHMARKS", "git_commit", "machine", "main", "run_all"]
 
 BENCHMARKS = (
     "futures",
@@ -92,6 +93,25 @@ def machine() -> Dict[str, Any]:
         "distilabel_llm": _version("distilabel_llm"),
         "load_average_at_start": list(os.getloadavg()),
     }
+
+
+def git_commit() -> Optional[str]:
+    """The repository's commit, with `-dirty` when the tree has changes; None outside git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}-dirty" if changed else commit
 
 
 def _run_one(name: str, quick: bool) -> Dict[str, Any]:
@@ -169,6 +189,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     info: Dict[str, Any] = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
+        "commit": git_commit(),
+        "command": "python -m benchmarks"
+        + (" --quick" if args.quick else "")
+        + (f" --only {','.join(names)}" if args.only else ""),
         "machine": machine(),
         "legacy": legacy_versions(),
     }

@@ -28,7 +28,7 @@ import importlib.util
 import time
 from typing import Any, Dict, List, Optional
 
-from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from benchmarks._tiny import missing_transformers
 from distilabel_llm.llm import LLMPool, ProcessLLM
@@ -89,7 +89,7 @@ def _distinct_rows(backend: str) -> List[Dict[str, Any]]:
             target=">= 1.00x of 1 model",
             note="the same texts as 1 model" if same else None,
         )
-        row["met"] = row["ratio"] >= 1.0
+        judge(row, ">=", 1.0)
         rows.append(row)
     return rows
 
@@ -124,7 +124,7 @@ def _settings_row(quick: bool) -> Dict[str, Any]:
         note=f"{1e6 * min(with_settings) / requests:.0f} vs {1e6 * min(plain) / requests:.0f} "
         "us a round trip",
     )
-    row["met"] = row["ratio"] <= OVERHEAD_TARGET
+    judge(row, "<=", OVERHEAD_TARGET)
     return row
 
 

@@ -33,7 +33,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Dict, List, Optional
 
-from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from benchmarks._tiny import ONE_THREAD_ENV, long_rows, missing_transformers, wide_loader
 from distilabel_llm.llm import LLMPool, ProcessLLM
@@ -117,7 +117,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
         load_average=[load_before, load_after],
         note=f"~{1e3 * min(one) / len(units):.0f} ms a row; load avg {load_before:.1f}",
     )
-    row["met"] = row["ours"] >= TARGET_SPEEDUP
+    judge(row, ">=", TARGET_SPEEDUP, on="ours")
     return [row]
 
 

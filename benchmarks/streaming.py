@@ -33,7 +33,7 @@ import functools
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from benchmarks._summary import COLUMNS, cells, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, summary_row
 from benchmarks._table import print_table, run_script
 from distilabel_llm.llm import LLMPool, ProcessLLM
 from distilabel_llm.pipeline import Pipeline
@@ -167,7 +167,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
     ]
     for row, target in zip(results, (POOL_TARGET, None, OVERLAP_TARGET)):
         if target is not None:
-            row["met"] = row["ratio"] <= target
+            judge(row, "<=", target)
     return results
 
 

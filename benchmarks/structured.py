@@ -27,7 +27,7 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from benchmarks._summary import COLUMNS, cells, skipped_row, summary_row
+from benchmarks._summary import COLUMNS, cells, judge, skipped_row, summary_row
 from benchmarks._table import print_table, run_script
 from benchmarks._tiny import missing_transformers
 from distilabel_llm.tasks import TextGenerationTask
@@ -174,7 +174,7 @@ def _backend_rows(backend: str, repeats: int) -> List[Dict[str, Any]]:
             )
         )
     for row, target in zip(rows, (FREE_TARGET, RAW_TARGET)):
-        row["met"] = row["ratio"] >= target
+        judge(row, ">=", target)
     share_row = summary_row(
         "structured",
         f"outputs that validate, constrained, of those not cut off, {workload}",

@@ -250,10 +250,23 @@ def test_bad_arguments_exit_with_usage(capsys) -> None:
 
 @needs_models
 def test_continuous_batching_flag_reaches_transformers(
-    tmp_path: Path, cached_tiny_models, capsys
+    tmp_path: Path, cached_tiny_models, capsys, monkeypatch
 ) -> None:
-    prompts = _prompts(tmp_path / "in.jsonl", 3)
-    outputs = []
+    from distilabel_llm.llm.backends import _continuous_batching
+
+    # Prompts of different lengths: static batches pad the shorter ones, continuous ones do not.
+    lines = [json.dumps({"input": f"Question {'very ' * 7 * i}long {i}?"}) for i in range(3)]
+    prompts = tmp_path / "in.jsonl"
+    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    decoded_continuously: List[int] = []
+    real = _continuous_batching.generate_continuously
+
+    def spy(model, encoded, *args, **kwargs):
+        decoded_continuously.append(len(encoded))
+        return real(model, encoded, *args, **kwargs)
+
+    monkeypatch.setattr(_continuous_batching, "generate_continuously", spy)
+    printed = {}
     for flags in ([], ["--continuous-batching"]):
         out = tmp_path / f"out{len(flags)}.jsonl"
         code = main(
@@ -263,9 +276,13 @@ def test_continuous_batching_flag_reaches_transformers(
                 "--processes", "0", "--max-new-tokens", "6", "--no-progress", *flags,
             ]
         )  # fmt: skip
-        assert code == 0, capsys.readouterr()
-        outputs.append([row["generations"] for row in read_rows(out)])
-    assert outputs[0] == outputs[1]  # greedy: the same rows either way
+        captured = capsys.readouterr()
+        assert code == 0, captured
+        printed[bool(flags)] = " ".join(captured.out.split())
+        # What the flag changes: the decoding path, and so the padding the job reports.
+        assert decoded_continuously == ([3] if flags else []), flags
+    assert "padding: 0% of the positions computed" in printed[True]
+    assert "padding: 0% of" not in printed[False] and "padding: " in printed[False]
 
 
 @pytest.mark.skipif(

@@ -1,4 +1,5 @@
-"""Helpers for tests that start processes: find a process's children, an LLM held at a gate."""
+"""Helpers for tests that start processes: find a process's children, an LLM (or its load)
+held at a gate."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from distilabel_llm.llm import LLM, LLMOutput
+from distilabel_llm.testing import FakeLLM
 
 
 def children_of(pid: int) -> List[int]:
@@ -40,3 +42,11 @@ class GatedLLM(LLM):
             gate.read()  # returns when the writer closes its end
         prompts = self._generate_prompts(inputs)
         return [[self._output(prompt, "done")] * num_generations for prompt in prompts]
+
+
+def gated_load(task: Any, gate: str) -> FakeLLM:
+    """A model load held at the FIFO `gate`, as `GatedLLM`'s calls are: a writer's `open`
+    returns once the child is loading, and its `close` lets the load finish."""
+    with open(gate, encoding="utf-8") as waiting:
+        waiting.read()  # returns when the writer closes its end
+    return FakeLLM(task)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import Any, Callable, Dict, List
 
 import pytest
+from process_helpers import gated_load
 
 from distilabel_llm import TextGenerationTask
 from distilabel_llm.errors import GenerationSettingsError
@@ -164,16 +166,13 @@ def test_settings_reach_the_child_and_are_checked_in_the_caller_once_it_loaded(t
             llm.generate(ROWS, generation_kwargs={"do_sample": True})  # known once loaded
 
 
-def _slow_load(task: Any) -> FakeLLM:
-    import time
-
-    time.sleep(1.0)  # the caller's `generate` comes first: it cannot know what the model takes
-    return FakeLLM(task)
-
-
-def test_before_the_load_the_child_refuses_what_its_model_does_not_take(task) -> None:
-    with ProcessLLM(task, _slow_load) as llm:
-        future = llm.generate(ROWS, generation_kwargs={"repetition_penalty": 1.2})
+def test_before_the_load_the_child_refuses_what_its_model_does_not_take(task, tmp_path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    with ProcessLLM(task, functools.partial(gated_load, gate=str(gate))) as llm:
+        with open(gate, "w", encoding="utf-8"):  # opens once the child is loading
+            # The call goes while the load is held: the caller cannot know what the model takes.
+            future = llm.generate(ROWS, generation_kwargs={"repetition_penalty": 1.2})
         with pytest.raises(GenerationSettingsError, match="not one FakeLLM takes"):
             future.result(timeout=30)
         with pytest.raises(GenerationSettingsError, match="is not a generation setting"):

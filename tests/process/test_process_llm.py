@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from process_helpers import GatedLLM
+from process_helpers import GatedLLM, gated_load
 from waiting import wait_until
 
 from distilabel_llm.errors import ProcessLLMError
@@ -206,19 +206,15 @@ def test_teardown_lets_in_flight_requests_finish(task) -> None:
         llm.generate([{"input": "b"}])
 
 
-def _slow_load(task):
-    import time
-
-    time.sleep(30)
-    return FakeLLM(task)
-
-
-def test_a_child_killed_while_loading_releases_model_name(task, monkeypatch) -> None:
+def test_a_child_killed_while_loading_releases_model_name(task, monkeypatch, tmp_path) -> None:
     from distilabel_llm.llm.members import process
 
     monkeypatch.setattr(process, "_STOP_SECONDS", 0.5)  # teardown's patience with the child
-    llm = ProcessLLM(task, _slow_load)
-    llm.teardown()  # the child is still loading: it is killed after 0.5 s
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    llm = ProcessLLM(task, functools.partial(gated_load, gate=str(gate)))
+    with open(gate, "w", encoding="utf-8"):  # opens once the child is loading; held open
+        llm.teardown()  # the child is still loading: it is killed after 0.5 s
     with pytest.raises(ProcessLLMError, match="torn down before its model loaded"):
         _ = llm.model_name
 
