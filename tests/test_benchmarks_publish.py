@@ -46,3 +46,19 @@ def test_a_target_is_met_only_when_the_runs_spread_supports_it(ratios, verdict) 
     assert row["verdict"] == verdict and row["met"] == (verdict == "met")
     floor = judge({"ours": 2.0, "samples": [1.9, 2.0, 2.1]}, ">=", 1.97, on="ours")
     assert floor["verdict"] == "within noise"
+
+
+def test_the_readme_holds_the_published_run_as_rendered() -> None:
+    """The README's table is `benchmarks/published-run.json` rendered, never edited by hand."""
+    root = Path(__file__).resolve().parents[1]
+    assert (
+        main(
+            [
+                str(root / "benchmarks" / "published-run.json"),
+                "--readme",
+                str(root / "README.md"),
+                "--check",
+            ]
+        )
+        == 0
+    )
