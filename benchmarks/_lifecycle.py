@@ -102,7 +102,9 @@ def _pool_once(model: str) -> Dict[str, Any]:
         startup_s = time.perf_counter() - start
         pool.generate(rows(BATCH_ROWS))
         children = [status_mb("VmHWM", llm.pid) for llm in pool.llms]
-        parent_peak = status_mb("VmHWM") if reset else status_mb("VmRSS")
+        # Without a reset, VmHWM holds the peak of whatever ran before in this process (other
+        # benchmarks): no figure rather than a wrong one.
+        parent_peak = status_mb("VmHWM") if reset else None
     finally:
         pool.teardown()
     return {

@@ -2,12 +2,13 @@
 
 A 2-replica `LLMPool` (one child process each) loads the no-op `FakeLLM` or the kit's tiny
 transformers llama and runs a batch of 16 rows; the peaks (VmHWM) are read from `/proc` before
-teardown: each child's, and the parent's growth over its resident size before the pool (its
-peak is reset first through `/proc/self/clear_refs`). The reference for a child is a plain
-Python process that loads the same model with the raw library and runs the same batch (for the
-no-op model, a bare interpreter): the ratio is the memory the library adds in each child.
-`resource.getrusage(RUSAGE_CHILDREN)` agrees with `/proc` for the largest child; it is kept in
-the JSON as a cross-check.
+teardown: each child's, and the parent's growth over its resident size before the pool (its peak
+is reset first through `/proc/self/clear_refs`, so what ran before in the same process does not
+count; where the kernel refuses the reset, the row says so and gives no figure). The reference
+for a child is a plain Python process that loads the same model with the raw library and runs
+the same batch (for the no-op model, a bare interpreter): the ratio is the memory the library
+adds in each child. `resource.getrusage(RUSAGE_CHILDREN)` agrees with `/proc` for the largest
+child; it is kept in the JSON as a cross-check.
 
 The runs are the start-up benchmark's (`benchmarks/_lifecycle.py`): one set of pool lifecycles
 gives both figures. Legacy distilabel 0.6.0 is not compared (its venv has no torch, and its
@@ -61,7 +62,16 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
             )
         )
         growth = [pool["parent_growth_mb"] for pool in pools]
-        if all(value is not None for value in growth):
+        if not all(value is not None for value in growth):
+            results.append(
+                skipped_row(
+                    "memory",
+                    "this kernel refused to reset the peak (/proc/self/clear_refs), and the "
+                    "peak before it would hold what ran earlier in this process",
+                    f"parent peak RSS growth, {what}",
+                )
+            )
+        else:
             results.append(
                 summary_row(
                     "memory",
