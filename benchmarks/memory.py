@@ -57,6 +57,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
                 children,
                 reference=plain,
                 reference_kind="plain process" if model == "tiny" else "bare interpreter",
+                method="VmHWM of /proc/<pid>/status, read before teardown",
                 largest_child_rusage_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
                 / 1024,
             )
@@ -79,6 +80,7 @@ def run(quick: bool = False) -> List[Dict[str, Any]]:
                     "MB",
                     growth,
                     parent_rss_before_mb=[pool["parent_rss_before_mb"] for pool in pools],
+                    method="VmHWM after /proc/self/clear_refs, minus VmRSS before the pool",
                     note="the model lives in the children",
                 )
             )

@@ -1,11 +1,13 @@
 """Write the README's benchmark tables from a saved run: never edit the figures by hand.
 
     python -m benchmarks --quick --json bench.json
-    python -m benchmarks.publish bench.json [--readme README.md] [--check]
+    python -m benchmarks.publish bench.json [--readme README.md] [--plot PATH] [--check]
 
-The Markdown (the machine, date, commit and command, then one table) replaces what lies between
-`<!-- benchmarks:start -->` and `<!-- benchmarks:end -->` in the README. `--check` exits 1 if
-the README does not hold what the JSON renders, and changes nothing.
+The Markdown (the machine, date, commit and command, a plot, then one table) replaces what lies
+between `<!-- benchmarks:start -->` and `<!-- benchmarks:end -->` in the README; the plot (an
+SVG of every row's ratio to its reference, on a log scale, coloured by its verdict) is written
+beside the JSON. `--check` exits 1 if the README or the plot does not hold what the JSON
+renders, and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ if __package__ in (None, ""):  # run as a script: import from the repository, no
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
+import html
 import json
-from typing import Any, Dict, Optional, Sequence
+import math
+from typing import Any, Dict, List, Optional, Sequence
 
 from benchmarks._summary import markdown_table
 
-__all__ = ["END", "START", "main", "render", "replace_block"]
+__all__ = ["END", "START", "main", "plot", "render", "replace_block"]
 
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
@@ -45,6 +49,8 @@ def render(run: Dict[str, Any]) -> str:
         f"{machine.get('python', '?')}, torch {machine.get('torch', '?')}, load average "
         f"{load[0]:.1f} at start, {run.get('seconds', float('nan')):.0f} s in all.",
         "",
+        f"![Each row's ratio to its reference]({PLOT_NAME})",
+        "",
         markdown_table(run.get("summary", [])),
         "",
         "Figures: median (min..max) and the runs made. Ratios: ours ÷ reference, run by run. "
@@ -52,6 +58,43 @@ def render(run: Dict[str, Any]) -> str:
         '"within noise" when only the median is.',
     ]
     return "\n".join(lines)
+
+
+PLOT_NAME = "benchmarks/published-run.svg"
+_COLOURS = {"met": "#2a9d4b", "within noise": "#e0a100", "MISSED": "#c0392b"}
+_ROW_PX, _LABEL_PX, _BAR_PX = 18, 430, 360
+
+
+def plot(run: Dict[str, Any]) -> str:
+    """An SVG of every row's median ratio to its reference (log scale, 0.1x to 10x, the 1x
+    line marked), a bar per row coloured by its verdict; rows without a ratio are left out."""
+    rows: List[Dict[str, Any]] = [r for r in run.get("summary", []) if r.get("ratio")]
+    width, height = _LABEL_PX + _BAR_PX + 70, _ROW_PX * (len(rows) + 2)
+
+    def x(ratio: float) -> float:  # 0.1x at the left edge, 10x at the right
+        clamped = min(max(ratio, 0.1), 10.0)
+        return _LABEL_PX + (math.log10(clamped) + 1) / 2 * _BAR_PX
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<line x1="{x(1):.1f}" y1="0" x2="{x(1):.1f}" y2="{height}" stroke="#888"/>',
+        f'<text x="{x(1) + 3:.1f}" y="11">1x</text>',
+    ]
+    for index, row in enumerate(rows, start=1):
+        y = index * _ROW_PX
+        ratio = float(row["ratio"])
+        left, right = sorted((x(1), x(ratio)))
+        colour = _COLOURS.get(str(row.get("verdict")), "#7f8c8d")
+        label = html.escape(f"{row['benchmark']}: {row['workload']}"[:70])
+        parts += [
+            f'<text x="4" y="{y + 12}">{label}</text>',
+            f'<rect x="{left:.1f}" y="{y + 3}" width="{max(right - left, 1):.1f}" '
+            f'height="{_ROW_PX - 6}" fill="{colour}"/>',
+            f'<text x="{right + 3:.1f}" y="{y + 12}">{ratio:.2f}x</text>',
+        ]
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
 
 
 def replace_block(text: str, block: str) -> str:
@@ -66,15 +109,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", help="a run saved by `python -m benchmarks --json PATH`")
     parser.add_argument("--readme", default=str(Path(__file__).resolve().parents[1] / "README.md"))
+    parser.add_argument("--plot", help=f"where the SVG goes (default: {PLOT_NAME} by the README)")
     parser.add_argument("--check", action="store_true", help="only check the README is current")
     args = parser.parse_args(argv)
     run = json.loads(Path(args.json).read_text(encoding="utf-8"))
     readme = Path(args.readme)
+    svg = Path(args.plot) if args.plot else readme.parent / PLOT_NAME
     text = readme.read_text(encoding="utf-8")
     updated = replace_block(text, render(run))
+    drawn = plot(run)
     if args.check:
-        return 0 if updated == text else 1
+        current = svg.read_text(encoding="utf-8") if svg.exists() else None
+        return 0 if updated == text and current == drawn else 1
     readme.write_text(updated, encoding="utf-8")
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    svg.write_text(drawn, encoding="utf-8")
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks._summary import judge
-from benchmarks.publish import END, START, main, render
+from benchmarks.publish import END, PLOT_NAME, START, main, plot, render
 
 RUN = Path(__file__).parent / "benchmarks_fixtures" / "run.json"
 
@@ -30,6 +30,8 @@ def test_a_saved_run_renders_the_same_markdown_every_time(tmp_path: Path) -> Non
     assert main([str(RUN), "--readme", str(readme)]) == 0
     written = readme.read_text()
     assert written == f"# Title\n\nProse.\n\n{START}\n{text}\n{END}\n\nMore.\n"
+    svg = (tmp_path / PLOT_NAME).read_text()
+    assert svg.startswith("<svg") and svg == plot(run) and "futures: when_all_complete" in svg
     assert main([str(RUN), "--readme", str(readme), "--check"]) == 0  # idempotent
 
 
