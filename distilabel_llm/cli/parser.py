@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any, Dict, List, Tuple
 
+import distilabel_llm
 from distilabel_llm.cli import build_tiny_models, demo, generate
 from distilabel_llm.pipeline.backends import BACKENDS
 
@@ -15,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distilabel-llm",
         description="LLM text generation at scale on local hardware and APIs.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {distilabel_llm.__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(commands)
@@ -58,7 +62,7 @@ def _add_generate(commands: Any) -> None:
         "run or stopped (a model that cannot load, a rejected API key); 3 the job ran to its "
         "end but some rows failed; 4 --max-budget stopped the job, the rows not sent left "
         "pending in --output (run again with a larger --max-budget to resume); 130 "
-        "interrupted.",
+        "interrupted (Ctrl-C), 143 terminated (SIGTERM), the rows done saved either way.",
     )
     parser.add_argument("--input", required=True, help="JSONL file of input rows")
     parser.add_argument(

@@ -116,6 +116,40 @@ def test_generate_killed_then_resumed(tmp_path: Path, cached_tiny_models, spawn:
 
 @needs_models
 @pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_generate_terminated_says_what_was_saved(
+    tmp_path: Path, cached_tiny_models, spawn: Spawn
+) -> None:
+    """SIGTERM (a `kill`, a scheduler's stop) stops a job as Ctrl-C does: the rows done are
+    saved, the command says so and how to resume (as the SIGKILL test above resumes), and
+    exits 143."""
+    prompts = _prompts(tmp_path / "in.jsonl", 400)
+    out = tmp_path / "out.jsonl"
+    args = [
+        *CLI, "generate", "--input", str(prompts), "--output", str(out),
+        "--backend", "llama-cpp", "--model", str(cached_tiny_models.gguf_path),
+        "--batch-size", "2", "--max-new-tokens", "16", "--threads", "1", "--no-progress",
+    ]  # fmt: skip
+    job = spawn(args)
+    wait_for_rows(out, 4, job, timeout=60)
+    job.send_signal(signal.SIGTERM)
+    output, _ = job.communicate(timeout=30)
+    assert job.returncode == 143, output
+    saved = len(read_rows(out))
+    assert saved < 400, "the job finished before it was stopped"
+    assert f"Stopped with {saved} of 400 rows done, saved in {out}" in output, output
+    assert "run the job again to resume" in output
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == "distilabel-llm 0.1.0"
+
+
+@needs_models
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_generate_with_labeller_in_process(tmp_path: Path, cached_tiny_models, capsys) -> None:
     prompts = _prompts(tmp_path / "in.jsonl", 3)
