@@ -20,11 +20,11 @@ __all__ = ["FakeLLM"]
 class FakeLLM(LLM):
     """An LLM that answers instantly or after a set latency, and fails on demand.
 
-    Each output's text is `"<model_name> #<k>: <input>"`, where `k` is the output's generation
-    slot in its row (`generation_offset` plus its index in the call, as a seeded sampler would
-    use), so results can be checked exactly however a pool splits them. With `show_settings`,
-    the call's generation settings follow, as `" [name=value, ...]"`. Token counts are the
-    prompt's and the text's whitespace-separated words.
+    Each output's text is `"<model_name> #<k>: <input>"`, where `k` is the output's generation slot
+    in its row (its row's first slot, `GenerationSettings.offsets`, plus its index in the call, as a
+    seeded sampler would use), so results can be checked exactly however a pool splits them. With
+    `show_settings`, the call's generation settings follow, as `" [name=value, ...]"`. Token counts
+    are the prompt's and the text's whitespace-separated words.
 
     A transient failure comes back as an API backend reports a request its client's retries
     could not save: in the row's outputs, with `raw_output=None`, an `error` and

@@ -37,13 +37,13 @@ _LLAMA_CPP_NAMES = {"max_new_tokens": "max_tokens", "repetition_penalty": "repea
 class LlamaCppLLM(LLM):
     """Generates with a `llama_cpp.Llama` model.
 
-    String prompts use text completion; chat messages (`prompt_format="openai"`) use chat
-    completion with the chat template stored in the GGUF file. Generation slot `k` of a row is
-    sampled with seed `seed + k`, so outputs are reproducible and do not depend on batching, on
-    the other rows, or on how a pool splits the generations (it passes each call's first slot
-    as `generation_offset`); llama.cpp takes seeds below 2^32 - 1, so a larger `seed + k` is
-    hashed into that range (`llama_seed`). A temperature of 0 decodes greedily, once per row.
-    Calls into the model are serialised, since a `Llama` is not thread-safe.
+    String prompts use text completion; chat messages (`prompt_format="openai"`) use chat completion
+    with the chat template stored in the GGUF file. Generation slot `k` of a row is sampled with
+    seed `seed + k`, so outputs are reproducible and do not depend on batching, on the other rows,
+    or on how a pool splits the generations (it passes each call's first slot as the call's
+    `GenerationSettings.offsets`); llama.cpp takes seeds below 2^32 - 1, so a larger `seed + k` is
+    hashed into that range (`llama_seed`). A temperature of 0 decodes greedily, once per row. Calls
+    into the model are serialised, since a `Llama` is not thread-safe.
 
     Args:
         model: the loaded model, e.g. from `llama_cpp.Llama(model_path=...)`, or the path of a

@@ -53,14 +53,14 @@ class TransformersLLM(LLM):
     has one, else `default`.
 
     Decoding is greedy unless a `temperature` above 0 is set (as on the other backends) or
-    `do_sample=True` (at temperature 1); `do_sample=False` or a temperature of 0 is greedy
-    whatever else is set. Sampling draws from torch's global random generator; with a `seed`,
-    each sequence draws from a generator of its own, seeded from the seed, its row's prompt and
-    its generation slot (`generation_offset` plus its index): a row's samples are then the same
-    alone or in any batch, through a pool of replicas (which fill different slots) or when a
-    job resumes (but for a rare draw that the rounding of a padded batch tips over, see the
-    README), and rows with the same prompt get the same samples. `stop` strings end an output
-    and are cut from its text, as the other backends do.
+    `do_sample=True` (at temperature 1); `do_sample=False` or a temperature of 0 is greedy whatever
+    else is set. Sampling draws from torch's global random generator; with a `seed`, each sequence
+    draws from a generator of its own, seeded from the seed, its row's prompt and its generation
+    slot (its row's first slot, `GenerationSettings.offsets`, plus its index): a row's samples are
+    then the same alone or in any batch, through a pool of replicas (which fill different slots) or
+    when a job resumes (but for a rare draw that the rounding of a padded batch tips over, see the
+    README), and rows with the same prompt get the same samples. `stop` strings end an output and
+    are cut from its text, as the other backends do.
 
     Args:
         model: a causal LM, e.g. from `AutoModelForCausalLM.from_pretrained`, or what
@@ -312,11 +312,11 @@ class TransformersLLM(LLM):
         """For a seeded sampling, each row's seeds, one per generation slot it fills; None
         otherwise (greedy, or sampling from torch's global generator).
 
-        A sequence's seed comes from the seed, its slot (`generation_offset` plus its index,
-        so a pool's members fill a row's slots as one model would) and its row's prompt (so
-        rows differ), never from its batch: a row's samples are the same alone or batched with
-        any others, in any order, in a pool, or when a job resumes.
-        """
+        A sequence's seed comes from the seed, its slot (its row's first slot,
+        `GenerationSettings.offsets`, plus its index, so a pool's members fill a row's slots as one
+        model would) and its row's prompt (so rows differ), never from its batch: a row's samples
+        are the same alone or batched with any others, in any order, in a pool, or when a job
+        resumes."""
         if not sampling["do_sample"] or settings.get("seed") is None:
             return None
         seed = settings["seed"]
